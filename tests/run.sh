@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test nnblob has, from a fresh clone: installs what the tests need, then runs
+# formatting, lints, the unit and accuracy suites and the bare-metal builds.
+# Python is never needed here: fixtures are committed (tests/fixtures/make_fixtures.py makes them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components and targets"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi riscv32imac-unknown-none-elf)
+installed=$(rustup target list --installed)
+for t in "${targets[@]}"; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (host, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "firmware on bare-metal targets"
+for t in "${targets[@]}"; do
+  cargo build --locked -p nnblob-firmware --target "$t" --release
+  cargo clippy --locked -p nnblob-firmware --target "$t" -- -D warnings
+done
+
+step "cargo test"
+cargo test --workspace --locked

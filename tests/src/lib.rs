@@ -1,0 +1,1 @@
+//! Shared helpers for the accuracy suite: locating fixtures and comparing outputs.
