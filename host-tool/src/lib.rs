@@ -1,3 +1,8 @@
 //! nnblob, the host side: everything that runs before the blob reaches a device.
 //!
 //! One module per pipeline stage; see `docs/ARCHITECTURE.md`.
+
+pub mod eval;
+pub mod graph;
+pub mod passes;
+pub mod plan;
