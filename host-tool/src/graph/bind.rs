@@ -107,29 +107,34 @@ fn is_ignored(key: &str) -> bool {
     key == "num_batches_tracked" || key.ends_with(".num_batches_tracked")
 }
 
-/// Strips wrapper prefixes from every key while every key has the same one and stripping makes
-/// more expected keys present.
-fn strip_wrappers(mut sd: StateDict, expected: &BTreeSet<&str>) -> StateDict {
-    loop {
-        let Some(prefix) = WRAPPER_PREFIXES
-            .iter()
-            .find(|p| !sd.is_empty() && sd.keys().all(|k| k.starts_with(*p)))
-        else {
-            return sd;
-        };
-        let now = sd.keys().filter(|k| expected.contains(k.as_str())).count();
-        let after = sd
-            .keys()
-            .filter(|k| expected.contains(&k[prefix.len()..]))
-            .count();
-        if after <= now {
-            return sd;
-        }
-        sd = std::mem::take(&mut sd)
-            .into_iter()
-            .map(|(k, t)| (k[prefix.len()..].to_string(), t))
-            .collect();
+/// Strips wrapper prefixes (nested ones too, `module._orig_mod.`) shared by every key, to the
+/// depth that makes the most expected keys present; nothing when stripping does not help.
+fn strip_wrappers(sd: StateDict, expected: &BTreeSet<&str>) -> StateDict {
+    let Some(first) = sd.keys().next() else {
+        return sd;
+    };
+    // Candidate depths: the lengths of the wrapper prefixes every key shares, outermost first.
+    let mut depths = vec![0];
+    let mut at = 0;
+    while let Some(p) = WRAPPER_PREFIXES
+        .iter()
+        .find(|p| first[at..].starts_with(*p) && sd.keys().all(|k| k[at..].starts_with(*p)))
+    {
+        at += p.len();
+        depths.push(at);
     }
+    let matches = |d: usize| sd.keys().filter(|k| expected.contains(&k[d..])).count();
+    let best = depths
+        .iter()
+        .copied()
+        .max_by_key(|&d| (matches(d), std::cmp::Reverse(d)))
+        .unwrap_or(0);
+    if best == 0 {
+        return sd;
+    }
+    sd.into_iter()
+        .map(|(k, t)| (k[best..].to_string(), t))
+        .collect()
 }
 
 /// Binds `sd` to `graph`: on success every node with a module holds its parameters (shared by
