@@ -336,9 +336,23 @@ fn known(module: &str, name: &str) -> Option<Verdict> {
         ("torch", "Tensor") | ("torch.nn.parameter", "Parameter" | "Buffer") => BaseType,
         (
             "torch",
-            "device" | "strided" | "sparse_coo" | "preserve_format" | "contiguous_format"
-            | "channels_last",
-        ) => Opaque,
+            "device"
+            | "strided"
+            | "sparse_coo"
+            | "sparse_csr"
+            | "sparse_csc"
+            | "sparse_bsr"
+            | "sparse_bsc"
+            | "preserve_format"
+            | "contiguous_format"
+            | "channels_last"
+            | "per_tensor_affine"
+            | "per_channel_affine"
+            | "per_tensor_symmetric"
+            | "per_channel_symmetric"
+            | "per_channel_affine_float_qparams",
+        )
+        | ("torch.serialization", "_get_layout") => Opaque,
         ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar" | "_reconstruct")
         | ("numpy", "dtype" | "ndarray")
         | ("numpy.dtypes", _) => Opaque,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod globals;
 mod legacy;
 pub mod pickle;
+mod safetensors_file;
 mod tensor;
 mod torch;
 pub mod zip;
@@ -169,12 +170,12 @@ pub fn from_bytes(bytes: Vec<u8>, options: &Options) -> Result<Checkpoint> {
 /// List every global the pickles of the file at `path` reference, with verdicts, without stopping at
 /// the first refused one. Errors are for files that cannot be parsed at all.
 pub fn scan(path: &Path) -> Result<Scan> {
-    scan_backing(&*map(path)?)
+    scan_backing(&map(path)?)
 }
 
 /// [`scan`] over bytes in memory.
 pub fn scan_bytes(bytes: Vec<u8>) -> Result<Scan> {
-    scan_backing(&Backing::Heap(bytes))
+    scan_backing(&Arc::new(Backing::Heap(bytes)))
 }
 
 fn map(path: &Path) -> Result<Arc<Backing>> {
@@ -216,13 +217,8 @@ fn sniff(b: &[u8]) -> Result<Kind> {
     if b.len() >= 2 && b[0] == 0x80 && (2..=5).contains(&b[1]) {
         return Ok(Kind::Legacy);
     }
-    if b.len() > 9 {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&b[..8]);
-        let n = u64::from_le_bytes(n);
-        if b[8] == b'{' && n <= (b.len() - 8) as u64 {
-            return Ok(Kind::Safetensors);
-        }
+    if b.len() > 9 && b[8] == b'{' {
+        return Ok(Kind::Safetensors);
     }
     let head: Vec<String> = b.iter().take(8).map(|x| format!("{x:02x}")).collect();
     Err(Error::NotACheckpoint {
@@ -439,12 +435,11 @@ fn globals_of(file: &TorchFile) -> Vec<GlobalRef> {
         .collect()
 }
 
-fn scan_backing(backing: &Backing) -> Result<Scan> {
+fn scan_backing(backing: &Arc<Backing>) -> Result<Scan> {
     let bytes = backing.bytes();
     let kind = sniff(bytes)?;
     if let Kind::Safetensors = kind {
-        safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::malformed("safetensors header", e.to_string()))?;
+        safetensors_file::read(backing)?;
         return Ok(Scan {
             container: Container::Safetensors,
             globals: Vec::new(),
@@ -483,33 +478,7 @@ fn read_safetensors(backing: Arc<Backing>, options: &Options) -> Result<Checkpoi
             ),
         });
     }
-    let bytes = backing.bytes();
-    let bad =
-        |e: safetensors::SafeTensorError| Error::malformed("safetensors header", e.to_string());
-    safetensors::SafeTensors::deserialize(bytes).map_err(bad)?;
-    let (header_len, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(bad)?;
-    let data_start = 8 + header_len;
-    let mut infos: Vec<(String, &safetensors::tensor::TensorInfo)> =
-        metadata.tensors().into_iter().collect();
-    infos.sort_by_key(|(name, info)| (info.data_offsets.0, name.clone()));
-    let tensors = infos
-        .into_iter()
-        .map(|(name, info)| {
-            let dtype =
-                Dtype::from_safetensors(info.dtype).ok_or_else(|| Error::UnsupportedDtype {
-                    tensor: name.clone(),
-                    dtype: format!("{:?}", info.dtype),
-                })?;
-            let range = data_start + info.data_offsets.0..data_start + info.data_offsets.1;
-            Ok(Tensor::shared(
-                name,
-                dtype,
-                info.shape.clone(),
-                backing.clone(),
-                range,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let tensors = safetensors_file::read(&backing)?;
     Ok(Checkpoint {
         format: Format::Safetensors,
         container: Container::Safetensors,

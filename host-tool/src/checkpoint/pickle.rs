@@ -826,6 +826,13 @@ impl Vm<'_> {
     }
 
     fn put(&mut self, key: i64) -> Result<()> {
+        // Picklers number memo entries from 0 up; an index past the memo limit is a blow-up attempt.
+        if key < 0 || key as u64 >= self.limits.max_memo as u64 {
+            return Err(self.memo_limit(format!(
+                "memo index {key} beyond the limit of {}",
+                self.limits.max_memo
+            )));
+        }
         let key = u32::try_from(key)
             .map_err(|_| self.malformed(format!("memo key {key} is negative or too large")))?;
         let top = self.top()?;
@@ -1044,15 +1051,25 @@ impl Vm<'_> {
             let got = self.heap.describe(id);
             return Err(self.malformed(format!("tensor {what} is a {got}, not a tuple")));
         };
-        items
-            .iter()
-            .map(|&i| match self.heap.int(i) {
+        items.iter().map(|&i| self.uint(i, what)).collect()
+    }
+
+    /// A tensor size, stride or offset: a non-negative int (larger than 64 bits is too large).
+    fn uint(&self, id: ObjId, what: &str) -> Result<u64> {
+        match self.heap.get(id) {
+            Obj::BigInt(b) if b.last().is_some_and(|&x| x & 0x80 == 0) => {
+                Err(Error::too_large(format!(
+                    "tensor {what} at byte {} of {} has a value beyond 64 bits",
+                    self.op_at, self.entry
+                )))
+            }
+            _ => match self.heap.int(id) {
                 Some(v) if v >= 0 => Ok(v as u64),
                 _ => Err(self.malformed(format!(
                     "tensor {what} holds a value that is not a non-negative int"
                 ))),
-            })
-            .collect()
+            },
+        }
     }
 
     fn known(&mut self, k: Known, func: ObjId, args: ObjId, how: Call) -> Result<ObjId> {
@@ -1064,14 +1081,7 @@ impl Vm<'_> {
                     _ => 7,
                 };
                 let a = self.args(args, func, min)?;
-                let storage_offset = match self.heap.int(a[1]) {
-                    Some(v) if v >= 0 => v as u64,
-                    _ => {
-                        return Err(
-                            self.malformed("tensor storage offset is not a non-negative int")
-                        )
-                    }
-                };
+                let storage_offset = self.uint(a[1], "storage offset")?;
                 let size = self.uints(a[2], "size")?;
                 let stride = self.uints(a[3], "stride")?;
                 if size.len() != stride.len() {
