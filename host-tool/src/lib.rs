@@ -2,6 +2,11 @@
 //!
 //! One module per pipeline stage; see `docs/ARCHITECTURE.md`.
 
+#![deny(unsafe_code)]
+
+pub mod checkpoint;
+pub mod cli;
+
 pub mod eval;
 pub mod graph;
 pub mod passes;
