@@ -42,7 +42,12 @@ fn every_entry_plans_within_1_10_of_its_lower_bound() {
             let p = plan(&g);
             check_overlaps(&p).unwrap();
             let ratio = p.arena_len as f64 / p.lower_bound as f64;
-            println!("| {} | {label} | {} | {} | {ratio:.3} |", e.name, p.arena_bytes(), p.lower_bound_bytes());
+            println!(
+                "| {} | {label} | {} | {} | {ratio:.3} |",
+                e.name,
+                p.arena_bytes(),
+                p.lower_bound_bytes()
+            );
             assert!(
                 ratio <= 1.10,
                 "{} ({label}): arena {} vs lower bound {} = {ratio:.3}",
