@@ -1,3 +1,13 @@
 //! nnblob, the host side: everything that runs before the blob reaches a device.
 //!
 //! One module per pipeline stage; see `docs/ARCHITECTURE.md`.
+
+#![deny(unsafe_code)]
+
+pub mod checkpoint;
+pub mod cli;
+
+pub mod eval;
+pub mod graph;
+pub mod passes;
+pub mod plan;

@@ -1,12 +1,16 @@
-//! The `nnblob` command: parse arguments, run one subcommand, print errors once.
+//! The `nnblob` command: parse arguments, run one subcommand, print an error once.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Run PyTorch weights on microcontrollers.
-#[derive(Parser)]
-#[command(name = "nnblob", version, about, long_about = None)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = nnblob::cli::Cli::parse();
+    match nnblob::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nnblob: {e:#}");
+            ExitCode::from(nnblob::cli::EXIT_ERROR)
+        }
+    }
 }

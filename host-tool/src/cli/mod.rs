@@ -1,0 +1,52 @@
+//! The command line: arguments in, one subcommand run, an exit code out.
+//!
+//! Each subcommand is a module with its arguments (`Args`) and an `exec` that calls the library and
+//! prints. Errors travel up as `anyhow::Error` with context naming the file; `main` prints them once
+//! as `nnblob: <message>`.
+
+mod extract;
+mod inspect;
+mod scan;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// `scan` found refused globals.
+pub const EXIT_FINDINGS: u8 = 1;
+/// The file could not be read or was refused, or the arguments are wrong.
+pub const EXIT_ERROR: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (scan: every file is clean)
+  1  scan: at least one file references a global nnblob refuses
+  2  error: a file could not be read or was refused (the message says what and where), or bad arguments
+
+nnblob never executes anything inside a checkpoint: pickle globals resolve against an allowlist.";
+
+/// Run PyTorch weights on microcontrollers: read checkpoints safely, compile, write blobs, validate.
+#[derive(Debug, Parser)]
+#[command(name = "nnblob", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::Args),
+    Extract(extract::Args),
+    Scan(scan::Args),
+}
+
+/// Run the parsed command line; the exit code on success (`scan` may report findings).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(args) => inspect::exec(&args),
+        Command::Extract(args) => extract::exec(&args),
+        Command::Scan(args) => scan::exec(&args),
+    }
+}

@@ -1,0 +1,412 @@
+//! The plain fp32 reference evaluator: the oracle for the passes and for the firmware kernels.
+//!
+//! In: a bound [`Graph`] and one tensor per graph input (batch 1, NCHW). Out: one tensor per graph
+//! output. Every op is a direct loop over its definition, accumulating in f64 and rounding to f32
+//! once per output element; nothing is clever, so that it is obviously right.
+
+use crate::graph::ops::{
+    broadcast_shapes, resolve_dim, Activation, BinaryKind, Conv, Op, Pool, PoolKind,
+};
+use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("layer '{0}' has no parameters: bind a state_dict first")]
+    Unbound(String),
+    #[error("the graph takes {expected} input(s), {got} given")]
+    InputCount { expected: usize, got: usize },
+    #[error("input '{name}' should have shape {expected}, got {got}")]
+    InputShape {
+        name: String,
+        expected: String,
+        got: String,
+    },
+}
+
+/// Runs `graph` on `inputs`.
+pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    if inputs.len() != graph.inputs.len() {
+        return Err(EvalError::InputCount {
+            expected: graph.inputs.len(),
+            got: inputs.len(),
+        });
+    }
+    let mut values: Vec<Option<Tensor>> = vec![None; graph.values.len()];
+    for (&v, t) in graph.inputs.iter().zip(inputs) {
+        if t.shape != graph.shape(v) {
+            return Err(EvalError::InputShape {
+                name: graph.values[v].name.clone(),
+                expected: fmt_shape(graph.shape(v)),
+                got: fmt_shape(&t.shape),
+            });
+        }
+        values[v] = Some(t.clone());
+    }
+    for node in &graph.nodes {
+        if node.params.len() != node.op.params().len() {
+            return Err(EvalError::Unbound(node.name.clone()));
+        }
+        let ins: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|&v| values[v].as_ref().expect("graph is in topological order"))
+            .collect();
+        let out_shape = graph.shape(node.output).to_vec();
+        let mut out = run_node(node, &ins, out_shape);
+        if let Some(a) = node.fused {
+            out.data
+                .iter_mut()
+                .for_each(|x| *x = activate(a, *x as f64) as f32);
+        }
+        values[node.output] = Some(out);
+    }
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|&v| values[v].clone().expect("outputs are computed"))
+        .collect())
+}
+
+/// One op on its inputs; the output shape is the one shape inference recorded.
+pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
+    let p = &node.params;
+    let x = ins[0];
+    let data = match &node.op {
+        Op::Conv(c) => conv(
+            c,
+            x,
+            &p[0].data,
+            p.get(1).map(|b| b.data.as_slice()),
+            &out_shape,
+        ),
+        Op::Linear(l) => {
+            let rows = numel(&x.shape) / l.in_features;
+            let mut y = Vec::with_capacity(rows * l.out_features);
+            for r in 0..rows {
+                let xr = &x.data[r * l.in_features..(r + 1) * l.in_features];
+                for o in 0..l.out_features {
+                    let w = &p[0].data[o * l.in_features..(o + 1) * l.in_features];
+                    let mut acc = p.get(1).map_or(0.0, |b| b.data[o] as f64);
+                    for (xi, wi) in xr.iter().zip(w) {
+                        acc += *xi as f64 * *wi as f64;
+                    }
+                    y.push(acc as f32);
+                }
+            }
+            y
+        }
+        Op::BatchNorm(b) => per_channel(x, |c, v| {
+            let inv = 1.0 / (p[3].data[c] as f64 + b.eps).sqrt();
+            (v - p[2].data[c] as f64) * inv * p[0].data[c] as f64 + p[1].data[c] as f64
+        }),
+        Op::ScaleShift(_) => per_channel(x, |c, v| v * p[0].data[c] as f64 + p[1].data[c] as f64),
+        Op::PRelu(_) => per_channel(x, |c, v| {
+            let slope = p[0].data[if p[0].data.len() == 1 { 0 } else { c }] as f64;
+            if v >= 0.0 {
+                v
+            } else {
+                slope * v
+            }
+        }),
+        Op::Activation(a) => x
+            .data
+            .iter()
+            .map(|&v| activate(*a, v as f64) as f32)
+            .collect(),
+        Op::Dropout | Op::Flatten(_) | Op::Reshape(_) => x.data.clone(),
+        Op::Softmax(s) => softmax(x, resolve_dim(s.dim, x.shape.len()).unwrap_or(0)),
+        Op::Pool(pool_op) => pool(pool_op, x, &out_shape),
+        Op::AdaptiveAvgPool(_) => adaptive_avg_pool(x, &out_shape),
+        Op::ZeroPad(z) => {
+            let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
+            let (oh, ow) = (out_shape[2], out_shape[3]);
+            let mut y = vec![0.0; c * oh * ow];
+            for ci in 0..c {
+                for i in 0..h {
+                    for j in 0..w {
+                        y[(ci * oh + i + z.padding.top) * ow + j + z.padding.left] =
+                            x.data[(ci * h + i) * w + j];
+                    }
+                }
+            }
+            y
+        }
+        Op::Permute(perm) => {
+            let in_strides = strides(&x.shape);
+            (0..numel(&out_shape))
+                .map(|i| {
+                    let idx = unravel(i, &out_shape);
+                    let src: usize = perm
+                        .dims
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &d)| idx[k] * in_strides[d])
+                        .sum();
+                    x.data[src]
+                })
+                .collect()
+        }
+        Op::Concat(cat) => {
+            let dim = resolve_dim(cat.dim, out_shape.len()).unwrap_or(0);
+            let outer = numel(&out_shape[..dim]);
+            let mut y = Vec::with_capacity(numel(&out_shape));
+            for o in 0..outer {
+                for t in ins {
+                    let chunk = numel(&t.shape[dim..]);
+                    y.extend_from_slice(&t.data[o * chunk..(o + 1) * chunk]);
+                }
+            }
+            y
+        }
+        Op::Binary(b) => {
+            let (a, c) = (ins[0], ins[1]);
+            let shape = broadcast_shapes(&a.shape, &c.shape).expect("shapes were checked");
+            (0..numel(&shape))
+                .map(|i| {
+                    let idx = unravel(i, &shape);
+                    let (u, v) = (
+                        a.data[broadcast_index(&idx, &a.shape)] as f64,
+                        c.data[broadcast_index(&idx, &c.shape)] as f64,
+                    );
+                    (match b.kind {
+                        BinaryKind::Add => u + v,
+                        BinaryKind::Mul => u * v,
+                    }) as f32
+                })
+                .collect()
+        }
+    };
+    Tensor::new(out_shape, data)
+}
+
+/// An activation in f64.
+pub fn activate(a: Activation, x: f64) -> f64 {
+    match a {
+        Activation::Relu => x.max(0.0),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::LeakyRelu { negative_slope } => {
+            if x >= 0.0 {
+                x
+            } else {
+                x * negative_slope as f64
+            }
+        }
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Tanh => x.tanh(),
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Activation::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Activation::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+        Activation::Gelu { tanh: true } => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+    }
+}
+
+/// The error function to about 1e-15: Taylor series near 0, continued fraction for erfc beyond.
+pub fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 2.5 {
+        let (mut term, mut sum, x2) = (a, a, a * a);
+        for n in 1..60 {
+            term *= -x2 / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else if a < 8.0 {
+        let mut k = a;
+        for n in (1..80).rev() {
+            k = a + (n as f64 / 2.0) / k;
+        }
+        1.0 - (-a * a).exp() / (std::f64::consts::PI.sqrt() * k)
+    } else {
+        1.0
+    };
+    r.copysign(x)
+}
+
+/// Applies `f(channel, value)` element-wise, the channel being axis 1.
+fn per_channel(x: &Tensor, f: impl Fn(usize, f64) -> f64) -> Vec<f32> {
+    let c = x.shape.get(1).copied().unwrap_or(1);
+    let inner = numel(x.shape.get(2..).unwrap_or(&[]));
+    x.data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| f((i / inner) % c, v as f64) as f32)
+        .collect()
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+    idx
+}
+
+/// Flat index into `shape` of the broadcast multi-index `idx` (right-aligned, size-1 axes fixed).
+fn broadcast_index(idx: &[usize], shape: &[usize]) -> usize {
+    let pad = idx.len() - shape.len();
+    let s = strides(shape);
+    (0..shape.len())
+        .map(|d| {
+            if shape[d] == 1 {
+                0
+            } else {
+                idx[d + pad] * s[d]
+            }
+        })
+        .sum()
+}
+
+fn conv(c: &Conv, x: &Tensor, w: &[f32], bias: Option<&[f32]>, out_shape: &[usize]) -> Vec<f32> {
+    let (ci, h, wd) = if c.rank == 2 {
+        (x.shape[1], x.shape[2], x.shape[3])
+    } else {
+        (x.shape[1], 1, x.shape[2])
+    };
+    let (co, oh, ow) = if c.rank == 2 {
+        (out_shape[1], out_shape[2], out_shape[3])
+    } else {
+        (out_shape[1], 1, out_shape[2])
+    };
+    let (cig, cog) = (ci / c.groups, co / c.groups);
+    let [kh, kw] = c.kernel;
+    let mut y = Vec::with_capacity(co * oh * ow);
+    for o in 0..co {
+        let g = o / cog;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = bias.map_or(0.0, |b| b[o] as f64);
+                for i in 0..cig {
+                    let ch = g * cig + i;
+                    for ky in 0..kh {
+                        let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize
+                            - c.padding.top as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        for kx in 0..kw {
+                            let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize
+                                - c.padding.left as isize;
+                            if ix < 0 || ix >= wd as isize {
+                                continue;
+                            }
+                            let xv = x.data[(ch * h + iy as usize) * wd + ix as usize] as f64;
+                            let wv = w[((o * cig + i) * kh + ky) * kw + kx] as f64;
+                            acc += xv * wv;
+                        }
+                    }
+                }
+                y.push(acc as f32);
+            }
+        }
+    }
+    y
+}
+
+fn pool(p: &Pool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
+    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let mut y = Vec::with_capacity(c * oh * ow);
+    for ch in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let y0 = (oy * p.stride[0]) as isize - p.padding[0] as isize;
+                let x0 = (ox * p.stride[1]) as isize - p.padding[1] as isize;
+                let v = match p.kind {
+                    PoolKind::Max => {
+                        let mut m = f64::NEG_INFINITY;
+                        for ky in 0..p.kernel[0] {
+                            for kx in 0..p.kernel[1] {
+                                let iy = y0 + (ky * p.dilation[0]) as isize;
+                                let ix = x0 + (kx * p.dilation[1]) as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    m = m.max(
+                                        x.data[(ch * h + iy as usize) * w + ix as usize] as f64,
+                                    );
+                                }
+                            }
+                        }
+                        m
+                    }
+                    PoolKind::Avg => {
+                        // PyTorch: the window is clipped to the padded input for the divisor,
+                        // and to the input itself for the sum.
+                        let y1 = (y0 + p.kernel[0] as isize).min((h + p.padding[0]) as isize);
+                        let x1 = (x0 + p.kernel[1] as isize).min((w + p.padding[1]) as isize);
+                        let padded_count = (y1 - y0) * (x1 - x0);
+                        let (ys, xs) = (y0.max(0), x0.max(0));
+                        let (ye, xe) = (y1.min(h as isize), x1.min(w as isize));
+                        let mut sum = 0.0;
+                        for iy in ys..ye {
+                            for ix in xs..xe {
+                                sum += x.data[(ch * h + iy as usize) * w + ix as usize] as f64;
+                            }
+                        }
+                        let count = if p.count_include_pad {
+                            padded_count
+                        } else {
+                            (ye - ys) * (xe - xs)
+                        };
+                        sum / count as f64
+                    }
+                };
+                y.push(v as f32);
+            }
+        }
+    }
+    y
+}
+
+fn adaptive_avg_pool(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
+    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let mut y = Vec::with_capacity(c * oh * ow);
+    for ch in 0..c {
+        for oy in 0..oh {
+            let (ys, ye) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            for ox in 0..ow {
+                let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+                let mut sum = 0.0;
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        sum += x.data[(ch * h + iy) * w + ix] as f64;
+                    }
+                }
+                y.push((sum / ((ye - ys) * (xe - xs)) as f64) as f32);
+            }
+        }
+    }
+    y
+}
+
+fn softmax(x: &Tensor, dim: usize) -> Vec<f32> {
+    let n = x.shape[dim];
+    let inner = numel(&x.shape[dim + 1..]);
+    let outer = numel(&x.shape[..dim]);
+    let mut y = vec![0.0; x.data.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| (o * n + k) * inner + i;
+            let max = (0..n)
+                .map(|k| x.data[at(k)] as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..n).map(|k| (x.data[at(k)] as f64 - max).exp()).sum();
+            for k in 0..n {
+                y[at(k)] = ((x.data[at(k)] as f64 - max).exp() / sum) as f32;
+            }
+        }
+    }
+    y
+}

@@ -1,0 +1,173 @@
+//! The ops: plain data structs, one file per family, each with shape inference, its parameter
+//! list (state_dict suffixes and shapes) and its multiply-accumulate count.
+//!
+//! Shapes include the batch dimension (always 1). Errors are plain sentences; the caller adds the
+//! layer name.
+
+mod activation;
+mod conv;
+mod elementwise;
+mod linear;
+mod norm;
+mod pool;
+mod shape;
+
+pub use activation::{Activation, PRelu, Softmax};
+pub use conv::{Conv, Padding};
+pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
+pub use linear::Linear;
+pub use norm::{BatchNorm, ScaleShift};
+pub use pool::{AdaptiveAvgPool, Pool, PoolKind};
+pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, ZeroPad};
+
+/// Every op the graph can hold.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Conv(Conv),
+    Linear(Linear),
+    BatchNorm(BatchNorm),
+    /// Per-channel `y = x * scale + shift`: a BatchNorm that could not be folded.
+    ScaleShift(ScaleShift),
+    Activation(Activation),
+    PRelu(PRelu),
+    Softmax(Softmax),
+    Pool(Pool),
+    AdaptiveAvgPool(AdaptiveAvgPool),
+    ZeroPad(ZeroPad),
+    Flatten(Flatten),
+    Reshape(Reshape),
+    Permute(Permute),
+    Concat(Concat),
+    Binary(Binary),
+    /// Identity in eval mode; removed by the passes.
+    Dropout,
+}
+
+pub(crate) type ShapeResult = Result<Vec<usize>, String>;
+
+pub(crate) fn expect_inputs(inputs: &[&[usize]], n: usize) -> Result<(), String> {
+    if inputs.len() == n {
+        Ok(())
+    } else {
+        Err(format!("takes {n} input(s), got {}", inputs.len()))
+    }
+}
+
+/// Checks that `shape` has `rank` dimensions and `channels` at axis 1.
+pub(crate) fn expect_channels(
+    shape: &[usize],
+    ranks: &[usize],
+    channels: usize,
+    what: &str,
+) -> Result<(), String> {
+    if !ranks.contains(&shape.len()) {
+        let ranks: Vec<String> = ranks.iter().map(|r| r.to_string()).collect();
+        return Err(format!(
+            "expects a {}-d input (with the batch), got {}",
+            ranks.join(" or "),
+            super::fmt_shape(shape)
+        ));
+    }
+    if shape[1] != channels {
+        return Err(format!(
+            "expects {channels} {what}, got {} (input shape {})",
+            shape[1],
+            super::fmt_shape(shape)
+        ));
+    }
+    Ok(())
+}
+
+impl Op {
+    /// The op's name as PyTorch's module would print it (`Conv2d`, `ReLU`, `add`, ...).
+    pub fn kind(&self) -> String {
+        match self {
+            Op::Conv(c) => format!("Conv{}d", c.rank),
+            Op::Linear(_) => "Linear".into(),
+            Op::BatchNorm(b) => format!("BatchNorm{}d", b.rank),
+            Op::ScaleShift(_) => "ScaleShift".into(),
+            Op::Activation(a) => a.name().into(),
+            Op::PRelu(_) => "PReLU".into(),
+            Op::Softmax(_) => "Softmax".into(),
+            Op::Pool(p) => match p.kind {
+                PoolKind::Max => "MaxPool2d".into(),
+                PoolKind::Avg => "AvgPool2d".into(),
+            },
+            Op::AdaptiveAvgPool(_) => "AdaptiveAvgPool2d".into(),
+            Op::ZeroPad(_) => "ZeroPad2d".into(),
+            Op::Flatten(_) => "Flatten".into(),
+            Op::Reshape(_) => "Reshape".into(),
+            Op::Permute(_) => "Permute".into(),
+            Op::Concat(_) => "cat".into(),
+            Op::Binary(b) => b.kind.name().into(),
+            Op::Dropout => "Dropout".into(),
+        }
+    }
+
+    /// The output shape for these input shapes, or why they do not fit.
+    pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
+        match self {
+            Op::Conv(op) => op.infer(inputs),
+            Op::Linear(op) => op.infer(inputs),
+            Op::BatchNorm(op) => op.infer(inputs),
+            Op::ScaleShift(op) => op.infer(inputs),
+            Op::Activation(_) | Op::Dropout => {
+                expect_inputs(inputs, 1)?;
+                Ok(inputs[0].to_vec())
+            }
+            Op::PRelu(op) => op.infer(inputs),
+            Op::Softmax(op) => op.infer(inputs),
+            Op::Pool(op) => op.infer(inputs),
+            Op::AdaptiveAvgPool(op) => op.infer(inputs),
+            Op::ZeroPad(op) => op.infer(inputs),
+            Op::Flatten(op) => op.infer(inputs),
+            Op::Reshape(op) => op.infer(inputs),
+            Op::Permute(op) => op.infer(inputs),
+            Op::Concat(op) => op.infer(inputs),
+            Op::Binary(op) => op.infer(inputs),
+        }
+    }
+
+    /// The parameters: state_dict suffix (after `module.`) and shape, in the order
+    /// [`crate::graph::Node::params`] holds them.
+    pub fn params(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match self {
+            Op::Conv(op) => op.params(),
+            Op::Linear(op) => op.params(),
+            Op::BatchNorm(op) => op.params(),
+            Op::ScaleShift(op) => vec![("scale", vec![op.channels]), ("shift", vec![op.channels])],
+            Op::PRelu(op) => vec![("weight", vec![op.num_parameters])],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Multiply-accumulates of one inference: convolutions and linear layers only (the count
+    /// PyTorch profilers report as MACs).
+    pub fn macs(&self, output: &[usize]) -> u64 {
+        let out = super::numel(output) as u64;
+        match self {
+            Op::Conv(c) => out * (c.in_channels / c.groups * c.kernel[0] * c.kernel[1]) as u64,
+            Op::Linear(l) => out * l.in_features as u64,
+            _ => 0,
+        }
+    }
+
+    /// Whether the op computes each output element from the same-index input element only, so
+    /// the output may overwrite its first input (the planner's in-place rule).
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::BatchNorm(_)
+                | Op::ScaleShift(_)
+                | Op::Activation(_)
+                | Op::PRelu(_)
+                | Op::Binary(_)
+                | Op::Dropout
+        )
+    }
+
+    /// Whether the output is the input's bytes under another shape (NCHW, row-major).
+    pub fn is_free_reshape(&self) -> bool {
+        matches!(self, Op::Flatten(_) | Op::Reshape(_) | Op::Dropout)
+    }
+}

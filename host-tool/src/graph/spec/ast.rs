@@ -1,0 +1,327 @@
+//! The spec's syntax tree and its recursive-descent parser.
+//!
+//! ```text
+//! spec     := { line }
+//! line     := NEWLINE
+//!           | 'input' NAME ':' '[' INT { ',' INT } ']' NEWLINE
+//!           | 'forward' ':' NEWLINE                       -- starts the forward section
+//!           | NAME '=' expr NEWLINE                       -- a module (before) or a value (after)
+//!           | 'return' expr { ',' expr } NEWLINE
+//! expr     := term { '+' term }
+//! term     := unary { '*' unary }
+//! unary    := '-' unary | atom
+//! atom     := NAME [ '(' [ arg { ',' arg } [','] ] ')' ] | INT | FLOAT | STRING
+//!           | '[' [ expr { ',' expr } [','] ] ']' | '(' expr ')' | '(' [ expr ',' { expr ',' } [expr] ] ')'
+//! arg      := NAME '=' expr | expr
+//! ```
+
+use super::lexer::{Tok, Token};
+use super::SpecError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Name(String),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Expr>),
+    Tuple(Vec<Expr>),
+    Call {
+        callee: String,
+        args: Vec<Expr>,
+        kwargs: Vec<(String, Expr)>,
+    },
+    /// `+` or `*`.
+    Binary(char, Box<Expr>, Box<Expr>),
+    Neg(Box<Expr>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    Input { name: String, dims: Vec<i64> },
+    Forward,
+    Assign { name: String, value: Expr },
+    Return(Vec<Expr>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Located {
+    pub stmt: Stmt,
+    pub line: usize,
+    pub col: usize,
+}
+
+pub struct Parser<'a> {
+    toks: Vec<Token>,
+    pos: usize,
+    file: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(toks: Vec<Token>, file: &'a str) -> Self {
+        Parser { toks, pos: 0, file }
+    }
+
+    fn peek(&self) -> &Token {
+        &self.toks[self.pos.min(self.toks.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.toks.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn error_at(&self, t: &Token, message: String) -> SpecError {
+        SpecError {
+            file: self.file.to_string(),
+            line: t.line,
+            col: t.col,
+            message,
+        }
+    }
+
+    fn expected(&self, what: &str) -> SpecError {
+        let t = self.peek();
+        self.error_at(t, format!("expected {what}, found {}", t.tok.describe()))
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek().tok == Tok::Punct(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: char, what: &str) -> Result<(), SpecError> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(self.expected(what))
+        }
+    }
+
+    fn name(&mut self, what: &str) -> Result<String, SpecError> {
+        match self.peek().tok.clone() {
+            Tok::Name(n) => {
+                self.pos += 1;
+                Ok(n)
+            }
+            _ => Err(self.expected(what)),
+        }
+    }
+
+    fn end_of_line(&mut self) -> Result<(), SpecError> {
+        match self.peek().tok {
+            Tok::Newline => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.expected("end of line")),
+        }
+    }
+
+    /// Parses the whole spec into statements.
+    pub fn statements(&mut self) -> Result<Vec<Located>, SpecError> {
+        let mut out = Vec::new();
+        loop {
+            let t = self.peek().clone();
+            let stmt = match &t.tok {
+                Tok::Eof => return Ok(out),
+                Tok::Newline => {
+                    self.pos += 1;
+                    continue;
+                }
+                Tok::Name(n) if n == "input" => {
+                    self.pos += 1;
+                    let name = self.name("an input name")?;
+                    self.expect(
+                        ':',
+                        "':' and the input's shape, e.g. `input x: [3, 32, 32]`",
+                    )?;
+                    self.expect('[', "'[' starting the input's shape")?;
+                    let mut dims = Vec::new();
+                    loop {
+                        match self.next().tok {
+                            Tok::Int(d) => dims.push(d),
+                            _ => {
+                                self.pos -= 1;
+                                return Err(self.expected("a dimension (a positive integer)"));
+                            }
+                        }
+                        if self.eat(']') {
+                            break;
+                        }
+                        self.expect(',', "',' or ']' in the input's shape")?;
+                    }
+                    Stmt::Input { name, dims }
+                }
+                Tok::Name(n) if n == "forward" => {
+                    self.pos += 1;
+                    self.expect(':', "':' after 'forward'")?;
+                    Stmt::Forward
+                }
+                Tok::Name(n) if n == "return" => {
+                    self.pos += 1;
+                    let mut values = vec![self.expr()?];
+                    while self.eat(',') {
+                        values.push(self.expr()?);
+                    }
+                    Stmt::Return(values)
+                }
+                Tok::Name(n) => {
+                    let name = n.strip_prefix("self.").unwrap_or(n).to_string();
+                    self.pos += 1;
+                    self.expect('=', "'=' (a statement is `name = ...`, `input ...`, `forward:` or `return ...`)")?;
+                    Stmt::Assign {
+                        name,
+                        value: self.expr()?,
+                    }
+                }
+                _ => {
+                    return Err(self.expected(
+                        "a statement (`name = ...`, `input ...`, `forward:` or `return ...`)",
+                    ))
+                }
+            };
+            self.end_of_line()?;
+            out.push(Located {
+                stmt,
+                line: t.line,
+                col: t.col,
+            });
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, SpecError> {
+        let mut lhs = self.term()?;
+        while self.peek().tok == Tok::Punct('+') {
+            let t = self.next();
+            let rhs = self.term()?;
+            lhs = Expr {
+                kind: ExprKind::Binary('+', Box::new(lhs), Box::new(rhs)),
+                line: t.line,
+                col: t.col,
+            };
+        }
+        Ok(lhs)
+    }
+
+    fn term(&mut self) -> Result<Expr, SpecError> {
+        let mut lhs = self.unary()?;
+        while self.peek().tok == Tok::Punct('*') {
+            let t = self.next();
+            let rhs = self.unary()?;
+            lhs = Expr {
+                kind: ExprKind::Binary('*', Box::new(lhs), Box::new(rhs)),
+                line: t.line,
+                col: t.col,
+            };
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> Result<Expr, SpecError> {
+        if self.peek().tok == Tok::Punct('-') {
+            let t = self.next();
+            let inner = self.unary()?;
+            return Ok(Expr {
+                kind: ExprKind::Neg(Box::new(inner)),
+                line: t.line,
+                col: t.col,
+            });
+        }
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<Expr, SpecError> {
+        let t = self.next();
+        let at = |kind| Expr {
+            kind,
+            line: t.line,
+            col: t.col,
+        };
+        Ok(match t.tok.clone() {
+            Tok::Int(i) => at(ExprKind::Int(i)),
+            Tok::Float(f) => at(ExprKind::Float(f)),
+            Tok::Str(s) => at(ExprKind::Str(s)),
+            Tok::Name(n) => {
+                if !self.eat('(') {
+                    return Ok(at(ExprKind::Name(n)));
+                }
+                let (mut args, mut kwargs) = (Vec::new(), Vec::new());
+                while !self.eat(')') {
+                    let is_kw = matches!(self.peek().tok, Tok::Name(_))
+                        && self.toks.get(self.pos + 1).map(|t| &t.tok) == Some(&Tok::Punct('='));
+                    if is_kw {
+                        let key = self.name("an argument name")?;
+                        self.pos += 1;
+                        kwargs.push((key, self.expr()?));
+                    } else if kwargs.is_empty() {
+                        args.push(self.expr()?);
+                    } else {
+                        return Err(
+                            self.expected("a keyword argument (positional arguments come first)")
+                        );
+                    }
+                    if !self.eat(',') {
+                        self.expect(')', "',' or ')' in the argument list")?;
+                        break;
+                    }
+                }
+                at(ExprKind::Call {
+                    callee: n,
+                    args,
+                    kwargs,
+                })
+            }
+            Tok::Punct('[') => {
+                let mut items = Vec::new();
+                while !self.eat(']') {
+                    items.push(self.expr()?);
+                    if !self.eat(',') {
+                        self.expect(']', "',' or ']' in the list")?;
+                        break;
+                    }
+                }
+                at(ExprKind::List(items))
+            }
+            Tok::Punct('(') => {
+                let mut items = Vec::new();
+                let mut tuple = false;
+                while !self.eat(')') {
+                    items.push(self.expr()?);
+                    if self.eat(',') {
+                        tuple = true;
+                    } else {
+                        self.expect(')', "',' or ')'")?;
+                        break;
+                    }
+                }
+                if !tuple && items.len() == 1 {
+                    items
+                        .pop()
+                        .unwrap_or_else(|| at(ExprKind::Tuple(Vec::new())))
+                } else {
+                    at(ExprKind::Tuple(items))
+                }
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self
+                    .expected("a value (a name, a call, a number, a string, a list or a tuple)"));
+            }
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The reference evaluator and every pass against PyTorch, op by op.
+//!
+//! `graph_ops/cases.json` is made by `graph_ops/make_cases.py` (torch, eval mode, randomized
+//! weights and BatchNorm statistics): for each case a spec, its state_dict, inputs and torch's
+//! outputs. Each case is evaluated as written, after every prefix of the pass pipeline, and the
+//! outputs must match torch's within 1e-5 relative to the output's largest magnitude.
+
+use nnblob::eval::evaluate;
+use nnblob::graph::{bind, parse_spec, Graph, StateDict, Tensor};
+use nnblob::passes::PIPELINE;
+use serde_json::Value;
+
+fn tensor(v: &Value) -> Tensor {
+    let shape = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::new(shape, data)
+}
+
+fn cases() -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/graph_ops/cases.json"
+    ))
+    .unwrap();
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    all.into_iter().collect()
+}
+
+/// max |got - want| / max |want| over every output.
+fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| {
+            assert_eq!(g.shape, w.shape);
+            let scale = w
+                .data
+                .iter()
+                .fold(0f64, |m, x| m.max(x.abs() as f64))
+                .max(1e-12);
+            g.data
+                .iter()
+                .zip(&w.data)
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64))
+                / scale
+        })
+        .fold(0.0, f64::max)
+}
+
+fn bound(name: &str, case: &Value) -> Graph {
+    let graph =
+        parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap_or_else(|e| panic!("{e}"));
+    let sd: StateDict = case["state_dict"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), tensor(v)))
+        .collect();
+    bind(graph, sd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn evaluator_and_every_pass_prefix_match_torch() {
+    let cases = cases();
+    assert_eq!(cases.len(), 8, "cases.json lost cases");
+    for (name, case) in cases {
+        let inputs: Vec<Tensor> = case["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
+        let want: Vec<Tensor> = case["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
+        let mut graph = bound(&name, &case);
+        let err = max_relative_error(&evaluate(&graph, &inputs).unwrap(), &want);
+        assert!(err <= 1e-5, "{name} as written: relative error {err:e}");
+        for (pass, apply) in PIPELINE {
+            graph = apply(graph);
+            graph
+                .check()
+                .unwrap_or_else(|e| panic!("{name} after {pass}: {e}"));
+            let err = max_relative_error(&evaluate(&graph, &inputs).unwrap(), &want);
+            assert!(
+                err <= 1e-5,
+                "{name} after {pass}: relative error {err:e}\n{graph}"
+            );
+        }
+    }
+}
+
+/// The passes do what they claim on these cases: no Dropout, no ZeroPad2d before a convolution,
+/// no BatchNorm left (folded or turned into scale-and-shift), no standalone activation after a
+/// convolution.
+#[test]
+fn passes_leave_the_expected_ops() {
+    use nnblob::graph::Op;
+    for (name, case) in cases() {
+        let graph = nnblob::passes::optimize(bound(&name, &case));
+        let kinds: Vec<String> = graph.nodes.iter().map(|n| n.op.kind()).collect();
+        assert!(
+            !graph
+                .nodes
+                .iter()
+                .any(|n| matches!(n.op, Op::Dropout | Op::BatchNorm(_))),
+            "{name}: {kinds:?}"
+        );
+        match name.as_str() {
+            "two_inputs_unfoldable_batchnorms" => {
+                // After a concat, an activation and a pool: none of the three can be folded.
+                let scale_shifts = graph
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(n.op, Op::ScaleShift(_)))
+                    .count();
+                assert_eq!(scale_shifts, 3, "{kinds:?}");
+            }
+            "padding_forms_dropout" => {
+                assert!(
+                    !graph.nodes.iter().any(|n| matches!(n.op, Op::ZeroPad(_))),
+                    "{kinds:?}"
+                );
+                assert_eq!(
+                    graph.nodes.iter().filter(|n| n.fused.is_some()).count(),
+                    1,
+                    "{kinds:?}"
+                );
+            }
+            "grouped_dilated_conv_bn_prelu" => assert_eq!(kinds, ["Conv2d", "PReLU"]),
+            "conv1d_bn1d_silu" => assert_eq!(kinds, ["Conv1d"]),
+            "linear_bn1d_3d_and_2d" => {
+                // Linear on [1, 5, 7] has its features on the last axis, BatchNorm1d on axis 1:
+                // not foldable. The second pair folds.
+                assert_eq!(
+                    kinds,
+                    ["Linear", "ScaleShift", "Flatten", "Linear"],
+                    "{graph}"
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,258 @@
+"""Op-level oracle for nnblob's reference evaluator and passes.
+
+Each case is a small torch module and the nnblob spec describing the same forward(). The script
+randomizes weights and BatchNorm statistics, runs torch in eval mode and writes `cases.json`:
+spec text, state_dict (key -> shape, values), inputs and torch's outputs. Run it from this
+folder with a virtualenv that has torch:  python make_cases.py
+"""
+import json
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(20241128)
+
+
+def randomize(m):
+    for mod in m.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.25, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.5, 0.5)
+        if isinstance(mod, nn.PReLU):
+            mod.weight.data.uniform_(0.05, 0.5)
+    return m.eval()
+
+
+class GroupedDilated(nn.Module):
+    spec = """
+input x: [4, 9, 8]
+c = Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2, bias=False)
+bn = BatchNorm2d(6)
+p = PReLU(6)
+forward:
+    return p(bn(c(x)))
+"""
+    inputs = [(4, 9, 8)]
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2, bias=False)
+        self.bn = nn.BatchNorm2d(6)
+        self.p = nn.PReLU(6)
+
+    def forward(self, x):
+        return self.p(self.bn(self.c(x)))
+
+
+class Conv1dBn(nn.Module):
+    spec = """
+input x: [3, 20]
+c = Conv1d(3, 4, 5, stride=2, padding=2)
+bn = BatchNorm1d(4, eps=1e-3)
+forward:
+    return F.silu(bn(c(x)))
+"""
+    inputs = [(3, 20)]
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(3, 4, 5, stride=2, padding=2)
+        self.bn = nn.BatchNorm1d(4, eps=1e-3)
+
+    def forward(self, x):
+        return F.silu(self.bn(self.c(x)))
+
+
+class Activations(nn.Module):
+    spec = """
+input x: [2, 5, 5]
+act = LeakyReLU(0.2)
+forward:
+    a = cat([gelu(x), gelu(x, approximate='tanh'), hardswish(x), hardsigmoid(x)], dim=1)
+    b = cat([act(x), sigmoid(x), tanh(x), relu6(x), F.silu(x)], dim=1)
+    return a, b
+"""
+    inputs = [(2, 5, 5)]
+    scale = 5.0
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        a = torch.cat([F.gelu(x), F.gelu(x, approximate="tanh"), F.hardswish(x), F.hardsigmoid(x)], dim=1)
+        b = torch.cat([self.act(x), torch.sigmoid(x), torch.tanh(x), F.relu6(x), F.silu(x)], dim=1)
+        return a, b
+
+
+class Pools(nn.Module):
+    spec = """
+input x: [3, 11, 10]
+mp = MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+ap = AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+ap2 = AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1))
+aap = AdaptiveAvgPool2d((4, 3))
+forward:
+    return mp(x), ap(x), ap2(x), aap(x), max_pool2d(x, 2, dilation=2), adaptive_avg_pool2d(x, (None, 7))
+"""
+    inputs = [(3, 11, 10)]
+
+    def __init__(self):
+        super().__init__()
+        self.mp = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.ap = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.ap2 = nn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1))
+        self.aap = nn.AdaptiveAvgPool2d((4, 3))
+
+    def forward(self, x):
+        return (self.mp(x), self.ap(x), self.ap2(x), self.aap(x), F.max_pool2d(x, 2, dilation=2),
+                F.adaptive_avg_pool2d(x, (None, 7)))
+
+
+class SqueezeExcite(nn.Module):
+    spec = """
+input x: [8, 6, 6]
+fc1 = Conv2d(8, 4, 1)
+fc2 = Conv2d(4, 8, 1)
+forward:
+    s = adaptive_avg_pool2d(x, 1)
+    s = hardsigmoid(fc2(relu(fc1(s))))
+    y = x * s
+    z = reshape(permute(y, [0, 2, 3, 1]), [1, -1, 8])
+    return softmax(z, dim=-1), y + s
+"""
+    inputs = [(8, 6, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Conv2d(8, 4, 1)
+        self.fc2 = nn.Conv2d(4, 8, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
+        y = x * s
+        z = y.permute(0, 2, 3, 1).reshape(1, -1, 8)
+        return F.softmax(z, dim=-1), y + s
+
+
+class TwoInputs(nn.Module):
+    spec = """
+input a: [4, 6, 6]
+input b: [2, 6, 6]
+bn_cat = BatchNorm2d(6)
+conv = Conv2d(6, 5, 3, padding='same')
+bn_relu = BatchNorm2d(5, eps=1e-3)
+pool = MaxPool2d(2)
+bn_pool = BatchNorm2d(5)
+forward:
+    x = bn_cat(cat([a, b], dim=1))
+    x = bn_relu(relu(conv(x)))
+    return bn_pool(pool(x)), flatten(b)
+"""
+    inputs = [(4, 6, 6), (2, 6, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.bn_cat = nn.BatchNorm2d(6)
+        self.conv = nn.Conv2d(6, 5, 3, padding="same")
+        self.bn_relu = nn.BatchNorm2d(5, eps=1e-3)
+        self.pool = nn.MaxPool2d(2)
+        self.bn_pool = nn.BatchNorm2d(5)
+
+    def forward(self, a, b):
+        x = self.bn_cat(torch.cat([a, b], dim=1))
+        x = self.bn_relu(F.relu(self.conv(x)))
+        return self.bn_pool(self.pool(x)), torch.flatten(b)
+
+
+class Padding(nn.Module):
+    spec = """
+input x: [3, 9, 7]
+same = Conv2d(3, 4, (4, 3), padding='same', dilation=(1, 2))
+pad = ZeroPad2d((2, 0, 1, 3))
+conv = Conv2d(4, 4, 3, stride=2, groups=4)
+bn = BatchNorm2d(4, eps=1e-3)
+drop = Dropout(0.3)
+forward:
+    y = drop(relu(bn(conv(pad(same(x))))))
+    return conv(F.pad(y, (1, 2, 0, 1))), y
+"""
+    inputs = [(3, 9, 7)]
+
+    def __init__(self):
+        super().__init__()
+        self.same = nn.Conv2d(3, 4, (4, 3), padding="same", dilation=(1, 2))
+        self.pad = nn.ZeroPad2d((2, 0, 1, 3))
+        self.conv = nn.Conv2d(4, 4, 3, stride=2, groups=4)
+        self.bn = nn.BatchNorm2d(4, eps=1e-3)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        y = self.drop(F.relu(self.bn(self.conv(self.pad(self.same(x))))))
+        return self.conv(F.pad(y, (1, 2, 0, 1))), y
+
+
+class LinearBn(nn.Module):
+    spec = """
+input x: [5, 7]
+fc = Linear(7, 3)
+bn = BatchNorm1d(5)
+fc2 = Linear(15, 4, bias=False)
+bn2 = BatchNorm1d(4)
+forward:
+    y = bn(fc(x))
+    return tanh(bn2(fc2(flatten(y, 1))))
+"""
+    inputs = [(5, 7)]
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(7, 3)
+        self.bn = nn.BatchNorm1d(5)
+        self.fc2 = nn.Linear(15, 4, bias=False)
+        self.bn2 = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        y = self.bn(self.fc(x))
+        return torch.tanh(self.bn2(self.fc2(torch.flatten(y, 1))))
+
+
+CASES = {
+    "grouped_dilated_conv_bn_prelu": GroupedDilated,
+    "conv1d_bn1d_silu": Conv1dBn,
+    "activations": Activations,
+    "pools": Pools,
+    "squeeze_excite_permute_softmax": SqueezeExcite,
+    "two_inputs_unfoldable_batchnorms": TwoInputs,
+    "padding_forms_dropout": Padding,
+    "linear_bn1d_3d_and_2d": LinearBn,
+}
+
+
+def main():
+    out = {}
+    for name, cls in CASES.items():
+        m = randomize(cls())
+        scale = getattr(cls, "scale", 1.0)
+        xs = [torch.randn(1, *s) * scale for s in cls.inputs]
+        with torch.no_grad():
+            ys = m(*xs)
+        ys = ys if isinstance(ys, tuple) else (ys,)
+        sd = {k: {"shape": list(v.shape), "data": v.float().flatten().tolist()}
+              for k, v in m.state_dict().items()}
+        out[name] = {
+            "spec": cls.spec.lstrip(),
+            "state_dict": sd,
+            "inputs": [{"shape": list(x.shape), "data": x.flatten().tolist()} for x in xs],
+            "outputs": [{"shape": list(y.shape), "data": y.flatten().tolist()} for y in ys],
+        }
+    with open("cases.json", "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+//! The spec language: what parses into which ops, and the precise error for each kind of mistake
+//! (file:line:column and what was expected).
+
+use nnblob::graph::ops::{Conv, Padding};
+use nnblob::graph::{parse_spec, Op};
+
+fn err(spec: &str) -> String {
+    parse_spec(spec, "net.nnspec", "net")
+        .expect_err("the spec should be refused")
+        .to_string()
+}
+
+fn conv_of(spec: &str) -> Conv {
+    let g = parse_spec(spec, "net.nnspec", "net").unwrap_or_else(|e| panic!("{e}"));
+    match &g.nodes[0].op {
+        Op::Conv(c) => c.clone(),
+        op => panic!("expected a convolution, got {op:?}"),
+    }
+}
+
+#[test]
+fn torch_style_prefixes_and_defaults() {
+    let g = parse_spec(
+        "input x: [3, 8, 8]\nself.conv = nn.Conv2d(3, 4, kernel_size=3)\nforward:\n    y = F.relu(self.conv(x))\n    return torch.flatten(y, 1)\n",
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    let kinds: Vec<String> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["Conv2d", "ReLU", "Flatten"]);
+    assert_eq!(g.shape(g.outputs[0]), [1, 4 * 6 * 6]);
+    assert_eq!(g.nodes[0].module.as_deref(), Some("conv"));
+    assert_eq!(g.nodes[1].name, "relu_1");
+}
+
+#[test]
+fn padding_forms() {
+    let c = conv_of("input x: [2, 9, 9]\nc = Conv2d(2, 2, (4, 3), padding='same', dilation=(1, 2))\nforward:\n    return c(x)\n");
+    // PyTorch's 'same': total d*(k-1), the smaller half first.
+    assert_eq!(
+        c.padding,
+        Padding {
+            top: 1,
+            bottom: 2,
+            left: 2,
+            right: 2
+        }
+    );
+    let c = conv_of("input x: [2, 9, 9]\nc = Conv2d(2, 2, 3, padding=(0, 1, 2, 3))\nforward:\n    return c(x)\n");
+    assert_eq!(
+        c.padding,
+        Padding {
+            left: 0,
+            right: 1,
+            top: 2,
+            bottom: 3
+        }
+    );
+    let c = conv_of("input x: [2, 9, 9]\nc = Conv2d(2, 2, 3, padding='valid', groups=2, bias=False)\nforward:\n    return c(x)\n");
+    assert_eq!(
+        (c.padding, c.groups, c.bias),
+        (Padding::default(), 2, false)
+    );
+    assert!(err("input x: [2, 9, 9]\nc = Conv2d(2, 2, 3, stride=2, padding='same')\nforward:\n    return c(x)\n")
+        .contains("not supported for strided convolutions"));
+}
+
+#[test]
+fn several_inputs_and_outputs_and_method_calls() {
+    let g = parse_spec(
+        "input a: [4, 5, 5]\ninput b: [2, 5, 5]\nforward:\n    x = cat([a, b], dim=1)\n    return x.flatten(1), a * b[0:0] if False else a\n",
+        "net.nnspec",
+        "net",
+    );
+    // Python's conditional expressions are not part of the language.
+    assert!(g.is_err());
+    let g = parse_spec(
+        "input a: [4, 5, 5]\ninput b: [1, 5, 5]\nforward:\n    x = cat([a, b], dim=1)\n    return x.flatten(1), a * b\n",
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    assert_eq!(g.inputs.len(), 2);
+    assert_eq!(g.shape(g.outputs[0]), [1, 125]);
+    assert_eq!(g.shape(g.outputs[1]), [1, 4, 5, 5]);
+}
+
+#[test]
+fn errors_say_where_and_what() {
+    let cases: &[(&str, &str)] = &[
+        ("input x: [3, 8, 8]\nc = Conv2d(3, 4, 3\nforward:\n    return c(x)\n", "net.nnspec:3:1: expected ',' or ')' in the argument list, found name 'forward'"),
+        ("input x: [3, 8, 8]\nc = Conv2d(3, 4, 3, strid=2)\nforward:\n    return c(x)\n", "net.nnspec:2:5: module 'c': Conv2d() got an unexpected keyword argument 'strid'"),
+        ("input x: [3, 8, 8]\nc = Conv2d(3, 4)\nforward:\n    return c(x)\n", "net.nnspec:2:5: module 'c': Conv2d() is missing the required argument 'kernel_size'"),
+        ("input x: [3, 8, 8]\nc = Conv2D(3, 4, 3)\nforward:\n    return c(x)\n", "net.nnspec:2:5: unknown module 'Conv2D'"),
+        ("input x: [3, 8, 8]\nc = Conv2d(4, 4, 3)\nforward:\n    return c(x)\n", "net.nnspec:4:12: layer 'c' (Conv2d): expects 4 input channels, got 3"),
+        ("input x: [3, 8, 8]\nconv1 = Conv2d(3, 4, 3)\nforward:\n    return conv2(x)\n", "net.nnspec:4:12: unknown module or function 'conv2' (did you mean 'conv1'?)"),
+        ("input x: [3, 8, 8]\nforward:\n    return relu(y)\n", "net.nnspec:3:17: unknown value 'y'"),
+        ("input x: [3, 8, 8]\nc = Conv2d(3, 4, 3)\nd = Conv2d(4, 4, 3)\nforward:\n    return c(x)\n", "net.nnspec:3:1: module 'd' is declared but never called in forward"),
+        ("input x: [3, 8, 8]\nforward:\n    y = relu(x)\n", "net.nnspec:1:1: the spec has no `forward:` section ending in `return ...`"),
+        ("c = Linear(3, 4)\nforward:\n    return c(x)\n", "net.nnspec:3:14: unknown value 'x'"),
+        ("input x: [3, 8, 8]\nforward:\n    return x + flatten(x, 1)\n", "layer 'add_1' (add): cannot broadcast [1, 3, 8, 8] with [1, 192]"),
+        ("input x: [3, 8, 8]\nforward:\n    return x $ x\n", "net.nnspec:3:14: unexpected character '$'"),
+        ("input x: [3, 8, 8]\nb = BatchNorm2d(3, eps=0)\nforward:\n    return b(x)\n", "argument 'eps' must be a positive number, got 0"),
+        ("input x: [3, -8, 8]\nforward:\n    return x\n", "net.nnspec:1:14: expected a dimension (a positive integer), found '-'"),
+        ("input x: [3, 8, 8]\nl = Linear(3, 4)\nforward:\n    return l(x)\n", "layer 'l' (Linear): expects 3 input features in the last axis, got input shape [1, 3, 8, 8] (flatten first?)"),
+        ("input x: [3, 8, 8]\np = MaxPool2d(2, return_indices=True)\nforward:\n    return p(x)\n", "return_indices=True is not supported"),
+        ("input x: [3, 8, 8]\nforward:\n    return softmax(x)\n", "argument 'dim' must be an integer"),
+    ];
+    for (spec, want) in cases {
+        let got = err(spec);
+        assert!(
+            got.contains(want),
+            "for spec:\n{spec}\nwanted: {want}\n   got: {got}"
+        );
+    }
+}
