@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
 
 use nnblob::npy::{self, Array};
 use nnblob::validate::{
-    compare, NamedTensor, OutputKind, OutputMetrics, OutputReport, ReferenceModel, Tolerances,
+    compare, OutputKind, OutputMetrics, OutputReport, ReferenceModel, Tolerances,
 };
 
 /// The workspace root (the parent of this crate).
@@ -283,47 +283,7 @@ impl Engine {
 /// Runs tract on each row of the fixture's inputs as a batch of one and stacks the outputs.
 pub fn run_tract(fixture: &ModelFixture) -> Result<Array<f32>> {
     let onnx = fixture.dir.join("model.onnx");
-    let model = ReferenceModel::load(&onnx)?;
-    run_rows(&model, &fixture.inputs)
-}
-
-/// Runs `model` (one input, one output) on each row of `inputs` as a batch of one; the result has
-/// one row per input row.
-pub fn run_rows(model: &ReferenceModel, inputs: &Array<f32>) -> Result<Array<f32>> {
-    let [input_spec] = model.inputs() else {
-        bail!("{}: expected one input", model.path().display());
-    };
-    let mut shape = Vec::new();
-    let mut data = Vec::new();
-    for k in 0..inputs.rows() {
-        let (row_shape, row) = inputs
-            .row(k)
-            .with_context(|| format!("row {k} of an array of shape {:?}", inputs.shape))?;
-        let batch_shape: Vec<usize> = std::iter::once(1)
-            .chain(row_shape.iter().copied())
-            .collect();
-        let input = NamedTensor::new(
-            input_spec.name.clone(),
-            Array::new(batch_shape, row.to_vec()).context("input row")?,
-        );
-        let outputs = model.run(&[input])?;
-        let [output] = outputs.as_slice() else {
-            bail!("{}: expected one output", model.path().display());
-        };
-        let Some((&1, sample)) = output.array.shape.split_first() else {
-            bail!(
-                "{}: output '{}' has shape {:?}, expected a batch of one",
-                model.path().display(),
-                output.name,
-                output.array.shape
-            );
-        };
-        shape = std::iter::once(inputs.rows())
-            .chain(sample.iter().copied())
-            .collect();
-        data.extend_from_slice(&output.array.data);
-    }
-    Array::new(shape, data).context("stacking the outputs")
+    Ok(ReferenceModel::load(&onnx)?.run_each_row(&fixture.inputs)?)
 }
 
 /// One engine's result on one model.
@@ -498,7 +458,7 @@ impl DigitsRecord {
 /// Runs tract on every digits test image.
 pub fn evaluate_digits_tract(fixture: &DigitsFixture) -> Result<DigitsRecord> {
     let model = ReferenceModel::load(&fixture.onnx)?;
-    let logits = run_rows(&model, &fixture.images)?;
+    let logits = model.run_each_row(&fixture.images)?;
     let metrics = compare(
         "output",
         &logits.shape,

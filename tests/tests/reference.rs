@@ -3,7 +3,7 @@
 
 use nnblob::npy::Array;
 use nnblob::validate::{NamedTensor, ReferenceError, ReferenceModel, TensorSpec};
-use nnblob_tests::{models_dir, run_rows, ModelFixture};
+use nnblob_tests::{models_dir, ModelFixture};
 
 fn lenet5() -> ModelFixture {
     ModelFixture::load(&models_dir().join("lenet5")).unwrap()
@@ -102,10 +102,9 @@ fn given_input_shapes_override_the_file_and_unknown_names_are_refused() {
         .unwrap();
     assert_eq!(outputs[0].array.shape, fixture.torch_f32.shape);
     assert_eq!(outputs[0].array.shape[0], k);
-    let one_by_one = run_rows(&ReferenceModel::load(&path).unwrap(), &fixture.inputs).unwrap();
     let metrics = nnblob::validate::compare(
         "output",
-        &one_by_one.shape,
+        &outputs[0].array.shape,
         nnblob::validate::OutputKind::Other,
         &outputs[0].array.data,
         &fixture.torch_f32.data,
@@ -148,4 +147,21 @@ fn the_comparison_fails_a_different_network_with_the_same_output_shape() {
     .unwrap();
     let verdict = nnblob::validate::Tolerances::f32().judge(&metrics);
     assert!(!verdict.passed(), "{metrics:?}");
+}
+
+#[test]
+fn rows_run_one_by_one_and_a_wrong_sample_shape_is_refused() {
+    let fixture = lenet5();
+    let model = ReferenceModel::load(&fixture.dir.join("model.onnx")).unwrap();
+    let outputs = model.run_each_row(&fixture.inputs).unwrap();
+    assert_eq!(outputs.shape, fixture.torch_f32.shape);
+
+    // Images of 28x28 where the network takes 32x32: the error shows the batch-of-one shape given.
+    let wrong = Array::new(vec![2, 1, 28, 28], vec![0.0; 2 * 28 * 28]).unwrap();
+    let err = model.run_each_row(&wrong).unwrap_err();
+    assert!(
+        matches!(&err, ReferenceError::InputShape { expected, given, .. }
+            if expected == &[1, 1, 32, 32] && given == &[1, 1, 28, 28]),
+        "{err}"
+    );
 }

@@ -65,6 +65,13 @@ pub enum ReferenceError {
         name: String,
         dtype: String,
     },
+    /// Running row by row needs exactly one input and one output.
+    #[error("{path}: running row by row needs one input and one output, the model has {inputs} and {outputs}")]
+    NotSingleInputOutput {
+        path: PathBuf,
+        inputs: usize,
+        outputs: usize,
+    },
     /// tract failed while running.
     #[error("{path}: tract failed to run the model: {reason}")]
     Run { path: PathBuf, reason: String },
@@ -284,6 +291,68 @@ impl ReferenceModel {
                 Ok(NamedTensor::new(spec.name.clone(), array))
             })
             .collect()
+    }
+
+    /// Runs a one-input, one-output model on each row of `inputs` (shape `(K, *sample)`) as a batch
+    /// of one (`(1, *sample)`), and stacks the outputs into `(K, *output_sample)`.
+    ///
+    /// This is how reference sets are stored (`inputs.npy` holds K samples, each fed alone).
+    pub fn run_each_row(&self, inputs: &Array<f32>) -> Result<Array<f32>, ReferenceError> {
+        let ([input], [output]) = (self.inputs.as_slice(), self.outputs.as_slice()) else {
+            return Err(ReferenceError::NotSingleInputOutput {
+                path: self.path.clone(),
+                inputs: self.inputs.len(),
+                outputs: self.outputs.len(),
+            });
+        };
+        let rows = inputs.rows();
+        let batch_shape: Vec<usize> = std::iter::once(1)
+            .chain(inputs.shape.iter().skip(1).copied())
+            .collect();
+        if inputs.shape.is_empty() || batch_shape != input.shape {
+            return Err(ReferenceError::InputShape {
+                path: self.path.clone(),
+                input: input.name.clone(),
+                expected: input.shape.clone(),
+                given: batch_shape,
+            });
+        }
+        let mut data = Vec::new();
+        let mut sample_shape = output.shape.get(1..).unwrap_or_default().to_vec();
+        for k in 0..rows {
+            let row = inputs
+                .row(k)
+                .map(|(_, row)| row.to_vec())
+                .unwrap_or_default();
+            let batch =
+                Array::new(batch_shape.clone(), row).ok_or_else(|| ReferenceError::Run {
+                    path: self.path.clone(),
+                    reason: format!("row {k} of the inputs is incomplete"),
+                })?;
+            let mut result = self.run(&[NamedTensor::new(input.name.clone(), batch)])?;
+            let produced = result.pop().map(|t| t.array).unwrap_or_else(|| Array {
+                shape: Vec::new(),
+                data: Vec::new(),
+            });
+            match produced.shape.split_first() {
+                Some((1, sample)) => sample_shape = sample.to_vec(),
+                _ => {
+                    return Err(ReferenceError::Run {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "output '{}' has shape {:?} for a batch of one",
+                            output.name, produced.shape
+                        ),
+                    })
+                }
+            }
+            data.extend_from_slice(&produced.data);
+        }
+        let shape = std::iter::once(rows).chain(sample_shape).collect();
+        Array::new(shape, data).ok_or_else(|| ReferenceError::Run {
+            path: self.path.clone(),
+            reason: format!("output '{}' changes shape between rows", output.name),
+        })
     }
 
     fn run_error(&self, e: TractError) -> ReferenceError {
