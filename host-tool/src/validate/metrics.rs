@@ -23,6 +23,9 @@
 //!
 //! A NaN or infinity in either tensor is never averaged away: the pairs holding one are counted, the
 //! first is reported with its index, the other metrics cover the finite pairs, and the verdict fails.
+//!
+//! Every struct serialises with serde (`--json`); JSON has no infinity, so an infinite L2-relative
+//! error (a zero reference with a non-zero output) appears as `null`.
 
 use std::fmt::{self, Write as _};
 
