@@ -6,8 +6,9 @@
 
 pub mod checkpoint;
 pub mod cli;
-
 pub mod eval;
 pub mod graph;
+pub mod npy;
 pub mod passes;
 pub mod plan;
+pub mod validate;
