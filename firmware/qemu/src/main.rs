@@ -33,27 +33,32 @@ fn main() -> ! {
     nnb_mark();
     hprintln!("out 0 0x{:08x}", dot.to_bits());
     hprintln!("insns {}", insns);
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    exit(debug::EXIT_SUCCESS)
 }
 
 /// Reports `why` and ends the emulation with a failure status.
 fn fail(why: &str) -> ! {
     hprintln!("error: {}", why);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    exit(debug::EXIT_FAILURE)
+}
+
+/// Ends the emulation with `status` (QEMU exits 0 for success, 1 otherwise).
+fn exit(status: debug::ExitStatus) -> ! {
+    debug::exit(status);
+    // Reached only without a semihosting host.
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     hprintln!("panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    exit(debug::EXIT_FAILURE)
 }
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     hprintln!("hard fault: {:?}", frame);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    exit(debug::EXIT_FAILURE)
 }
