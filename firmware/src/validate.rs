@@ -1,0 +1,351 @@
+//! Load-time validation: every op's tensors, shapes, parameters and weight references,
+//! checked once so that the kernels cannot index out of bounds. In: the checked blob view.
+//! Out: `Ok` or the first fault, with the op index and the field.
+
+use crate::weights::Weights;
+use crate::{Error, Tensor};
+use nnblob_format::meta::{Activation, Broadcast, MatrixRef, Op, VectorRef, WireOp};
+use nnblob_format::BlobView;
+
+/// Sizes of a pooling/conv window along one axis.
+pub(crate) struct Axis {
+    pub inp: usize,
+    pub k: usize,
+    pub s: usize,
+    pub d: usize,
+    pub pad_begin: usize,
+    pub pad_end: usize,
+}
+
+impl Axis {
+    /// PyTorch's output length, `None` if the window does not fit or a value overflows.
+    pub fn out_len(&self, ceil_mode: bool) -> Option<usize> {
+        if self.k == 0 || self.s == 0 || self.d == 0 {
+            return None;
+        }
+        let padded = self
+            .inp
+            .checked_add(self.pad_begin)?
+            .checked_add(self.pad_end)?;
+        let span = self.d.checked_mul(self.k - 1)?.checked_add(1)?;
+        let room = padded.checked_sub(span)?;
+        let mut out = if ceil_mode {
+            room.div_ceil(self.s)
+        } else {
+            room / self.s
+        } + 1;
+        // The last window must start inside the input or the left padding.
+        if ceil_mode && (out - 1) * self.s >= self.inp + self.pad_begin {
+            out -= 1;
+        }
+        Some(out)
+    }
+}
+
+pub(crate) struct Checker<'v, 'a> {
+    pub view: &'v BlobView<'a>,
+    pub weights: Weights<'a>,
+    pub op: u32,
+}
+
+fn overlaps(a: &Tensor, b: &Tensor) -> bool {
+    a.count > 0 && b.count > 0 && a.offset < b.offset + b.count && b.offset < a.offset + a.count
+}
+
+impl Checker<'_, '_> {
+    fn tensor(&self, i: u32) -> Result<Tensor, Error> {
+        Tensor::get(self.view, i).map_err(|_| Error::OpTensor {
+            op: self.op,
+            tensor: i,
+        })
+    }
+    fn shape(&self, t: u32) -> Error {
+        Error::OpShape {
+            op: self.op,
+            tensor: t,
+        }
+    }
+    fn param(&self, field: &'static str) -> Error {
+        Error::OpParam { op: self.op, field }
+    }
+    fn ensure(&self, ok: bool, e: Error) -> Result<(), Error> {
+        if ok {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+    /// The output must be disjoint from the input (`in_place`: or exactly the same range).
+    fn disjoint(&self, input: (u32, &Tensor), out: &Tensor, in_place: bool) -> Result<(), Error> {
+        let same = input.1.offset == out.offset && input.1.count == out.count;
+        self.ensure(
+            !overlaps(input.1, out) || (in_place && same),
+            Error::OpOverlap {
+                op: self.op,
+                tensor: input.0,
+            },
+        )
+    }
+    fn matrix(&self, m: &MatrixRef, len: Option<usize>, field: &'static str) -> Result<(), Error> {
+        let ok = self.weights.matrix(*m).is_some() && len == Some(m.len as usize);
+        self.ensure(ok, Error::OpWeight { op: self.op, field })
+    }
+    fn vector(&self, v: &VectorRef, len: usize, field: &'static str) -> Result<(), Error> {
+        let ok = self.weights.vector(*v).is_some() && v.len as usize == len;
+        self.ensure(ok, Error::OpWeight { op: self.op, field })
+    }
+    fn act(&self, act: &Activation<VectorRef>, out: &Tensor) -> Result<(), Error> {
+        if let Activation::PRelu(v) = act {
+            let len = if v.len == 1 { 1 } else { out.channels() };
+            self.vector(v, len, "prelu slopes")?;
+        }
+        Ok(())
+    }
+    fn same_shape(&self, a: &Tensor, b: &Tensor, bi: u32) -> Result<(), Error> {
+        self.ensure(a.rank == b.rank && a.dims == b.dims, self.shape(bi))
+    }
+    /// A `[1, C, H, W]` tensor.
+    fn nchw(&self, t: &Tensor, ti: u32) -> Result<[usize; 3], Error> {
+        self.ensure(t.rank == 4 && t.dims[0] == 1, self.shape(ti))?;
+        Ok([t.dims[1], t.dims[2], t.dims[3]])
+    }
+
+    // `dims` are `[usize; 4]`; every index is below a rank the format crate checked to be
+    // at most 4 (and at least 2 where `r - 2` is used), or taken `% 4`/`min(3)`.
+    #[allow(clippy::indexing_slicing)]
+    pub fn check(&self, op: &WireOp<'_>) -> Result<(), Error> {
+        match op {
+            Op::Conv2d(c) => {
+                let (it, ot) = (self.tensor(c.input)?, self.tensor(c.output)?);
+                let [ci, h, w] = self.nchw(&it, c.input)?;
+                let [co, oh, ow] = self.nchw(&ot, c.output)?;
+                let g = c.groups as usize;
+                self.ensure(g > 0 && ci % g == 0 && co % g == 0, self.param("groups"))?;
+                self.ensure(ci == c.in_channels as usize, self.shape(c.input))?;
+                self.ensure(co == c.out_channels as usize, self.shape(c.output))?;
+                let [pt, pl, pb, pr] = c.padding.map(|p| p as usize);
+                let y = Axis {
+                    inp: h,
+                    k: c.kernel[0] as usize,
+                    s: c.stride[0] as usize,
+                    d: c.dilation[0] as usize,
+                    pad_begin: pt,
+                    pad_end: pb,
+                };
+                let x = Axis {
+                    inp: w,
+                    k: c.kernel[1] as usize,
+                    s: c.stride[1] as usize,
+                    d: c.dilation[1] as usize,
+                    pad_begin: pl,
+                    pad_end: pr,
+                };
+                let (ey, ex) = (
+                    y.out_len(false)
+                        .ok_or(self.param("kernel/stride/dilation/padding"))?,
+                    x.out_len(false)
+                        .ok_or(self.param("kernel/stride/dilation/padding"))?,
+                );
+                self.ensure(ey == oh && ex == ow, self.shape(c.output))?;
+                let taps = (ci / g).checked_mul(y.k).and_then(|n| n.checked_mul(x.k));
+                self.ensure(
+                    taps.is_some_and(|t| t <= u32::MAX as usize),
+                    self.param("kernel"),
+                )?;
+                self.matrix(
+                    &c.weight,
+                    taps.and_then(|t| t.checked_mul(co)),
+                    "conv weight",
+                )?;
+                if let Some(b) = &c.bias {
+                    self.vector(b, co, "conv bias")?;
+                }
+                self.act(&c.act, &ot)?;
+                self.disjoint((c.input, &it), &ot, false)
+            }
+            Op::Linear(l) => {
+                let (it, ot) = (self.tensor(l.input)?, self.tensor(l.output)?);
+                let (fi, fo) = (l.in_features as usize, l.out_features as usize);
+                self.ensure(
+                    it.rank >= 1 && it.last() == fi && fi > 0,
+                    self.shape(l.input),
+                )?;
+                let rows = it.count / fi;
+                self.ensure(
+                    ot.rank >= 1 && ot.last() == fo && rows.checked_mul(fo) == Some(ot.count),
+                    self.shape(l.output),
+                )?;
+                self.matrix(&l.weight, fi.checked_mul(fo), "linear weight")?;
+                if let Some(b) = &l.bias {
+                    self.vector(b, fo, "linear bias")?;
+                }
+                self.act(&l.act, &ot)?;
+                self.disjoint((l.input, &it), &ot, false)
+            }
+            Op::ChannelAffine(a) => {
+                let (it, ot) = (self.tensor(a.input)?, self.tensor(a.output)?);
+                self.same_shape(&it, &ot, a.output)?;
+                self.vector(&a.scale, ot.channels(), "scale")?;
+                self.vector(&a.shift, ot.channels(), "shift")?;
+                self.act(&a.act, &ot)?;
+                self.disjoint((a.input, &it), &ot, true)
+            }
+            Op::Activation(u) => {
+                let (it, ot) = (self.tensor(u.input)?, self.tensor(u.output)?);
+                self.same_shape(&it, &ot, u.output)?;
+                self.act(&u.act, &ot)?;
+                self.disjoint((u.input, &it), &ot, true)
+            }
+            Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
+                let (it, ot) = (self.tensor(p.input)?, self.tensor(p.output)?);
+                let [c, h, w] = self.nchw(&it, p.input)?;
+                let [oc, oh, ow] = self.nchw(&ot, p.output)?;
+                self.ensure(c == oc, self.shape(p.output))?;
+                let [pt, pl, pb, pr] = p.padding.map(|v| v as usize);
+                let (kh, kw) = (p.kernel[0] as usize, p.kernel[1] as usize);
+                // PyTorch: padding at most half the kernel, so no window is only padding.
+                self.ensure(
+                    pt.max(pb) <= kh / 2 && pl.max(pr) <= kw / 2,
+                    self.param("padding"),
+                )?;
+                let y = Axis {
+                    inp: h,
+                    k: kh,
+                    s: p.stride[0] as usize,
+                    d: 1,
+                    pad_begin: pt,
+                    pad_end: pb,
+                };
+                let x = Axis {
+                    inp: w,
+                    k: kw,
+                    s: p.stride[1] as usize,
+                    d: 1,
+                    pad_begin: pl,
+                    pad_end: pr,
+                };
+                let e = (y.out_len(p.ceil_mode), x.out_len(p.ceil_mode));
+                self.ensure(
+                    e.0.is_some() && e.1.is_some(),
+                    self.param("kernel/stride/padding"),
+                )?;
+                self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
+                self.disjoint((p.input, &it), &ot, false)
+            }
+            Op::AdaptiveAvgPool2d { input, output } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                let [c, h, w] = self.nchw(&it, *input)?;
+                let [oc, oh, ow] = self.nchw(&ot, *output)?;
+                self.ensure(
+                    c == oc && h > 0 && w > 0 && oh > 0 && ow > 0,
+                    self.shape(*output),
+                )?;
+                // Bin bounds are computed as (o + 1) * in; keep them in range.
+                self.ensure(
+                    oh.checked_mul(h).is_some() && ow.checked_mul(w).is_some(),
+                    self.shape(*output),
+                )?;
+                self.disjoint((*input, &it), &ot, false)
+            }
+            Op::ZeroPad2d {
+                input,
+                output,
+                padding,
+            } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                let r = usize::from(it.rank);
+                self.ensure(r >= 2 && it.rank == ot.rank, self.shape(*output))?;
+                let [pt, pl, pb, pr] = padding.map(|v| v as usize);
+                let want_h = it.dims[r - 2]
+                    .checked_add(pt)
+                    .and_then(|v| v.checked_add(pb));
+                let want_w = it.dims[r - 1]
+                    .checked_add(pl)
+                    .and_then(|v| v.checked_add(pr));
+                let lead_same = it.dims[..r - 2] == ot.dims[..r - 2];
+                self.ensure(
+                    lead_same && want_h == Some(ot.dims[r - 2]) && want_w == Some(ot.dims[r - 1]),
+                    self.shape(*output),
+                )?;
+                self.disjoint((*input, &it), &ot, false)
+            }
+            Op::Add(b) | Op::Mul(b) => {
+                let (at, bt, ot) = (self.tensor(b.a)?, self.tensor(b.b)?, self.tensor(b.output)?);
+                self.same_shape(&at, &ot, b.output)?;
+                let want = match b.broadcast {
+                    Broadcast::None => at.count,
+                    Broadcast::Scalar => 1,
+                    Broadcast::Channel => at.channels(),
+                };
+                self.ensure(bt.count == want, self.shape(b.b))?;
+                self.act(&b.act, &ot)?;
+                let ((ai, a), (bi, bb)) = crate::binary_operands(b, &at, &bt, &ot);
+                self.disjoint((ai, a), &ot, true)?;
+                self.disjoint((bi, bb), &ot, false)
+            }
+            Op::Concat {
+                inputs,
+                output,
+                axis,
+            } => {
+                let ot = self.tensor(*output)?;
+                let ax = usize::from(*axis);
+                self.ensure(
+                    inputs.0.len() % 4 == 0 && !inputs.is_empty(),
+                    self.param("inputs"),
+                )?;
+                self.ensure(ax < usize::from(ot.rank), self.param("axis"))?;
+                let mut total = 0usize;
+                for i in inputs.iter() {
+                    let t = self.tensor(i)?;
+                    let mut same = t.rank == ot.rank;
+                    for a in 0..4 {
+                        same &= a == ax || t.dims[a] == ot.dims[a];
+                    }
+                    self.ensure(same, self.shape(i))?;
+                    total = total.checked_add(t.dims[ax]).ok_or(self.shape(i))?;
+                    self.disjoint((i, &t), &ot, false)?;
+                }
+                self.ensure(total == ot.dims[ax], self.shape(*output))
+            }
+            Op::Softmax {
+                input,
+                output,
+                axis,
+            } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                self.same_shape(&it, &ot, *output)?;
+                self.ensure(
+                    usize::from(*axis) < usize::from(it.rank).max(1),
+                    self.param("axis"),
+                )?;
+                self.disjoint((*input, &it), &ot, true)
+            }
+            Op::Permute {
+                input,
+                output,
+                perm,
+            } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                let r = usize::from(it.rank);
+                let mut seen = [false; 4];
+                let mut ok = it.rank == ot.rank;
+                for (a, &p) in perm.iter().enumerate() {
+                    let p = usize::from(p);
+                    ok &= p < 4 && !seen[p.min(3)] && (a < r || p == a);
+                    seen[p.min(3)] = true;
+                }
+                self.ensure(ok, self.param("perm"))?;
+                for (a, &p) in perm.iter().enumerate() {
+                    self.ensure(ot.dims[a] == it.dims[usize::from(p)], self.shape(*output))?;
+                }
+                self.disjoint((*input, &it), &ot, false)
+            }
+            Op::Copy { input, output } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                self.ensure(it.count == ot.count, self.shape(*output))?;
+                self.disjoint((*input, &it), &ot, true)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Conv2d against the oracle on random geometries: odd sizes, strides, asymmetric padding,
+//! dilation, groups, depthwise, 1x1, with and without bias, f16 and f32 weights. The engine
+//! promises the oracle's summation order, so results must match bit for bit.
+
+mod common;
+use common::*;
+use nnblob_format::meta::{Activation, Conv2d, Op};
+use nnblob_format::WeightDtype;
+use proptest::prelude::*;
+
+fn check(p: &ConvP, dtype: WeightDtype, bias: bool, seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let (oh, ow) = p.out_hw();
+    let x = rng.vec(p.c * p.h * p.w);
+    let w = rng.vec(p.o * p.c / p.g * p.k[0] * p.k[1]);
+    let b = bias.then(|| rng.vec(p.o));
+    let op = Op::Conv2d(Conv2d {
+        input: 0,
+        output: 1,
+        in_channels: p.c as u32,
+        out_channels: p.o as u32,
+        kernel: p.k.map(|v| v as u32),
+        stride: p.s.map(|v| v as u32),
+        padding: p.pad.map(|v| v as u32),
+        dilation: p.d.map(|v| v as u32),
+        groups: p.g as u32,
+        weight: w.clone(),
+        bias: b.clone(),
+        act: Activation::None,
+    });
+    let shapes: [&[u32]; 2] = [
+        &[1, p.c as u32, p.h as u32, p.w as u32],
+        &[1, p.o as u32, oh as u32, ow as u32],
+    ];
+    let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
+    let want = conv_oracle(p, &x, &stored(dtype, &w), b.as_deref());
+    assert_bits(&got[0], &want);
+}
+
+fn conv_params() -> impl Strategy<Value = ConvP> {
+    (
+        1usize..4,
+        1usize..5,
+        1usize..4,
+        1usize..4,
+        1usize..4,
+        1usize..3,
+        1usize..3,
+        0usize..3,
+        0usize..3,
+        0usize..3,
+        0usize..3,
+    )
+        .prop_flat_map(|(g, ipg, opg, kh, kw, sh, sw, pt, pl, pb, pr)| {
+            (1usize..3, 1usize..3, 1usize..13, 1usize..13).prop_filter_map(
+                "window fits",
+                move |(dh, dw, h, w)| {
+                    let p = ConvP {
+                        c: g * ipg,
+                        h,
+                        w,
+                        o: g * opg,
+                        k: [kh, kw],
+                        s: [sh, sw],
+                        pad: [pt, pl, pb, pr],
+                        d: [dh, dw],
+                        g,
+                    };
+                    (h + pt + pb > dh * (kh - 1) && w + pl + pr > dw * (kw - 1)).then_some(p)
+                },
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn conv_matches_oracle(p in conv_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
+    }
+}
+
+#[test]
+fn depthwise_3x3_stride2_tf_same_padding() {
+    // TF 'same' at stride 2 pads one more at the bottom/right than at the top/left.
+    let p = ConvP {
+        c: 8,
+        h: 10,
+        w: 10,
+        o: 8,
+        k: [3, 3],
+        s: [2, 2],
+        pad: [0, 0, 1, 1],
+        d: [1, 1],
+        g: 8,
+    };
+    check(&p, WeightDtype::F16, true, 3);
+}
+
+#[test]
+fn pointwise_as_matrix_product_with_tail_lanes() {
+    // 1x1 stride 1: run as one long row; 7 output channels leave a 3-lane tail block.
+    let p = ConvP {
+        c: 5,
+        h: 9,
+        w: 7,
+        o: 7,
+        k: [1, 1],
+        s: [1, 1],
+        pad: [0; 4],
+        d: [1, 1],
+        g: 1,
+    };
+    check(&p, WeightDtype::F32, true, 5);
+}
+
+#[test]
+fn many_taps_span_several_tiles() {
+    // 20 * 3 * 3 = 180 taps: three weight tiles, partial sums stored between them.
+    let p = ConvP {
+        c: 20,
+        h: 11,
+        w: 13,
+        o: 6,
+        k: [3, 3],
+        s: [1, 1],
+        pad: [1, 1, 1, 1],
+        d: [1, 1],
+        g: 1,
+    };
+    check(&p, WeightDtype::F16, true, 9);
+}
+
+#[test]
+fn depthwise_multiplier_and_dilation() {
+    let p = ConvP {
+        c: 3,
+        h: 12,
+        w: 12,
+        o: 6,
+        k: [3, 3],
+        s: [1, 1],
+        pad: [2, 2, 2, 2],
+        d: [2, 2],
+        g: 3,
+    };
+    check(&p, WeightDtype::F32, false, 11);
+}

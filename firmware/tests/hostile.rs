@@ -1,0 +1,275 @@
+//! Hostile and broken blobs and buffers: each refused with its specific `Error`, never a panic.
+//! Also replays the fuzzer's regression inputs in `tests/regressions/`.
+
+mod common;
+use common::*;
+use nnblob_firmware::{Error, Model};
+use nnblob_format::encode::ModelRepr;
+use nnblob_format::header::{blob_crc, field};
+use nnblob_format::meta::{Activation, Conv2d, Op};
+use nnblob_format::WeightDtype;
+
+/// A small real model: conv 3x3 (f16) + ReLU fused, then global average pool.
+fn small() -> ModelRepr {
+    let conv = Op::Conv2d(Conv2d {
+        input: 0,
+        output: 1,
+        in_channels: 2,
+        out_channels: 3,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1, 1, 1],
+        dilation: [1, 1],
+        groups: 1,
+        weight: Rng(5).vec(3 * 2 * 9),
+        bias: Some(vec![0.1, 0.2, 0.3]),
+        act: Activation::Relu,
+    });
+    let shapes: [&[u32]; 3] = [&[1, 2, 5, 5], &[1, 3, 5, 5], &[1, 3, 1, 1]];
+    model(
+        WeightDtype::F16,
+        &shapes,
+        &[0],
+        &[2],
+        vec![
+            conv,
+            Op::AdaptiveAvgPool2d {
+                input: 1,
+                output: 2,
+            },
+        ],
+    )
+}
+
+/// Rewrites the CRC so that a deliberate edit reaches the checks behind it.
+fn reseal(blob: &mut [u8]) {
+    let crc = blob_crc(blob);
+    blob[field::CRC32].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    let blob = small().to_vec().unwrap();
+    assert!(Model::from_bytes(&blob).is_ok());
+    for byte in 0..blob.len() {
+        for bit in 0..8 {
+            let mut b = blob.clone();
+            b[byte] ^= 1 << bit;
+            assert!(
+                Model::from_bytes(&b).is_err(),
+                "flip of bit {bit} in byte {byte} accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn truncated_blobs() {
+    let blob = small().to_vec().unwrap();
+    for len in 0..blob.len() {
+        assert!(
+            matches!(
+                Model::from_bytes(&blob[..len]),
+                Err(Error::Blob(nnblob_format::Error::Truncated { .. }))
+            ),
+            "len {len}"
+        );
+    }
+    // Bytes after the blob (a larger flash region) are ignored.
+    let mut padded = blob.clone();
+    padded.extend_from_slice(&[0xff; 64]);
+    assert!(Model::from_bytes(&padded).is_ok());
+}
+
+#[test]
+fn header_faults_have_their_own_errors() {
+    let blob = small().to_vec().unwrap();
+    let mut b = blob.clone();
+    b[0] = b'X';
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::BadMagic)
+    );
+    let mut b = blob.clone();
+    b[field::VERSION].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(2))
+    );
+    let mut b = blob.clone();
+    b[field::FLAGS].copy_from_slice(&0x10u16.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::UnknownFlags(0x10))
+    );
+    let mut b = blob.clone();
+    b[field::WEIGHTS_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::BadSection { .. })
+    ));
+    let mut b = blob.clone();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    assert!(matches!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::CrcMismatch { .. })
+    ));
+}
+
+#[test]
+fn semantic_faults_name_the_op_tensor_or_field() {
+    // Weight offset past the end of the weights section.
+    let mut m = small();
+    m.tensors[1].offset = 1_000_000;
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::TensorOutsideArena { tensor: 1 }
+    );
+    // Shapes whose element count overflows.
+    let mut m = small();
+    m.tensors[2].shape = vec![u32::MAX, u32::MAX, u32::MAX, u32::MAX];
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::TensorOutsideArena { tensor: 2 }
+    );
+    // Output shape inconsistent with the conv's parameters.
+    let mut m = small();
+    if let Op::Conv2d(c) = &mut m.ops[0] {
+        c.stride = [2, 2];
+    }
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpShape { op: 0, tensor: 1 }
+    );
+    // Missing tensor.
+    let mut m = small();
+    m.ops[1] = Op::AdaptiveAvgPool2d {
+        input: 9,
+        output: 2,
+    };
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpTensor { op: 1, tensor: 9 }
+    );
+    // Bias of the wrong length.
+    let mut m = small();
+    if let Op::Conv2d(c) = &mut m.ops[0] {
+        c.bias = Some(vec![0.0; 2]);
+    }
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpWeight {
+            op: 0,
+            field: "conv bias"
+        }
+    );
+    // PReLU slopes neither 1 nor one per channel.
+    let mut m = small();
+    if let Op::Conv2d(c) = &mut m.ops[0] {
+        c.act = Activation::PRelu(vec![0.1, 0.2]);
+    }
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpWeight {
+            op: 0,
+            field: "prelu slopes"
+        }
+    );
+    // Output overlapping the input.
+    let mut m = small();
+    m.tensors[1].offset = 10;
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpOverlap { op: 0, tensor: 0 }
+    );
+    // Zero groups.
+    let mut m = small();
+    if let Op::Conv2d(c) = &mut m.ops[0] {
+        c.groups = 0;
+    }
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpParam {
+            op: 0,
+            field: "groups"
+        }
+    );
+}
+
+#[test]
+fn buffers_too_small() {
+    let blob = small().to_vec().unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let input = vec![0.5; model.input_len(0)];
+    let mut out = vec![0.0; model.output_len(0)];
+    let mut arena = vec![0.0; model.arena_len()];
+    assert_eq!(
+        model.run(&input, &mut out, &mut arena[1..]),
+        Err(Error::ArenaTooSmall {
+            needed: 128,
+            got: 127
+        })
+    );
+    assert_eq!(
+        model.run(&input[1..], &mut out, &mut arena),
+        Err(Error::InputLen {
+            input: 0,
+            needed: 50,
+            got: 49
+        })
+    );
+    assert_eq!(
+        model.run(&input, &mut out[1..], &mut arena),
+        Err(Error::OutputLen {
+            output: 0,
+            needed: 3,
+            got: 2
+        })
+    );
+    assert_eq!(
+        model.run_multi(&[], &mut [&mut out], &mut arena),
+        Err(Error::IoCount {
+            expected: 1,
+            got: 0
+        })
+    );
+    assert!(model.run(&input, &mut out, &mut arena).is_ok());
+}
+
+/// Feeds a blob the way the fuzz target does; must not panic.
+fn exercise(data: &[u8]) {
+    if let Ok(model) = Model::from_bytes(data) {
+        if model.arena_len() > 1 << 20 {
+            return;
+        }
+        let inputs: Vec<Vec<f32>> = (0..model.input_count())
+            .map(|i| vec![0.5; model.input_len(i)])
+            .collect();
+        let mut outputs: Vec<Vec<f32>> = (0..model.output_count())
+            .map(|i| vec![0.0; model.output_len(i)])
+            .collect();
+        let mut arena = vec![0.0; model.arena_len()];
+        let ins: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+        let mut outs: Vec<&mut [f32]> = outputs.iter_mut().map(|v| v.as_mut_slice()).collect();
+        let _ = model.run_multi(&ins, &mut outs, &mut arena);
+    }
+}
+
+#[test]
+fn fuzz_regressions_replay() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        exercise(&std::fs::read(&path).unwrap());
+        n += 1;
+    }
+    exercise(&small().to_vec().unwrap());
+    eprintln!("{n} regression inputs replayed");
+}

@@ -1,0 +1,351 @@
+//! Every non-conv op against a plain oracle written from PyTorch's definition.
+//! Where the engine promises the oracle's order, results match bit for bit; transcendental
+//! activations use the same `libm` calls, so they match bit for bit too.
+
+mod common;
+use common::*;
+use nnblob_format::meta::{
+    Activation, Binary, Broadcast, ChannelAffine, Linear, Op, Pool2d, Unary,
+};
+use nnblob_format::WeightDtype;
+use proptest::prelude::*;
+
+/// PyTorch's pooling output length (ceil_mode rule included).
+fn pool_out(inp: usize, k: usize, s: usize, pb: usize, pe: usize, ceil: bool) -> usize {
+    let room = inp + pb + pe - k;
+    let mut o = if ceil { room.div_ceil(s) } else { room / s } + 1;
+    if ceil && (o - 1) * s >= inp + pb {
+        o -= 1;
+    }
+    o
+}
+
+#[allow(clippy::too_many_arguments)] // one argument per PyTorch parameter
+fn pool_oracle(
+    max: bool,
+    cip: bool,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    pad: [usize; 4],
+    ceil: bool,
+    x: &[f32],
+) -> Vec<f32> {
+    let oh = pool_out(h, k[0], s[0], pad[0], pad[2], ceil);
+    let ow = pool_out(w, k[1], s[1], pad[1], pad[3], ceil);
+    let mut y = Vec::new();
+    for ch in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                // PyTorch avg_pool2d: hend = min(hstart + k, H + pad) before clipping.
+                let hs = (oy * s[0]) as isize - pad[0] as isize;
+                let ws = (ox * s[1]) as isize - pad[1] as isize;
+                let he = (hs + k[0] as isize).min((h + pad[2]) as isize);
+                let we = (ws + k[1] as isize).min((w + pad[3]) as isize);
+                let pool_size = (he - hs) * (we - ws);
+                let (hs, ws, he, we) =
+                    (hs.max(0), ws.max(0), he.min(h as isize), we.min(w as isize));
+                let mut m = f32::NEG_INFINITY;
+                let mut sum = 0.0f32;
+                for y0 in hs..he {
+                    for x0 in ws..we {
+                        let v = x[(ch * h + y0 as usize) * w + x0 as usize];
+                        if v > m || v.is_nan() {
+                            m = v;
+                        }
+                        sum += v;
+                    }
+                }
+                let div = if cip {
+                    pool_size
+                } else {
+                    (he - hs) * (we - ws)
+                };
+                y.push(if max { m } else { sum / div as f32 });
+            }
+        }
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn pools_match_oracle(c in 1usize..4, h in 1usize..12, w in 1usize..12, kh in 1usize..5, kw in 1usize..5,
+                          sh in 1usize..4, sw in 1usize..4, pads in proptest::array::uniform4(0usize..3),
+                          ceil in any::<bool>(), cip in any::<bool>(), max in any::<bool>(), seed in any::<u64>()) {
+        let pad = [pads[0].min(kh / 2), pads[1].min(kw / 2), pads[2].min(kh / 2), pads[3].min(kw / 2)];
+        prop_assume!(h + pad[0] + pad[2] >= kh && w + pad[1] + pad[3] >= kw);
+        let x = Rng(seed | 1).vec(c * h * w);
+        let want = pool_oracle(max, cip, c, h, w, [kh, kw], [sh, sw], pad, ceil, &x);
+        let oh = pool_out(h, kh, sh, pad[0], pad[2], ceil);
+        let ow = pool_out(w, kw, sw, pad[1], pad[3], ceil);
+        let p = Pool2d { input: 0, output: 1, kernel: [kh as u32, kw as u32], stride: [sh as u32, sw as u32],
+                         padding: pad.map(|v| v as u32), ceil_mode: ceil, count_include_pad: cip };
+        let op = if max { Op::MaxPool2d(p) } else { Op::AvgPool2d(p) };
+        let shapes: [&[u32]; 2] = [&[1, c as u32, h as u32, w as u32], &[1, c as u32, oh as u32, ow as u32]];
+        let got = run(&model(WeightDtype::F32, &shapes, &[0], &[1], vec![op]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+
+    #[test]
+    fn adaptive_avg_pool_bins(c in 1usize..3, h in 1usize..10, w in 1usize..10, oh in 1usize..7, ow in 1usize..7, seed in any::<u64>()) {
+        let x = Rng(seed | 1).vec(c * h * w);
+        let mut want = Vec::new();
+        for ch in 0..c { for oy in 0..oh { for ox in 0..ow {
+            let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+            let mut s = 0.0f32;
+            for y in y0..y1 { for xx in x0..x1 { s += x[(ch * h + y) * w + xx]; } }
+            want.push(s / ((y1 - y0) * (x1 - x0)) as f32);
+        }}}
+        let shapes: [&[u32]; 2] = [&[1, c as u32, h as u32, w as u32], &[1, c as u32, oh as u32, ow as u32]];
+        let got = run(&model(WeightDtype::F32, &shapes, &[0], &[1], vec![Op::AdaptiveAvgPool2d { input: 0, output: 1 }]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+
+    #[test]
+    fn linear_matches_oracle(rows in 1usize..4, fi in 1usize..150, fo in 1usize..9, f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        let dtype = if f16 { WeightDtype::F16 } else { WeightDtype::F32 };
+        let mut rng = Rng(seed | 1);
+        let (x, wt) = (rng.vec(rows * fi), rng.vec(fo * fi));
+        let b = bias.then(|| rng.vec(fo));
+        let ws = stored(dtype, &wt);
+        let mut want = Vec::new();
+        for m in 0..rows { for o in 0..fo {
+            let mut acc = b.as_ref().map_or(0.0, |b| b[o]);
+            for i in 0..fi { acc += ws[o * fi + i] * x[m * fi + i]; }
+            want.push(acc);
+        }}
+        let op = Op::Linear(Linear { input: 0, output: 1, in_features: fi as u32, out_features: fo as u32, weight: wt, bias: b, act: Activation::None });
+        let shapes: [&[u32]; 2] = [&[rows as u32, fi as u32], &[rows as u32, fo as u32]];
+        let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+}
+
+/// Every activation, standalone, against its PyTorch formula.
+#[test]
+fn activations() {
+    let x: Vec<f32> = (-40..40)
+        .map(|i| i as f32 * 0.23)
+        .chain([f32::INFINITY, f32::NEG_INFINITY, -0.0])
+        .collect();
+    let n = x.len() as u32;
+    let r6 = |v: f32| v.clamp(0.0, 6.0);
+    type Case = (Activation<Vec<f32>>, Box<dyn Fn(f32) -> f32>);
+    let cases: Vec<Case> = vec![
+        (
+            Activation::Relu,
+            Box::new(|v: f32| if v < 0.0 { 0.0 } else { v }),
+        ),
+        (Activation::Relu6, Box::new(r6)),
+        (
+            Activation::LeakyRelu(0.1),
+            Box::new(|v: f32| if v > 0.0 { v } else { v * 0.1 }),
+        ),
+        (
+            Activation::PRelu(vec![0.25]),
+            Box::new(|v: f32| if v > 0.0 { v } else { v * 0.25 }),
+        ),
+        (
+            Activation::Sigmoid,
+            Box::new(|v: f32| 1.0 / (1.0 + libm::expf(-v))),
+        ),
+        (Activation::Tanh, Box::new(libm::tanhf)),
+        (
+            Activation::Silu,
+            Box::new(|v: f32| v / (1.0 + libm::expf(-v))),
+        ),
+        (
+            Activation::Hardswish,
+            Box::new(move |v: f32| v * r6(v + 3.0) / 6.0),
+        ),
+        (
+            Activation::Hardsigmoid,
+            Box::new(move |v: f32| r6(v + 3.0) / 6.0),
+        ),
+        (
+            Activation::Gelu,
+            Box::new(|v: f32| v * 0.5 * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))),
+        ),
+        (
+            Activation::GeluTanh,
+            Box::new(|v: f32| {
+                0.5 * v * (1.0 + libm::tanhf(0.797_884_6 * (v + 0.044715 * v * v * v)))
+            }),
+        ),
+    ];
+    for (act, f) in cases {
+        let name = format!("{act:?}");
+        let op = Op::Activation(Unary {
+            input: 0,
+            output: 1,
+            act,
+        });
+        let got = run(
+            &model(WeightDtype::F32, &[&[n], &[n]], &[0], &[1], vec![op]),
+            &[&x],
+        );
+        let want: Vec<f32> = x.iter().map(|&v| f(v)).collect();
+        assert_bits(&got[0], &want);
+        // Reference values from a second implementation (std's), loose: catches formula slips.
+        for (g, v) in got[0].iter().zip(&x) {
+            if name == "Tanh" && v.is_finite() {
+                assert!((g - v.tanh()).abs() < 1e-6, "{name} at {v}");
+            }
+        }
+    }
+}
+
+/// Per-channel PReLU, ChannelAffine (in place), and channel-broadcast Add/Mul (SE block).
+#[test]
+fn channel_ops_and_broadcasts() {
+    let (c, hw) = (3usize, 5usize);
+    let mut rng = Rng(42);
+    let x = rng.vec(c * hw);
+    let (scale, shift, slopes, gate) = (rng.vec(c), rng.vec(c), rng.vec(c), rng.vec(c));
+    let shape: &[u32] = &[1, c as u32, 1, hw as u32];
+    // t0 input, t1 = affine(t0) with PReLU, t2 gate [1,C,1,1], t3 = t1 * gate, t4 = t3 + t0, t5 = t4 + 0.5
+    let scalar = vec![0.5f32];
+    let ops = vec![
+        Op::ChannelAffine(ChannelAffine {
+            input: 0,
+            output: 1,
+            scale: scale.clone(),
+            shift: shift.clone(),
+            act: Activation::PRelu(slopes.clone()),
+        }),
+        Op::Mul(Binary {
+            a: 1,
+            b: 2,
+            output: 3,
+            broadcast: Broadcast::Channel,
+            act: Activation::None,
+        }),
+        Op::Add(Binary {
+            a: 3,
+            b: 0,
+            output: 4,
+            broadcast: Broadcast::None,
+            act: Activation::Relu,
+        }),
+        Op::Add(Binary {
+            a: 4,
+            b: 5,
+            output: 4,
+            broadcast: Broadcast::Scalar,
+            act: Activation::None,
+        }),
+    ];
+    let shapes: [&[u32]; 6] = [shape, shape, &[1, c as u32, 1, 1], shape, shape, &[1]];
+    let got = run(
+        &model(WeightDtype::F16, &shapes, &[0, 2, 5], &[4], ops),
+        &[&x, &gate, &scalar],
+    );
+    let want: Vec<f32> = (0..c * hw)
+        .map(|i| {
+            let ch = i / hw;
+            let a = x[i] * scale[ch] + shift[ch];
+            let a = if a > 0.0 { a } else { a * slopes[ch] };
+            let m = a * gate[ch];
+            let s = m + x[i];
+            (if s < 0.0 { 0.0 } else { s }) + 0.5
+        })
+        .collect();
+    assert_bits(&got[0], &want);
+}
+
+/// Concat on channels and on the last axis, Softmax, Permute, ZeroPad2d, Copy; several outputs.
+#[test]
+fn data_movement_ops() {
+    let mut rng = Rng(7);
+    let (a, b) = (rng.vec(2 * 3 * 4), rng.vec(3 * 3 * 4));
+    let shapes: [&[u32]; 8] = [
+        &[1, 2, 3, 4], // 0 a
+        &[1, 3, 3, 4], // 1 b
+        &[1, 5, 3, 4], // 2 concat(a, b) on channels
+        &[1, 5, 3, 4], // 3 softmax over axis 1
+        &[1, 4, 5, 3], // 4 permute [0, 3, 1, 2]
+        &[1, 4, 8, 6], // 5 zero pad (1, 2, 2, 1)
+        &[1, 4, 8, 6], // 6 copy
+        &[1, 2, 3, 8], // 7 concat(a, a) on the last axis
+    ];
+    let list = |v: &[u32]| v.to_vec();
+    let ops = vec![
+        Op::Concat {
+            inputs: list(&[0, 1]),
+            output: 2,
+            axis: 1,
+        },
+        Op::Softmax {
+            input: 2,
+            output: 3,
+            axis: 1,
+        },
+        Op::Permute {
+            input: 3,
+            output: 4,
+            perm: [0, 3, 1, 2],
+        },
+        Op::ZeroPad2d {
+            input: 4,
+            output: 5,
+            padding: [1, 2, 2, 1],
+        },
+        Op::Copy {
+            input: 5,
+            output: 6,
+        },
+        Op::Concat {
+            inputs: list(&[0, 0]),
+            output: 7,
+            axis: 3,
+        },
+    ];
+    let got = run(
+        &model(WeightDtype::F32, &shapes, &[0, 1], &[6, 7], ops),
+        &[&a, &b],
+    );
+    // Oracle, step by step with explicit indices.
+    let cat: Vec<f32> = a.iter().chain(&b).copied().collect();
+    let mut sm = vec![0.0f32; 60];
+    for p in 0..12 {
+        let mx = (0..5)
+            .map(|c| cat[c * 12 + p])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0f32;
+        for c in 0..5 {
+            sm[c * 12 + p] = libm::expf(cat[c * 12 + p] - mx);
+            s += sm[c * 12 + p];
+        }
+        for c in 0..5 {
+            sm[c * 12 + p] /= s;
+        }
+    }
+    let mut perm = vec![0.0f32; 60]; // [1,4,5,3][0][w][c][h] = sm[0][c][h][w]
+    for w in 0..4 {
+        for c in 0..5 {
+            for h in 0..3 {
+                perm[(w * 5 + c) * 3 + h] = sm[(c * 3 + h) * 4 + w];
+            }
+        }
+    }
+    let mut pad = vec![0.0f32; 4 * 8 * 6];
+    for ch in 0..4 {
+        for y in 0..5 {
+            for x in 0..3 {
+                pad[(ch * 8 + y + 1) * 6 + x + 2] = perm[(ch * 5 + y) * 3 + x];
+            }
+        }
+    }
+    assert_bits(&got[0], &pad);
+    let mut cat2 = Vec::new();
+    for row in a.chunks(4) {
+        cat2.extend_from_slice(row);
+        cat2.extend_from_slice(row);
+    }
+    assert_bits(&got[1], &cat2);
+}
