@@ -6,10 +6,12 @@
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
 //! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float). Every output's bits must equal
-//! the host's. The instruction counts it reports are printed (run with `--nocapture`);
-//! docs/DEVICE.md records them.
+//! the host's. The firmware counts instructions with SysTick; QEMU also runs with the
+//! counting plugin (`firmware/qemu/plugin/icount.c`), and the two counts must agree. The
+//! counts are printed (run with `--nocapture`); docs/DEVICE.md records them.
 //!
-//! Needs `qemu-system-arm` and the two targets (tests/run.sh installs them), so a plain
+//! Needs `qemu-system-arm`, the two targets (tests/run.sh installs them), a C compiler and
+//! `nm`, so a plain
 //! `cargo test` skips it: run it with `cargo test -p nnblob-tests --test qemu_device -- --ignored`.
 
 use nnblob_firmware::Model;
@@ -170,44 +172,102 @@ fn macs(m: &ModelRepr) -> u64 {
 /// What the firmware reported.
 struct DeviceRun {
     outputs: Vec<u32>,
+    /// SysTick's count for the plain inference.
     inference_insns: u64,
     /// `(op kind, instructions)` in op order.
     ops: Vec<(String, u64)>,
+    /// The counting plugin's count between the two `nnb_mark` calls around the inference.
+    plugin_insns: u64,
 }
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) with the C compiler.
+fn build_plugin(dir: &Path) -> PathBuf {
+    let library = dir.join("libicount.so");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(repo_root().join("firmware/qemu/plugin/icount.c"))
+        .status()
+        .expect("the C compiler runs");
+    assert!(status.success(), "building the counting plugin failed");
+    library
+}
+
+/// The even address of `nnb_mark` in `elf` (Thumb symbols have bit 0 set).
+fn marker_address(elf: &Path) -> u64 {
+    let out = Command::new("nm").arg(elf).output().expect("nm runs");
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let address = symbols
+        .lines()
+        .find_map(|l| l.strip_suffix(" T nnb_mark"))
+        .unwrap_or_else(|| panic!("no nnb_mark in {}", elf.display()));
+    u64::from_str_radix(address, 16).expect("nm prints hex") & !1
+}
+
 /// Builds the example firmware around `blob` and `input` for `board` and runs it in QEMU
-/// (the cargo runner, which has a timeout).
-fn run_on_device(board: &Board, blob: &Path, input: &Path) -> DeviceRun {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(repo_root().join("firmware/qemu"))
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--locked",
-            "--target",
-            board.target,
-        ])
-        .env("NNBLOB_QEMU_BLOB", blob)
-        .env("NNBLOB_QEMU_INPUT", input)
-        // The firmware has its own target directory; sharing the test's would deadlock on its lock.
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("cargo runs");
+/// (the cargo runner, which has a timeout) with the counting plugin loaded.
+fn run_on_device(board: &Board, blob: &Path, input: &Path, plugin: &Path) -> DeviceRun {
+    let firmware = repo_root().join("firmware/qemu");
+    let cargo = |command: &str, extra: &[String]| {
+        Command::new(env!("CARGO"))
+            .current_dir(&firmware)
+            .args([
+                command,
+                "--quiet",
+                "--release",
+                "--locked",
+                "--target",
+                board.target,
+            ])
+            .args(extra)
+            .env("NNBLOB_QEMU_BLOB", blob)
+            .env("NNBLOB_QEMU_INPUT", input)
+            // The firmware has its own target directory; the test's is locked while it runs.
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("cargo runs")
+    };
+    let built = cargo("build", &[]);
+    assert!(
+        built.status.success(),
+        "building the firmware for {} failed:\n{}",
+        board.target,
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let elf = firmware.join(format!("target/{}/release/nnblob-qemu", board.target));
+    // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
+    let plugin_args = [
+        "--".to_string(),
+        "-plugin".to_string(),
+        format!("{},marker={:#x}", plugin.display(), marker_address(&elf)),
+        "-d".to_string(),
+        "plugin".to_string(),
+    ];
+    let out = cargo("run", &plugin_args);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         board.machine,
         board.target,
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        out.status
     );
-    parse(&stdout).unwrap_or_else(|why| panic!("{}: {why}\nstdout:\n{stdout}", board.machine))
+    let mut run =
+        parse(&stdout).unwrap_or_else(|why| panic!("{}: {why}\nstdout:\n{stdout}", board.machine));
+    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
+    run.plugin_insns = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("icount mark 1 total "))
+        .and_then(|rest| rest.split_whitespace().nth(2))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no plugin count in:\n{stderr}", board.machine));
+    run
 }
 
 /// Reads the firmware's report (format in `firmware/qemu/src/main.rs`).
@@ -216,6 +276,7 @@ fn parse(stdout: &str) -> Result<DeviceRun, String> {
         outputs: Vec::new(),
         inference_insns: 0,
         ops: Vec::new(),
+        plugin_insns: 0,
     };
     let mut done = false;
     for line in stdout.lines() {
@@ -292,6 +353,8 @@ fn firmware_and_host_lock_the_same_engine_dependencies() {
 #[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
 fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
     for dtype in [WeightDtype::F16, WeightDtype::F32] {
         let repr = stand_in(dtype);
         let blob = repr.to_vec().expect("encodes");
@@ -319,18 +382,30 @@ fn device_outputs_are_bit_identical_to_host() {
 
         let macs = macs(&repr);
         for board in &BOARDS {
-            let run = run_on_device(board, &blob_path, &input_path);
+            let run = run_on_device(board, &blob_path, &input_path, &plugin);
             assert_eq!(
                 run.outputs, host_bits,
                 "{} {dtype:?}: device output bits differ from the host's",
                 board.machine
             );
             assert_eq!(run.ops.len(), repr.ops.len(), "one count per op");
+            // SysTick counts in steps of 40 instructions and its window sits inside the
+            // plugin's (the clock reads and the marker calls are outside it): a wrong
+            // clock rate or a mishandled wrap shows as a difference far beyond this.
+            assert!(
+                run.inference_insns <= run.plugin_insns + 40
+                    && run.plugin_insns <= run.inference_insns + 200,
+                "{} {dtype:?}: SysTick counts {} instructions, the plugin {}",
+                board.machine,
+                run.inference_insns,
+                run.plugin_insns
+            );
             println!(
-                "{} {:?}: {} instructions per inference, {} MACs, {:.2} instructions per MAC",
+                "{} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC",
                 board.machine,
                 dtype,
                 run.inference_insns,
+                run.plugin_insns,
                 macs,
                 run.inference_insns as f64 / macs as f64
             );
