@@ -273,3 +273,15 @@ fn fuzz_regressions_replay() {
     exercise(&small().to_vec().unwrap());
     eprintln!("{n} regression inputs replayed");
 }
+
+/// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
+#[test]
+fn write_fuzz_seeds() {
+    if let Some(dir) = std::env::var_os("NNBLOB_WRITE_FUZZ_SEEDS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join("small"),
+            small().to_vec().unwrap(),
+        )
+        .unwrap();
+    }
+}
