@@ -174,6 +174,8 @@ struct DeviceRun {
     outputs: Vec<u32>,
     /// SysTick's count for the plain inference.
     inference_insns: u64,
+    /// Deepest stack use, in bytes, up to the end of the plain inference.
+    stack_bytes: u64,
     /// `(op kind, instructions)` in op order.
     ops: Vec<(String, u64)>,
     /// The counting plugin's count between the two `nnb_mark` calls around the inference.
@@ -275,6 +277,7 @@ fn parse(stdout: &str) -> Result<DeviceRun, String> {
     let mut run = DeviceRun {
         outputs: Vec::new(),
         inference_insns: 0,
+        stack_bytes: 0,
         ops: Vec::new(),
         plugin_insns: 0,
     };
@@ -284,6 +287,7 @@ fn parse(stdout: &str) -> Result<DeviceRun, String> {
         let number = |s: &str| s.parse::<u64>().map_err(|e| format!("{line:?}: {e}"));
         match words.as_slice() {
             ["inference", "insns", n] => run.inference_insns = number(n)?,
+            ["stack", "bytes", n] => run.stack_bytes = number(n)?,
             ["op", index, kind, "insns", n] => {
                 if number(index)? != run.ops.len() as u64 {
                     return Err(format!("{line:?}: op out of order"));
@@ -389,6 +393,11 @@ fn device_outputs_are_bit_identical_to_host() {
                 board.machine
             );
             assert_eq!(run.ops.len(), repr.ops.len(), "one count per op");
+            assert!(
+                run.stack_bytes > 0,
+                "{}: no stack use measured",
+                board.machine
+            );
             // SysTick counts in steps of 40 instructions and its window sits inside the
             // plugin's (the clock reads and the marker calls are outside it): a wrong
             // clock rate or a mishandled wrap shows as a difference far beyond this.
@@ -401,13 +410,14 @@ fn device_outputs_are_bit_identical_to_host() {
                 run.plugin_insns
             );
             println!(
-                "{} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC",
+                "{} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
                 board.machine,
                 dtype,
                 run.inference_insns,
                 run.plugin_insns,
                 macs,
-                run.inference_insns as f64 / macs as f64
+                run.inference_insns as f64 / macs as f64,
+                run.stack_bytes
             );
             for (i, (kind, insns)) in run.ops.iter().enumerate() {
                 println!("  op {i} {kind}: {insns} instructions");

@@ -6,6 +6,7 @@
 //! ```text
 //! model NAME dtype F16 ops N arena A input I output O
 //! inference insns N          (a plain `run`, between the two nnb_mark calls)
+//! stack bytes N              (deepest stack use of `main` up to the end of that run)
 //! op 0 Conv2d insns N        (one per op, from a second, profiled run)
 //! output 0 0x3f800000        (one per output element, from the plain run)
 //! done
@@ -16,6 +17,7 @@
 #![no_main]
 
 mod clock;
+mod stack;
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +112,7 @@ fn main() -> ! {
         OUTPUT_LEN
     );
 
+    stack::paint();
     nnb_mark();
     let start = clock.insns();
     let result = model.run(&buffers.input, &mut buffers.output, &mut buffers.arena);
@@ -119,6 +122,7 @@ fn main() -> ! {
         fail_with("run failed", e);
     }
     hprintln!("inference insns {}", insns);
+    hprintln!("stack bytes {}", stack::high_water());
 
     let mut counter = OpCounter {
         clock: &clock,
