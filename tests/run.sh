@@ -29,3 +29,11 @@ done
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "firmware under QEMU: device outputs equal the host's bit for bit (docs/DEVICE.md)"
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update && $sudo apt-get install -y qemu-system-arm
+fi
+cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
+cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture

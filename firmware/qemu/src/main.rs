@@ -1,0 +1,186 @@
+//! Example firmware: runs the embedded blob on its embedded input with the nnblob engine
+//! and reports, over semihosting, the outputs as exact f32 bit patterns and the cost in
+//! instructions, per inference and per op. Exits with status 0 when all went well.
+//!
+//! Output, one record per line (the host-side test parses it):
+//! ```text
+//! model NAME dtype F16 ops N arena A input I output O
+//! inference insns N          (a plain `run`, between the two nnb_mark calls)
+//! stack bytes N              (deepest stack use of `main` up to the end of that run)
+//! op 0 Conv2d insns N        (one per op, from a second, profiled run)
+//! output 0 0x3f800000        (one per output element, from the plain run)
+//! done
+//! ```
+//! Instruction counts come from SysTick (see [`clock`]); they include the few
+//! instructions of reading the clock.
+#![no_std]
+#![no_main]
+
+mod clock;
+mod stack;
+
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln};
+use nnblob_firmware::{Model, OpKind, Profiler};
+
+/// The model's sizes, from the build script.
+mod sizes {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
+use sizes::{ARENA_LEN, INPUT_LEN, OUTPUT_LEN};
+
+/// Bytes aligned like the blob's weights (16), so the engine reads them in place.
+#[repr(C, align(16))]
+struct Aligned<T: ?Sized>(T);
+
+static BLOB: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.nnb")));
+static INPUT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/input.bin")));
+
+/// Everything the engine writes, in RAM (`.bss`).
+struct Buffers {
+    arena: [f32; ARENA_LEN],
+    input: [f32; INPUT_LEN],
+    output: [f32; OUTPUT_LEN],
+    profiled_output: [f32; OUTPUT_LEN],
+}
+
+static mut BUFFERS: Buffers = Buffers {
+    arena: [0.0; ARENA_LEN],
+    input: [0.0; INPUT_LEN],
+    output: [0.0; OUTPUT_LEN],
+    profiled_output: [0.0; OUTPUT_LEN],
+};
+static BUFFERS_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The buffers, the first time only.
+fn take_buffers() -> Option<&'static mut Buffers> {
+    if BUFFERS_TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: the flag above lets this reference be created once, so it is the only one.
+    Some(unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) })
+}
+
+/// Marks the instruction count for a QEMU counting plugin (`marker=` this symbol's address).
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn nnb_mark() {
+    cortex_m::asm::nop();
+}
+
+/// Prints each op's instruction count as it finishes.
+struct OpCounter<'c> {
+    clock: &'c clock::Clock,
+    start: u64,
+}
+
+impl Profiler for OpCounter<'_> {
+    fn begin(&mut self, _: u32, _: OpKind) {
+        self.start = self.clock.insns();
+    }
+    fn end(&mut self, index: u32, kind: OpKind) {
+        let insns = self.clock.insns() - self.start;
+        hprintln!("op {} {} insns {}", index, kind.name(), insns);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let clock = match cortex_m::Peripherals::take() {
+        Some(p) => clock::Clock::start(p.SYST),
+        None => fail("core peripherals already taken"),
+    };
+    let Some(buffers) = take_buffers() else {
+        fail("buffers already taken")
+    };
+    let model = match Model::from_bytes(&BLOB.0) {
+        Ok(model) => model,
+        Err(e) => fail_with("blob refused", e),
+    };
+    for (value, bytes) in buffers.input.iter_mut().zip(INPUT.0.chunks_exact(4)) {
+        *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    hprintln!(
+        "model {} dtype {:?} ops {} arena {} input {} output {}",
+        model.name(),
+        model.dtype(),
+        model.op_count(),
+        model.arena_len(),
+        INPUT_LEN,
+        OUTPUT_LEN
+    );
+
+    stack::paint();
+    nnb_mark();
+    let start = clock.insns();
+    let result = model.run(&buffers.input, &mut buffers.output, &mut buffers.arena);
+    let insns = clock.insns() - start;
+    nnb_mark();
+    if let Err(e) = result {
+        fail_with("run failed", e);
+    }
+    hprintln!("inference insns {}", insns);
+    hprintln!("stack bytes {}", stack::high_water());
+
+    let mut counter = OpCounter {
+        clock: &clock,
+        start: 0,
+    };
+    if let Err(e) = model.run_profiled(
+        &[&buffers.input],
+        &mut [&mut buffers.profiled_output],
+        &mut buffers.arena,
+        &mut counter,
+    ) {
+        fail_with("profiled run failed", e);
+    }
+    let same = buffers
+        .output
+        .iter()
+        .zip(&buffers.profiled_output)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    if !same {
+        fail("the profiled run gave other outputs than the plain run");
+    }
+
+    for (i, value) in buffers.output.iter().enumerate() {
+        hprintln!("output {} 0x{:08x}", i, value.to_bits());
+    }
+    hprintln!("done");
+    exit(debug::EXIT_SUCCESS)
+}
+
+/// Reports `why` and ends the emulation with a failure status.
+fn fail(why: &str) -> ! {
+    hprintln!("error: {}", why);
+    exit(debug::EXIT_FAILURE)
+}
+
+/// Reports `why` and the engine's error, and ends the emulation with a failure status.
+fn fail_with(why: &str, e: nnblob_firmware::Error) -> ! {
+    hprintln!("error: {}: {}", why, e);
+    exit(debug::EXIT_FAILURE)
+}
+
+/// Ends the emulation with `status` (QEMU exits 0 for success, 1 otherwise).
+fn exit(status: debug::ExitStatus) -> ! {
+    debug::exit(status);
+    // Reached only without a semihosting host.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    exit(debug::EXIT_FAILURE)
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("hard fault: {:?}", frame);
+    exit(debug::EXIT_FAILURE)
+}

@@ -1,0 +1,427 @@
+//! On the device: the example firmware under QEMU gives the same output bits as the engine
+//! on the host, on a core with an FPU and on one without.
+//!
+//! For each weight type, a small conv + linear network with seeded random weights is encoded
+//! with the format crate and run by the engine on the host (the reference). The blob and the
+//! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
+//! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
+//! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float). Every output's bits must equal
+//! the host's. The firmware counts instructions with SysTick; QEMU also runs with the
+//! counting plugin (`firmware/qemu/plugin/icount.c`), and the two counts must agree. The
+//! counts are printed (run with `--nocapture`); docs/DEVICE.md records them.
+//!
+//! Needs `qemu-system-arm`, the two targets (tests/run.sh installs them), a C compiler and
+//! `nm`, so a plain
+//! `cargo test` skips it: run it with `cargo test -p nnblob-tests --test qemu_device -- --ignored`.
+
+use nnblob_firmware::Model;
+use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
+use nnblob_format::meta::{Activation, Conv2d, Linear, Op, Pool2d};
+use nnblob_format::WeightDtype;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An emulated board and the target its firmware is built for.
+struct Board {
+    machine: &'static str,
+    target: &'static str,
+}
+
+/// The runner in `firmware/qemu/.cargo/config.toml` maps each target to its board.
+const BOARDS: [Board; 2] = [
+    Board {
+        machine: "mps2-an386",
+        target: "thumbv7em-none-eabihf",
+    },
+    Board {
+        machine: "mps2-an385",
+        target: "thumbv7m-none-eabi",
+    },
+];
+
+/// A deterministic pseudo-random generator (xorshift), so the model is the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// `n` values uniform in [-scale, scale).
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| ((self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale)
+            .collect()
+    }
+}
+
+/// The stand-in network, until the converter makes catalog models:
+/// `[1,3,32,32]` → conv 3→16 3x3 pad 1 + ReLU → maxpool 2 → conv 16→32 3x3 pad 1 + ReLU
+/// → global average pool → flatten → linear 32→10.
+fn stand_in(dtype: WeightDtype) -> ModelRepr {
+    let mut rng = Rng(0x6e6e_626c_6f62);
+    let conv = |input, output, c_in: u32, c_out: u32, rng: &mut Rng| {
+        // He-like scale keeps activations in a sensible range through the ReLUs.
+        let scale = (6.0 / (c_in * 9) as f32).sqrt();
+        Op::Conv2d(Conv2d {
+            input,
+            output,
+            in_channels: c_in,
+            out_channels: c_out,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+            weight: rng.vec((c_out * c_in * 9) as usize, scale),
+            bias: Some(rng.vec(c_out as usize, 0.1)),
+            act: Activation::Relu,
+        })
+    };
+    let ops: Vec<OwnedOp> = vec![
+        conv(0, 1, 3, 16, &mut rng),
+        Op::MaxPool2d(Pool2d {
+            input: 1,
+            output: 2,
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0; 4],
+            ceil_mode: false,
+            count_include_pad: false,
+        }),
+        conv(2, 3, 16, 32, &mut rng),
+        Op::AdaptiveAvgPool2d {
+            input: 3,
+            output: 4,
+        },
+        // Flatten: the same arena range seen as `[1, 32]`.
+        Op::Copy {
+            input: 4,
+            output: 5,
+        },
+        Op::Linear(Linear {
+            input: 5,
+            output: 6,
+            in_features: 32,
+            out_features: 10,
+            weight: rng.vec(320, 0.4),
+            bias: Some(rng.vec(10, 0.1)),
+            act: Activation::None,
+        }),
+    ];
+    // Arena: each tensor after the one before, except the flatten, which aliases its input.
+    let shapes: [&[u32]; 7] = [
+        &[1, 3, 32, 32],
+        &[1, 16, 32, 32],
+        &[1, 16, 16, 16],
+        &[1, 32, 16, 16],
+        &[1, 32, 1, 1],
+        &[1, 32],
+        &[1, 10],
+    ];
+    let mut tensors = Vec::new();
+    let mut offset = 0;
+    for (i, shape) in shapes.iter().enumerate() {
+        if i == 5 {
+            offset -= 32;
+        }
+        tensors.push(TensorRepr {
+            shape: shape.to_vec(),
+            offset,
+        });
+        offset += shape.iter().product::<u32>();
+    }
+    ModelRepr {
+        name: "standin-conv-linear".into(),
+        source_sha256: [0; 32],
+        converter: "nnblob-tests qemu_device".into(),
+        passes: "none".into(),
+        dtype,
+        arena_len: offset,
+        tensors,
+        inputs: vec![("input".into(), 0)],
+        outputs: vec![("logits".into(), 6)],
+        ops,
+    }
+}
+
+/// Multiply-accumulates of the model's convolutions and linear layers.
+fn macs(m: &ModelRepr) -> u64 {
+    let count = |t: u32| -> u64 {
+        m.tensors[t as usize]
+            .shape
+            .iter()
+            .map(|&d| d as u64)
+            .product()
+    };
+    m.ops
+        .iter()
+        .map(|op| match op {
+            Op::Conv2d(c) => {
+                count(c.output) * u64::from(c.in_channels / c.groups * c.kernel[0] * c.kernel[1])
+            }
+            Op::Linear(l) => count(l.output) * u64::from(l.in_features),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// What the firmware reported.
+struct DeviceRun {
+    outputs: Vec<u32>,
+    /// SysTick's count for the plain inference.
+    inference_insns: u64,
+    /// Deepest stack use, in bytes, up to the end of the plain inference.
+    stack_bytes: u64,
+    /// `(op kind, instructions)` in op order.
+    ops: Vec<(String, u64)>,
+    /// The counting plugin's count between the two `nnb_mark` calls around the inference.
+    plugin_insns: u64,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) with the C compiler.
+fn build_plugin(dir: &Path) -> PathBuf {
+    let library = dir.join("libicount.so");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(repo_root().join("firmware/qemu/plugin/icount.c"))
+        .status()
+        .expect("the C compiler runs");
+    assert!(status.success(), "building the counting plugin failed");
+    library
+}
+
+/// The even address of `nnb_mark` in `elf` (Thumb symbols have bit 0 set).
+fn marker_address(elf: &Path) -> u64 {
+    let out = Command::new("nm").arg(elf).output().expect("nm runs");
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let address = symbols
+        .lines()
+        .find_map(|l| l.strip_suffix(" T nnb_mark"))
+        .unwrap_or_else(|| panic!("no nnb_mark in {}", elf.display()));
+    u64::from_str_radix(address, 16).expect("nm prints hex") & !1
+}
+
+/// Builds the example firmware around `blob` and `input` for `board` and runs it in QEMU
+/// (the cargo runner, which has a timeout) with the counting plugin loaded.
+fn run_on_device(board: &Board, blob: &Path, input: &Path, plugin: &Path) -> DeviceRun {
+    let firmware = repo_root().join("firmware/qemu");
+    let cargo = |command: &str, extra: &[String]| {
+        Command::new(env!("CARGO"))
+            .current_dir(&firmware)
+            .args([
+                command,
+                "--quiet",
+                "--release",
+                "--locked",
+                "--target",
+                board.target,
+            ])
+            .args(extra)
+            .env("NNBLOB_QEMU_BLOB", blob)
+            .env("NNBLOB_QEMU_INPUT", input)
+            // The firmware has its own target directory; the test's is locked while it runs.
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("cargo runs")
+    };
+    let built = cargo("build", &[]);
+    assert!(
+        built.status.success(),
+        "building the firmware for {} failed:\n{}",
+        board.target,
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let elf = firmware.join(format!("target/{}/release/nnblob-qemu", board.target));
+    // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
+    let plugin_args = [
+        "--".to_string(),
+        "-plugin".to_string(),
+        format!("{},marker={:#x}", plugin.display(), marker_address(&elf)),
+        "-d".to_string(),
+        "plugin".to_string(),
+    ];
+    let out = cargo("run", &plugin_args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        board.machine,
+        board.target,
+        out.status
+    );
+    let mut run =
+        parse(&stdout).unwrap_or_else(|why| panic!("{}: {why}\nstdout:\n{stdout}", board.machine));
+    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
+    run.plugin_insns = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("icount mark 1 total "))
+        .and_then(|rest| rest.split_whitespace().nth(2))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no plugin count in:\n{stderr}", board.machine));
+    run
+}
+
+/// Reads the firmware's report (format in `firmware/qemu/src/main.rs`).
+fn parse(stdout: &str) -> Result<DeviceRun, String> {
+    let mut run = DeviceRun {
+        outputs: Vec::new(),
+        inference_insns: 0,
+        stack_bytes: 0,
+        ops: Vec::new(),
+        plugin_insns: 0,
+    };
+    let mut done = false;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |s: &str| s.parse::<u64>().map_err(|e| format!("{line:?}: {e}"));
+        match words.as_slice() {
+            ["inference", "insns", n] => run.inference_insns = number(n)?,
+            ["stack", "bytes", n] => run.stack_bytes = number(n)?,
+            ["op", index, kind, "insns", n] => {
+                if number(index)? != run.ops.len() as u64 {
+                    return Err(format!("{line:?}: op out of order"));
+                }
+                run.ops.push((kind.to_string(), number(n)?));
+            }
+            ["output", index, bits] => {
+                if number(index)? != run.outputs.len() as u64 {
+                    return Err(format!("{line:?}: output out of order"));
+                }
+                let hex = bits
+                    .strip_prefix("0x")
+                    .ok_or(format!("{line:?}: not hex"))?;
+                run.outputs
+                    .push(u32::from_str_radix(hex, 16).map_err(|e| format!("{line:?}: {e}"))?);
+            }
+            ["done"] => done = true,
+            _ => {}
+        }
+    }
+    if !done {
+        return Err("the report has no final `done`".into());
+    }
+    Ok(run)
+}
+
+/// Versions of `package` in a Cargo.lock.
+fn locked_versions(lock: &str, package: &str) -> BTreeSet<String> {
+    let name = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    let mut found = BTreeSet::new();
+    while let Some(line) = lines.next() {
+        if line == name {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = ")) {
+                found.insert(v.trim_matches('"').to_string());
+            }
+        }
+    }
+    found
+}
+
+/// The firmware package has its own lock file; the crates that decide the engine's numerics
+/// and decoding must resolve to the versions the host uses, or "bit-identical" would compare
+/// two different engines.
+#[test]
+#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+fn firmware_and_host_lock_the_same_engine_dependencies() {
+    let root = repo_root();
+    let host = std::fs::read_to_string(root.join("Cargo.lock")).expect("root Cargo.lock");
+    let device =
+        std::fs::read_to_string(root.join("firmware/qemu/Cargo.lock")).expect("firmware lock");
+    for package in ["half", "libm", "postcard", "serde", "crc", "crc-catalog"] {
+        let on_device = locked_versions(&device, package);
+        assert!(
+            !on_device.is_empty(),
+            "{package} is not in the firmware's lock file"
+        );
+        assert!(
+            on_device.is_subset(&locked_versions(&host, package)),
+            "{package}: firmware locks {on_device:?}, the host {:?}; run `cargo update -p {package} --precise VERSION` in firmware/qemu",
+            locked_versions(&host, package)
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+fn device_outputs_are_bit_identical_to_host() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
+    for dtype in [WeightDtype::F16, WeightDtype::F32] {
+        let repr = stand_in(dtype);
+        let blob = repr.to_vec().expect("encodes");
+        let model = Model::from_bytes(&blob).expect("the engine accepts the blob");
+        let input = Rng(0x1234_5678).vec(model.input_len(0), 1.0);
+        let mut host_out = vec![0.0f32; model.output_len(0)];
+        let mut arena = vec![0.0f32; model.arena_len()];
+        model
+            .run(&input, &mut host_out, &mut arena)
+            .expect("runs on the host");
+        let host_bits: Vec<u32> = host_out.iter().map(|x| x.to_bits()).collect();
+        // A reference of zeros or copies would make the comparison weak.
+        assert!(
+            host_bits.iter().collect::<BTreeSet<_>>().len() == host_bits.len(),
+            "the stand-in's outputs should all differ: {host_out:?}"
+        );
+
+        let dir = dir.join(format!("{dtype:?}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let blob_path = dir.join("model.nnb");
+        let input_path = dir.join("input.bin");
+        std::fs::write(&blob_path, &blob).expect("write blob");
+        let input_bytes: Vec<u8> = input.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&input_path, input_bytes).expect("write input");
+
+        let macs = macs(&repr);
+        for board in &BOARDS {
+            let run = run_on_device(board, &blob_path, &input_path, &plugin);
+            assert_eq!(
+                run.outputs, host_bits,
+                "{} {dtype:?}: device output bits differ from the host's",
+                board.machine
+            );
+            assert_eq!(run.ops.len(), repr.ops.len(), "one count per op");
+            assert!(
+                run.stack_bytes > 0,
+                "{}: no stack use measured",
+                board.machine
+            );
+            // SysTick counts in steps of 40 instructions and its window sits inside the
+            // plugin's (the clock reads and the marker calls are outside it): a wrong
+            // clock rate or a mishandled wrap shows as a difference far beyond this.
+            assert!(
+                run.inference_insns <= run.plugin_insns + 40
+                    && run.plugin_insns <= run.inference_insns + 200,
+                "{} {dtype:?}: SysTick counts {} instructions, the plugin {}",
+                board.machine,
+                run.inference_insns,
+                run.plugin_insns
+            );
+            println!(
+                "{} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
+                board.machine,
+                dtype,
+                run.inference_insns,
+                run.plugin_insns,
+                macs,
+                run.inference_insns as f64 / macs as f64,
+                run.stack_bytes
+            );
+            for (i, (kind, insns)) in run.ops.iter().enumerate() {
+                println!("  op {i} {kind}: {insns} instructions");
+            }
+        }
+    }
+}
