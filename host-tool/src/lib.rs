@@ -4,10 +4,12 @@
 
 #![deny(unsafe_code)]
 
+pub mod blob;
 pub mod checkpoint;
 pub mod cli;
 
 pub mod eval;
 pub mod graph;
+pub mod npy;
 pub mod passes;
 pub mod plan;
