@@ -16,9 +16,17 @@ use std::path::{Path, PathBuf};
 use nnblob::blob::{self, Built, WeightDtype};
 use nnblob::checkpoint::{self, Options};
 use nnblob::eval::evaluate;
-use nnblob::graph::{bind, catalog, parse_spec, summarize, Graph, Op, Tensor};
+use nnblob::graph::{bind, catalog, parse_spec, summarize, Graph, Tensor};
 use nnblob::npy;
 use nnblob_firmware::Model;
+
+mod blob_common;
+use blob_common::{argmax, cosine, relative_error, with_f16_weights};
+
+/// Runs a one-input, one-output blob on one sample.
+fn run_engine(bytes: &[u8], input: &[f32]) -> Vec<f32> {
+    blob_common::run_engine(bytes, &[input]).remove(0)
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -40,55 +48,10 @@ fn convert(graph: Graph, path: &Path, dtype: WeightDtype) -> Built {
     blob::build(bound, sha, dtype).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Runs the blob on one sample (batch 1) with the firmware engine.
-fn run_engine(bytes: &[u8], input: &[f32]) -> Vec<f32> {
-    let model = Model::from_bytes(bytes).unwrap();
-    let mut arena = vec![0.0f32; model.arena_len()];
-    let mut out = vec![0.0f32; model.output_len(0)];
-    model.run(input, &mut out, &mut arena).unwrap();
-    out
-}
-
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want
-        .iter()
-        .fold(0f64, |m, x| m.max(x.abs() as f64))
-        .max(1e-30);
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    diff / scale
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap()
-}
-
 /// Sample `i` of a stacked array.
 fn row(a: &npy::Array, i: usize) -> &[f32] {
     let n = a.data.len() / a.shape[0];
     &a.data[i * n..(i + 1) * n]
-}
-
-/// The graph with every Conv/Linear weight rounded to f16 and back: what an fp16 blob computes.
-fn with_f16_weights(graph: &Graph) -> Graph {
-    let mut g = graph.clone();
-    for n in &mut g.nodes {
-        if matches!(n.op, Op::Conv(_) | Op::Linear(_)) {
-            for w in &mut n.params[0].data {
-                *w = half::f16::from_f32(*w).to_f32();
-            }
-        }
-    }
-    g
 }
 
 /// What one model gave, for the report.
