@@ -158,30 +158,41 @@ fn check_model(name: &str, graph: Graph, dir: &Path) -> Figures {
     fig
 }
 
-#[test]
-fn every_catalog_model_with_a_checkpoint_matches_torch() {
+/// Checks every catalog model whose checkpoint is in `root/<name>/` and prints the figures.
+fn check_all(root: &Path) -> usize {
     let mut figures = Vec::new();
     for e in catalog::ENTRIES {
-        let dir = models_dir().join(e.name);
-        if !dir.join("state_dict.pth").is_file() {
-            continue;
+        let dir = root.join(e.name);
+        if dir.join("state_dict.pth").is_file() {
+            figures.push(check_model(e.name, e.graph().unwrap(), &dir));
         }
-        figures.push(check_model(e.name, e.graph().unwrap(), &dir));
     }
-    assert!(
-        figures.len() >= 5,
-        "only {} models had checkpoints",
-        figures.len()
-    );
     println!(
         "model | f32 max rel. error | fp16: 1 - min cosine | fp16 top-1 | engine vs evaluator"
     );
-    for f in figures {
+    for f in &figures {
         println!(
             "{} | {:.2e} | {:.2e} | {} | {:.2e}",
             f.name, f.f32_rel, f.f16_cos_gap, f.f16_top1, f.engine_vs_eval
         );
     }
+    figures.len()
+}
+
+#[test]
+fn every_catalog_model_with_a_checkpoint_matches_torch() {
+    let checked = check_all(&models_dir());
+    assert!(checked >= 5, "only {checked} models had checkpoints");
+}
+
+/// The torchvision entries, from the reference sets `make_model_fixtures.py --local` writes (not
+/// committed: hundreds of MB). Slow in a debug build; run with
+/// `cargo test --release -p nnblob --test blob_models -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs tests/fixtures/local (make_model_fixtures.py --local); run in release"]
+fn torchvision_local_fixtures_match_torch() {
+    let checked = check_all(&repo().join("tests/fixtures/local"));
+    println!("{checked} local reference sets checked");
 }
 
 /// The digits demo: the spec written from `examples/digits/model.py`, the trained checkpoint, every
