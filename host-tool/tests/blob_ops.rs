@@ -120,6 +120,8 @@ fn every_op_case_runs_on_the_engine_like_torch() {
         }
     }
     assert_eq!(refused, ["max_pool2d_1"]);
+    // Flatten and reshape (several cases have them) are aliases in the arena, never copies.
+    assert!(!kinds.contains(&OpKind::Copy), "{kinds:?}");
     // The cases reach these engine ops (a case that stops lowering to one would lose its teeth).
     for k in [
         OpKind::Conv2d,
@@ -135,5 +137,32 @@ fn every_op_case_runs_on_the_engine_like_torch() {
         OpKind::Permute,
     ] {
         assert!(kinds.contains(&k), "no case lowers to {k:?}: {kinds:?}");
+    }
+}
+
+/// Regression cases, engine against the host evaluator (itself checked against torch above), with
+/// seeded random weights: element-wise ops whose two operands are the same memory (`y * y`,
+/// `x + x`, a value plus a reshape of itself). The planner must not write the result over an
+/// operand that is read again at the same step, or the engine refuses the blob.
+#[test]
+fn operands_sharing_one_buffer() {
+    use nnblob::graph::random::{random_inputs, random_state_dict};
+    let specs = [
+        "input x: [4, 3, 3]\nc = Conv2d(4, 4, 1)\nforward:\n    y = c(x)\n    return y * y\n",
+        "input x: [4, 3, 3]\nforward:\n    return relu(x + x)\n",
+        "input x: [4, 3, 3]\nc = Conv2d(4, 4, 1)\nforward:\n    y = c(x)\n    \
+         return flatten(y, 1) + reshape(y, [1, 36])\n",
+    ];
+    for (i, spec) in specs.iter().enumerate() {
+        let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+        let graph = bind(graph.clone(), random_state_dict(&graph, i as u64)).unwrap();
+        let inputs = random_inputs(&graph, 7);
+        let built = blob::build(graph, [0; 32], WeightDtype::F32)
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+        let got = run_engine(&built.bytes, &slices);
+        let want = evaluate(&built.optimized, &inputs).unwrap();
+        let err = relative_error(&got[0], &want[0].data);
+        assert!(err <= 1e-6, "case {i}: engine vs evaluator {err:e}");
     }
 }
