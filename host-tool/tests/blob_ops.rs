@@ -166,3 +166,39 @@ fn operands_sharing_one_buffer() {
         assert!(err <= 1e-6, "case {i}: engine vs evaluator {err:e}");
     }
 }
+
+/// Engine against the evaluator (seeded random weights) when the broadcast operand comes first:
+/// the lowering swaps the operands (add and mul commute exactly), per channel and scalar.
+#[test]
+fn broadcast_operand_first_is_swapped() {
+    use nnblob::graph::random::{random_inputs, random_state_dict};
+    let spec = "input x: [4, 3, 5]\nc = Conv2d(4, 1, 3, padding=1)\nforward:\n    \
+                s = adaptive_avg_pool2d(x, 1)\n    t = adaptive_avg_pool2d(c(x), 1)\n    \
+                return s * x, s + x, t * x\n";
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 3)).unwrap();
+    let inputs = random_inputs(&graph, 5);
+    let built = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_or_else(|e| panic!("{e}"));
+    let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+    let got = run_engine(&built.bytes, &slices);
+    let want = evaluate(&built.optimized, &inputs).unwrap();
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        let err = relative_error(g, &w.data);
+        assert!(err <= 1e-6, "output {k}: engine vs evaluator {err:e}");
+    }
+}
+
+/// A broadcast of two partial shapes has no engine op: refused, naming the layer and the shapes.
+#[test]
+fn unsupported_broadcast_is_refused_by_name() {
+    use nnblob::graph::random::random_state_dict;
+    let spec = "input x: [4, 3, 5]\nforward:\n    a = adaptive_avg_pool2d(x, (1, None))\n    \
+                b = adaptive_avg_pool2d(x, (None, 1))\n    return a * b\n";
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 3)).unwrap();
+    let err = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, BlobError::Unsupported { .. }), "{msg}");
+    assert!(msg.contains("layer 'mul_1'"), "{msg}");
+    assert!(msg.contains("[1, 4, 1, 5] with [1, 4, 3, 1]"), "{msg}");
+}
