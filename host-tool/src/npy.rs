@@ -132,6 +132,25 @@ pub fn read<T: Element>(path: &Path) -> Result<Array<T>, NpyError> {
     parse(path, &bytes)
 }
 
+/// Reads user-supplied values as f32: a float32 file as it is, a float64 file (numpy's default
+/// dtype) rounded to the nearest f32. Any other dtype is the float32 dtype error.
+pub fn read_f32_lenient(path: &Path) -> Result<Array<f32>, NpyError> {
+    let bytes = fs::read(path).map_err(|source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match parse::<f32>(path, &bytes) {
+        Err(f32_error @ NpyError::Dtype { .. }) => match parse::<f64>(path, &bytes) {
+            Ok(wide) => Ok(Array {
+                shape: wide.shape,
+                data: wide.data.into_iter().map(|v| v as f32).collect(),
+            }),
+            Err(_) => Err(f32_error),
+        },
+        other => other,
+    }
+}
+
 /// Parses the bytes of an `.npy` file of element type `T`; `path` only names the file in errors.
 pub fn parse<T: Element>(path: &Path, bytes: &[u8]) -> Result<Array<T>, NpyError> {
     if let Some(shape) = overflowing_shape(bytes) {
