@@ -360,9 +360,8 @@ fn run<const L: usize>(
                 decode_tile::<L>(g, weight, grp, first, &tile, wt);
                 let (wt, b) = (&*wt, &mut buf);
                 match (g.dw, g.sw, tile.cols(), L) {
-                    (1, 1, 3, _) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
+                    (1, 1, 3, 4) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
                     (1, 2, 3, 4) => tile_pass::<L, 2, 3>(g, x, out, wt, &tile, lanes, init, b),
-                    (1, 1, 1, 4) => tile_pass::<L, 1, 1>(g, x, out, wt, &tile, lanes, init, b),
                     _ => tile_pass::<L, 0, 0>(g, x, out, wt, &tile, lanes, init, b),
                 }
                 init = None;
