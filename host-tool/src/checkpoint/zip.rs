@@ -63,6 +63,7 @@ pub struct Record {
 pub struct Archive {
     /// The records, in file order.
     pub records: Vec<Record>,
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 /// A record's content: a range of the archive (STORED) or a new buffer (DEFLATED).
@@ -245,7 +246,7 @@ impl Archive {
             });
             at = next;
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::with_capacity(records.len());
         for r in &records {
             if !seen.insert(r.name.as_str()) {
                 return Err(Error::BadZipEntry {
@@ -268,12 +269,17 @@ impl Archive {
                 });
             }
         }
-        Ok(Archive { records })
+        let by_name = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        Ok(Archive { records, by_name })
     }
 
     /// The record called `name`.
     pub fn find(&self, name: &str) -> Option<&Record> {
-        self.records.iter().find(|r| r.name == name)
+        self.by_name.get(name).map(|&i| &self.records[i])
     }
 
     /// The uncompressed content of `record`, CRC-checked.
