@@ -274,7 +274,11 @@ fn check_details(what: &str, err: &checkpoint::Error, exp: &Value) {
 
 fn hostile_cases() -> Vec<(PathBuf, Value)> {
     let cases = cases(&fixtures().join("hostile"));
-    assert!(cases.len() >= 40, "expected the hostile fixture set, found {} files", cases.len());
+    assert!(
+        cases.len() >= 40,
+        "expected the hostile fixture set, found {} files",
+        cases.len()
+    );
     cases
 }
 
