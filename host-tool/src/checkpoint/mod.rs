@@ -6,7 +6,7 @@
 //! a full-model pickle names, and every global the pickles reference with the reader's verdict.
 //!
 //! Pickles run on our own VM ([`pickle`]) whose globals resolve against an allowlist ([`globals`]);
-//! containers are parsed strictly ([`zip`], `legacy`); files are memory-mapped and tensors borrow the map
+//! containers are parsed strictly (`zip`, `legacy`); files are memory-mapped and tensors borrow the map
 //! when they are already contiguous. [`scan`] runs the same code in audit mode and lists every global
 //! instead of stopping at the first refusal. What is accepted and refused, and why: `docs/CHECKPOINTS.md`.
 
@@ -17,7 +17,7 @@ pub mod pickle;
 mod safetensors_file;
 mod tensor;
 mod torch;
-pub mod zip;
+mod zip;
 
 use std::collections::HashMap;
 use std::path::Path;
