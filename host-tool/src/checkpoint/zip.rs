@@ -75,6 +75,16 @@ pub enum Content {
     Owned(Vec<u8>),
 }
 
+impl Content {
+    /// The content's bytes, given the bytes of the archive it came from.
+    pub fn bytes<'a>(&'a self, archive: &'a [u8]) -> &'a [u8] {
+        match self {
+            Content::Borrowed(r) => &archive[r.clone()],
+            Content::Owned(v) => v,
+        }
+    }
+}
+
 struct Cursor<'a> {
     b: &'a [u8],
 }
@@ -290,10 +300,7 @@ impl Archive {
             Method::Deflated => Content::Owned(inflate(raw, record)?),
         };
         if record.crc != 0 {
-            let data = match &content {
-                Content::Borrowed(r) => &bytes[r.clone()],
-                Content::Owned(v) => v.as_slice(),
-            };
+            let data = content.bytes(bytes);
             let mut crc = flate2::Crc::new();
             crc.update(data);
             if crc.sum() != record.crc {
