@@ -20,3 +20,16 @@ hyperfine --warmup 2 --runs "${RUNS:-10}" --export-markdown "$out/table.md" \
   -n "torch.load(mmap=True)" "$python -c 'import torch; torch.load(\"$ckpt\", mmap=True)'" \
   -n "python -c 'import torch' (startup alone)" "$python -c 'import torch'"
 cat "$out/table.md"
+# torch.load alone, inside one Python process (the import of torch left out).
+"$python" - "$ckpt" <<'PY'
+import statistics, sys, time
+import torch
+times = []
+for _ in range(5):
+    start = time.perf_counter()
+    state = torch.load(sys.argv[1])
+    times.append(time.perf_counter() - start)
+    del state
+print(f"torch.load in-process, import excluded: median {statistics.median(times) * 1000:.0f} ms, "
+      f"min {min(times) * 1000:.0f} ms over {len(times)} runs")
+PY
