@@ -17,7 +17,10 @@ fn one_tensor() -> (Vec<u8>, Vec<u8>) {
         size: vec![4],
         stride: vec![1],
     };
-    (builders::state_dict_pickle(std::slice::from_ref(&t)), t.storage)
+    (
+        builders::state_dict_pickle(std::slice::from_ref(&t)),
+        t.storage,
+    )
 }
 
 fn read(bytes: Vec<u8>) -> Result<checkpoint::Checkpoint, checkpoint::Error> {
