@@ -102,8 +102,9 @@ fn depthwise_3x3_stride2_tf_same_padding() {
 }
 
 #[test]
-fn pointwise_as_matrix_product_with_tail_lanes() {
-    // 1x1 stride 1: run as one long row; 7 output channels leave a 3-lane tail block.
+fn pointwise_with_tail_pixels_and_tail_lanes() {
+    // 1x1 stride 1: blocks inside a row take the tap-offset path, the 3-pixel tail of each
+    // 7-wide row the kernel-row path; 7 output channels leave a 3-lane tail block.
     let p = ConvP {
         c: 5,
         h: 9,

@@ -17,8 +17,9 @@
 //! Summation order (fixed, documented in docs/FIRMWARE.md): every output is
 //! `bias (or 0) + t_0 + t_1 + ...` over *all* its taps in `(ic, ky, kx)` order, a tap in the
 //! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
-//! f32, which does not change the result. 1x1 stride-1 unpadded convolutions are run as a
-//! matrix product by viewing the `H x W` plane as one row.
+//! f32, which does not change the result. Blocks whose taps all read inside the input
+//! (every block of an unpadded 1x1 convolution but a row's tail) walk a table of tap offsets
+//! in the input instead of kernel rows.
 
 use crate::weights::{Matrix, Vector};
 use nnblob_format::layout::CONV_OC_BLOCK;
@@ -70,20 +71,6 @@ pub(crate) fn conv2d(
     g.dh = g.dh.max(1);
     g.dw = g.dw.max(1);
     g.groups = g.groups.max(1);
-    if g.kh == 1
-        && g.kw == 1
-        && g.sh == 1
-        && g.sw == 1
-        && g.pt == 0
-        && g.pl == 0
-        && g.oh == g.h
-        && g.ow == g.w
-    {
-        g.w *= g.h;
-        g.ow = g.w;
-        g.h = 1;
-        g.oh = 1;
-    }
     if g.c_out / g.groups == 1 {
         run::<1>(&g, input, output, weight, bias);
     } else {
@@ -289,6 +276,32 @@ fn block<const L: usize, const SW: usize, const KW: usize>(
     }
 }
 
+/// Adds the taps of a block that reads only inside the input: tap `t` of pixel `j` reads
+/// `x[base + offs[t] + j * sw]`, its weights are `wt[t * L..][..L]`.
+#[inline(always)]
+#[allow(clippy::indexing_slicing)] // `xs` has `(PIX - 1) * sw + 1` elements, `w` exactly `L`
+fn taps_inside<const L: usize>(
+    acc: &mut [[f32; L]; PIX],
+    x: &[f32],
+    base: usize,
+    sw: usize,
+    offs: &[usize],
+    wt: &[f32],
+) {
+    for (&o, w) in offs.iter().zip(wt.chunks_exact(L)) {
+        let b = base + o;
+        let Some(xs) = x.get(b..b + (PIX - 1) * sw + 1) else {
+            return;
+        };
+        for (j, a) in acc.iter_mut().enumerate() {
+            let v = xs[j * sw];
+            for l in 0..L {
+                a[l] += w[l] * v;
+            }
+        }
+    }
+}
+
 /// Runs every block of the tile's output rows with one monomorphised block kernel.
 #[allow(clippy::too_many_arguments)]
 fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
@@ -302,7 +315,26 @@ fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
     buf: &mut [f32; ROW_BUF],
 ) {
     let ohw = g.oh * g.ow;
+    // Offset of every tap from the block's first input, for blocks inside the input.
+    let mut offs = [0usize; TILE_LEN / LANES];
+    let mut taps = 0;
+    if KW == 0 && L == LANES {
+        for ic in tile.ic.0..tile.ic.1 {
+            for ky in tile.ky.0..tile.ky.1 {
+                for kx in tile.kx.0..tile.kx.1 {
+                    if let Some(o) = offs.get_mut(taps) {
+                        *o = ic * g.h * g.w + ky * g.dh * g.w + kx * g.dw;
+                        taps += 1;
+                    }
+                }
+            }
+        }
+    }
+    let offs = offs.get(..taps).unwrap_or_default();
+    let span = (PIX - 1) * g.sw + (tile.kx.1 - 1) * g.dw + 1;
     for oy in 0..g.oh {
+        let rows_inside =
+            oy * g.sh + tile.ky.0 * g.dh >= g.pt && oy * g.sh + (tile.ky.1 - 1) * g.dh < g.h + g.pt;
         let mut bx = 0;
         while bx < g.ow {
             let pixels = PIX.min(g.ow - bx);
@@ -317,7 +349,13 @@ fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
                     };
                 }
             }
-            block::<L, SW, KW>(&mut acc, g, x, wt, tile, oy, bx, buf);
+            let inside = rows_inside && bx * g.sw >= g.pl && bx * g.sw + span <= g.w + g.pl;
+            if KW == 0 && L == LANES && inside && taps == tile.len() {
+                let base = (oy * g.sh - g.pt) * g.w + bx * g.sw - g.pl;
+                taps_inside::<L>(&mut acc, x, base, g.sw, offs, wt);
+            } else {
+                block::<L, SW, KW>(&mut acc, g, x, wt, tile, oy, bx, buf);
+            }
             for (j, a) in acc.iter().enumerate().take(pixels) {
                 for (l, v) in a.iter().enumerate().take(lanes) {
                     if let Some(o) = out.get_mut(l * ohw + p0 + j) {
