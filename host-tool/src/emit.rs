@@ -602,14 +602,14 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rust_target: "thumbv7em-none-eabihf",
         text_bytes: 29048,
         rodata_bytes: 1468,
-        stack_bytes: Some(4096),
+        stack_bytes: Some(3396),
     },
     EngineTarget {
         name: "cortex-m3",
         rust_target: "thumbv7m-none-eabi",
         text_bytes: 31754,
         rodata_bytes: 1468,
-        stack_bytes: Some(4096),
+        stack_bytes: Some(3436),
     },
     EngineTarget {
         name: "cortex-m0plus",
