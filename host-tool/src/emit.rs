@@ -28,9 +28,9 @@ pub const BLOB_ALIGN: usize = nnblob_format::layout::WEIGHT_ALIGN;
 
 /// The linker section the emitted static or array is placed in by default: a section of its own,
 /// so a linker script can put the blob where it wants ([`linker_fragment`]). Without a rule for
-/// it, it is an *orphan* section, which GNU ld and lld place after the read-only data of the same
-/// kind (`.rodata`) in the same memory region: the firmware works unchanged (tested with
-/// cortex-m-rt's `link.x` under QEMU). `.rodata.nnblob` puts it inside `.rodata` instead.
+/// it, it is an *orphan* section, which linkers place next to read-only data (lld: right after
+/// `.rodata`, in the same memory region; tested with cortex-m-rt's `link.x` under QEMU).
+/// `.rodata.nnblob` puts it inside `.rodata` instead.
 pub const DEFAULT_SECTION: &str = ".nnblob";
 
 /// File name of [`linker_fragment`]'s text beside the emitted sources.
