@@ -66,6 +66,12 @@ pub(crate) fn apply(act: &Act<'_>, data: &mut [f32], channels: usize, inner: usi
                 }
             }
         }
+        // The common cases get a loop of their own.
+        Activation::Relu => {
+            for x in data {
+                *x = scalar(&Activation::Relu, *x, 0.0);
+            }
+        }
         _ => {
             let slope = match act {
                 Activation::LeakyRelu(s) => *s,

@@ -10,31 +10,80 @@ pub(crate) struct Matrix<'w> {
     pub dtype: WeightDtype,
 }
 
-/// Exact binary16 -> binary32 (subnormals, infinities and NaN included) without hardware fp16.
+/// Exact binary16 -> binary32 without hardware fp16: normals, subnormals, signed zeros,
+/// infinities, and NaNs (quieted, payload kept: the bits `half` gives).
 #[inline]
 pub(crate) fn f16_to_f32(bits: u16) -> f32 {
-    half::f16::from_bits(bits).to_f32()
+    let h = u32::from(bits);
+    let sign = (h & 0x8000) << 16;
+    let magnitude = h & 0x7fff;
+    let f = if magnitude >= 0x0400 {
+        // Normal, infinity or NaN: move the fields and rebias the exponent by 127 - 15, or
+        // to all ones for infinities and NaNs (which are quieted).
+        if magnitude < 0x7c00 {
+            (magnitude << 13) + ((127 - 15) << 23)
+        } else if magnitude == 0x7c00 {
+            0x7f80_0000
+        } else {
+            0x7fc0_0000 | (magnitude << 13)
+        }
+    } else if magnitude != 0 {
+        // Subnormal: m * 2^-24 with m < 2^10. With its top bit at position p, the f32 is
+        // 2^(p - 24) * (m / 2^p): exponent field p + 103, the implicit bit shifted to bit 23
+        // (adding it to an exponent field of p + 102 gives p + 103).
+        let p = 31 - magnitude.leading_zeros();
+        ((p + 102) << 23) + (magnitude << (23 - p))
+    } else {
+        0
+    };
+    f32::from_bits(sign | f)
 }
 
 impl<'w> Matrix<'w> {
     /// Decodes `dst.len()` elements starting at element `start` into `dst`. Missing
     /// elements (impossible after validation) are left untouched.
     #[inline]
-    #[allow(clippy::indexing_slicing)] // `chunks_exact` yields chunks of exactly the indexed length
     pub fn decode(&self, start: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        self.decode_interleaved(start, n, dst, n, 0);
+    }
+
+    /// Decodes consecutive elements from element `start`, `lanes` at a time, into the
+    /// chunks of `stride` elements of `dst` at offset `offset`: element `start + t * lanes + i`
+    /// goes to `dst[t * stride + offset + i]`, for every whole chunk of `dst`. Missing
+    /// elements (impossible after validation) are left untouched.
+    #[allow(clippy::indexing_slicing)] // `chunks_exact` yields chunks of exactly the indexed length
+    pub fn decode_interleaved(
+        &self,
+        start: usize,
+        lanes: usize,
+        dst: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) {
         let size = self.dtype.size();
-        let Some(src) = self.bytes.get(start * size..(start + dst.len()) * size) else {
+        let (stride, lanes) = (stride.max(1), lanes.max(1));
+        let count = dst.len() / stride * lanes;
+        let Some(src) = self.bytes.get(start * size..(start + count) * size) else {
             return;
         };
+        let rows = dst
+            .chunks_exact_mut(stride)
+            .zip(src.chunks_exact(lanes * size))
+            .filter_map(|(d, s)| Some((d.get_mut(offset..offset + lanes)?, s)));
         match self.dtype {
             WeightDtype::F16 => {
-                for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                    *d = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                for (d, s) in rows {
+                    for (d, c) in d.iter_mut().zip(s.chunks_exact(2)) {
+                        *d = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                    }
                 }
             }
             WeightDtype::F32 => {
-                for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                    *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                for (d, s) in rows {
+                    for (d, c) in d.iter_mut().zip(s.chunks_exact(4)) {
+                        *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    }
                 }
             }
         }
@@ -87,5 +136,20 @@ impl<'w> Weights<'w> {
     /// The vector, if it lies inside the section and is aligned.
     pub fn vector(&self, v: VectorRef) -> Option<Vector<'w>> {
         Some(Vector(self.range(v.offset, v.len, 4)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    /// Every binary16 value, against the `half` crate: normals, subnormals, both zeros,
+    /// infinities and every NaN payload.
+    #[test]
+    fn f16_decoding_is_exact_for_all_65536_values() {
+        for bits in 0..=u16::MAX {
+            let want = half::f16::from_bits(bits).to_f32().to_bits();
+            assert_eq!(f16_to_f32(bits).to_bits(), want, "f16 bits {bits:#06x}");
+        }
     }
 }

@@ -10,10 +10,14 @@ use proptest::prelude::*;
 
 fn check(p: &ConvP, dtype: WeightDtype, bias: bool, seed: u64) {
     let mut rng = Rng(seed | 1);
-    let (oh, ow) = p.out_hw();
     let x = rng.vec(p.c * p.h * p.w);
     let w = rng.vec(p.o * p.c / p.g * p.k[0] * p.k[1]);
     let b = bias.then(|| rng.vec(p.o));
+    check_values(p, dtype, x, w, b);
+}
+
+fn check_values(p: &ConvP, dtype: WeightDtype, x: Vec<f32>, w: Vec<f32>, b: Option<Vec<f32>>) {
+    let (oh, ow) = p.out_hw();
     let op = Op::Conv2d(Conv2d {
         input: 0,
         output: 1,
@@ -41,7 +45,7 @@ fn conv_params() -> impl Strategy<Value = ConvP> {
     (
         1usize..4,
         1usize..5,
-        1usize..4,
+        1usize..11,
         1usize..4,
         1usize..4,
         1usize..3,
@@ -145,4 +149,103 @@ fn depthwise_multiplier_and_dilation() {
         g: 3,
     };
     check(&p, WeightDtype::F32, false, 11);
+}
+
+#[test]
+fn kernel_rows_split_across_tiles() {
+    // 9x9 = 81 taps per input channel is more than an 8-channel tile holds: tiles of kernel
+    // rows, with padding cutting rows off at the top and bottom; 12 output channels leave a
+    // half-full second block of 8.
+    let p = ConvP {
+        c: 2,
+        h: 10,
+        w: 11,
+        o: 12,
+        k: [9, 9],
+        s: [1, 1],
+        pad: [4, 3, 4, 5],
+        d: [1, 1],
+        g: 1,
+    };
+    check(&p, WeightDtype::F16, true, 13);
+}
+
+#[test]
+fn kernel_row_wider_than_a_tile() {
+    // A 1x70 kernel: one kernel row is split over two tiles; stride 2, padded both sides.
+    let p = ConvP {
+        c: 2,
+        h: 3,
+        w: 75,
+        o: 6,
+        k: [1, 70],
+        s: [1, 2],
+        pad: [0, 5, 0, 6],
+        d: [1, 1],
+        g: 1,
+    };
+    check(&p, WeightDtype::F32, true, 17);
+}
+
+#[test]
+fn depthwise_kernel_larger_than_its_tile() {
+    // One output channel per group: the single-lane kernel's tile (512 taps) holds less
+    // than a 23x23 kernel.
+    let p = ConvP {
+        c: 2,
+        h: 24,
+        w: 25,
+        o: 2,
+        k: [23, 23],
+        s: [1, 1],
+        pad: [11, 11, 11, 11],
+        d: [1, 1],
+        g: 2,
+    };
+    check(&p, WeightDtype::F16, false, 19);
+}
+
+#[test]
+fn resnet_shapes_stride_two_and_shortcut() {
+    // The shapes of a ResNet stage entry: 3x3 stride 2 pad 1 and 1x1 stride 2, 16 -> 24
+    // channels (an 8-channel block and a partial one), odd input size.
+    for (k, pad) in [(3, 1), (1, 0)] {
+        let p = ConvP {
+            c: 16,
+            h: 15,
+            w: 17,
+            o: 24,
+            k: [k, k],
+            s: [2, 2],
+            pad: [pad; 4],
+            d: [1, 1],
+            g: 1,
+        };
+        check(&p, WeightDtype::F16, true, 23);
+    }
+}
+
+#[test]
+fn padding_is_zeros_not_skipped() {
+    // Padded taps add `w * 0.0` as PyTorch's zero padding does; skipping them would differ
+    // in two visible ways: a sum of -0.0 (bias -0.0, inputs -0.0) stays -0.0 when skipped
+    // but becomes +0.0 when a padded `+0.0` is added; and an infinite weight over the
+    // padding gives NaN (inf * 0) instead of being ignored.
+    let p = ConvP {
+        c: 2,
+        h: 6,
+        w: 7,
+        o: 5,
+        k: [3, 3],
+        s: [1, 1],
+        pad: [1, 1, 1, 1],
+        d: [1, 1],
+        g: 1,
+    };
+    let x = vec![-0.0; 2 * 6 * 7];
+    let mut w = vec![1.0; 5 * 2 * 9];
+    w[9 * 2 * 4] = f32::INFINITY; // channel 4, input channel 0, tap (0, 0)
+    let b = Some(vec![-0.0; 5]);
+    check_values(&p, WeightDtype::F32, x.clone(), w.clone(), b.clone());
+    check_values(&p, WeightDtype::F16, x, w, b);
 }

@@ -273,7 +273,13 @@ fn check_details(what: &str, err: &checkpoint::Error, exp: &Value) {
 }
 
 fn hostile_cases() -> Vec<(PathBuf, Value)> {
-    cases(&fixtures().join("hostile"))
+    let cases = cases(&fixtures().join("hostile"));
+    assert!(
+        cases.len() >= 40,
+        "expected the hostile fixture set, found {} files",
+        cases.len()
+    );
+    cases
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on one without.
 //!
-//! For each weight type, a small conv + linear network with seeded random weights is encoded
-//! with the format crate and run by the engine on the host (the reference). The blob and the
+//! For each weight type, two networks with seeded random weights — a small conv + linear
+//! stand-in and one shaped like MLPerf-Tiny's ResNet-8 — are encoded with the format crate
+//! and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
 //! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float). Every output's bits must equal
@@ -16,7 +17,7 @@
 
 use nnblob_firmware::Model;
 use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
-use nnblob_format::meta::{Activation, Conv2d, Linear, Op, Pool2d};
+use nnblob_format::meta::{Activation, Binary, Broadcast, Conv2d, Linear, Op, Pool2d};
 use nnblob_format::WeightDtype;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -144,6 +145,128 @@ fn stand_in(dtype: WeightDtype) -> ModelRepr {
         tensors,
         inputs: vec![("input".into(), 0)],
         outputs: vec![("logits".into(), 6)],
+        ops,
+    }
+}
+
+/// MLPerf-Tiny ResNet-8's shape (BatchNorm folded into the convolutions, as the converter
+/// does) with seeded random weights: `[1,3,32,32]` → conv 3→16 + ReLU → residual stack
+/// 16 (two 3x3 convs, identity shortcut) → stack 32 (stride 2, 1x1 stride-2 shortcut) →
+/// stack 64 (the same) → AvgPool2d(8) → flatten → Linear 64→10 → softmax.
+/// 12,501,632 MACs, like the catalog's `resnet8`.
+fn resnet8(dtype: WeightDtype) -> ModelRepr {
+    let mut rng = Rng(0x0072_6573_6e65_7438);
+    let mut shapes: Vec<Vec<u32>> = vec![vec![1, 3, 32, 32]];
+    let mut ops: Vec<OwnedOp> = Vec::new();
+    let mut conv = |ops: &mut Vec<OwnedOp>,
+                    shapes: &mut Vec<Vec<u32>>,
+                    input: u32,
+                    c_out: u32,
+                    k: u32,
+                    stride: u32,
+                    act: Activation<Vec<f32>>| {
+        let s = shapes[input as usize].clone();
+        let (c_in, h) = (s[1], s[2]);
+        let pad = k / 2;
+        let oh = (h + 2 * pad - k) / stride + 1;
+        shapes.push(vec![1, c_out, oh, oh]);
+        let scale = (6.0 / (c_in * k * k) as f32).sqrt();
+        ops.push(Op::Conv2d(Conv2d {
+            input,
+            output: shapes.len() as u32 - 1,
+            in_channels: c_in,
+            out_channels: c_out,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [pad; 4],
+            dilation: [1, 1],
+            groups: 1,
+            weight: rng.vec((c_out * c_in * k * k) as usize, scale),
+            bias: Some(rng.vec(c_out as usize, 0.1)),
+            act,
+        }));
+        shapes.len() as u32 - 1
+    };
+    let add = |ops: &mut Vec<OwnedOp>, shapes: &mut Vec<Vec<u32>>, a: u32, b: u32| {
+        shapes.push(shapes[a as usize].clone());
+        ops.push(Op::Add(Binary {
+            a,
+            b,
+            output: shapes.len() as u32 - 1,
+            broadcast: Broadcast::None,
+            act: Activation::Relu,
+        }));
+        shapes.len() as u32 - 1
+    };
+    let x = conv(&mut ops, &mut shapes, 0, 16, 3, 1, Activation::Relu);
+    let y = conv(&mut ops, &mut shapes, x, 16, 3, 1, Activation::Relu);
+    let y = conv(&mut ops, &mut shapes, y, 16, 3, 1, Activation::None);
+    let mut x = add(&mut ops, &mut shapes, x, y);
+    for c in [32, 64] {
+        let y = conv(&mut ops, &mut shapes, x, c, 3, 2, Activation::Relu);
+        let y = conv(&mut ops, &mut shapes, y, c, 3, 1, Activation::None);
+        let s = conv(&mut ops, &mut shapes, x, c, 1, 2, Activation::None);
+        x = add(&mut ops, &mut shapes, y, s);
+    }
+    shapes.push(vec![1, 64, 1, 1]);
+    let pooled = shapes.len() as u32 - 1;
+    ops.push(Op::AvgPool2d(Pool2d {
+        input: x,
+        output: pooled,
+        kernel: [8, 8],
+        stride: [8, 8],
+        padding: [0; 4],
+        ceil_mode: false,
+        count_include_pad: true,
+    }));
+    // Flatten: the pooled range seen as `[1, 64]`.
+    shapes.push(vec![1, 64]);
+    let flat = shapes.len() as u32 - 1;
+    ops.push(Op::Copy {
+        input: pooled,
+        output: flat,
+    });
+    shapes.push(vec![1, 10]);
+    let logits = shapes.len() as u32 - 1;
+    ops.push(Op::Linear(Linear {
+        input: flat,
+        output: logits,
+        in_features: 64,
+        out_features: 10,
+        weight: rng.vec(640, 0.3),
+        bias: Some(rng.vec(10, 0.1)),
+        act: Activation::None,
+    }));
+    shapes.push(vec![1, 10]);
+    let probs = shapes.len() as u32 - 1;
+    ops.push(Op::Softmax {
+        input: logits,
+        output: probs,
+        axis: 1,
+    });
+    // Arena: each tensor after the one before, except the flatten, which aliases its input.
+    let mut tensors = Vec::new();
+    let mut offset = 0;
+    for (i, shape) in shapes.iter().enumerate() {
+        if i as u32 == flat {
+            offset -= 64;
+        }
+        tensors.push(TensorRepr {
+            shape: shape.clone(),
+            offset,
+        });
+        offset += shape.iter().product::<u32>();
+    }
+    ModelRepr {
+        name: "resnet8-shaped".into(),
+        source_sha256: [0; 32],
+        converter: "nnblob-tests qemu_device".into(),
+        passes: "none".into(),
+        dtype,
+        arena_len: offset,
+        tensors,
+        inputs: vec![("input".into(), 0)],
+        outputs: vec![("probabilities".into(), probs)],
         ops,
     }
 }
@@ -353,14 +476,21 @@ fn firmware_and_host_lock_the_same_engine_dependencies() {
     }
 }
 
+/// Builds one of the test models with weights of the given dtype.
+type ModelBuilder = fn(WeightDtype) -> ModelRepr;
+
 #[test]
 #[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
 fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    for dtype in [WeightDtype::F16, WeightDtype::F32] {
-        let repr = stand_in(dtype);
+    let models: [(&str, ModelBuilder); 2] = [("standin", stand_in), ("resnet8", resnet8)];
+    for ((name, build), dtype) in models
+        .iter()
+        .flat_map(|m| [(m, WeightDtype::F16), (m, WeightDtype::F32)])
+    {
+        let repr = build(dtype);
         let blob = repr.to_vec().expect("encodes");
         let model = Model::from_bytes(&blob).expect("the engine accepts the blob");
         let input = Rng(0x1234_5678).vec(model.input_len(0), 1.0);
@@ -373,10 +503,10 @@ fn device_outputs_are_bit_identical_to_host() {
         // A reference of zeros or copies would make the comparison weak.
         assert!(
             host_bits.iter().collect::<BTreeSet<_>>().len() == host_bits.len(),
-            "the stand-in's outputs should all differ: {host_out:?}"
+            "{name}: the outputs should all differ: {host_out:?}"
         );
 
-        let dir = dir.join(format!("{dtype:?}"));
+        let dir = dir.join(format!("{name}-{dtype:?}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let blob_path = dir.join("model.nnb");
         let input_path = dir.join("input.bin");
@@ -410,7 +540,7 @@ fn device_outputs_are_bit_identical_to_host() {
                 run.plugin_insns
             );
             println!(
-                "{} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
+                "{name} {} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
                 board.machine,
                 dtype,
                 run.inference_insns,

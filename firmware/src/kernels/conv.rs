@@ -1,19 +1,38 @@
-//! 2-D convolution: one kernel, blocked over output channels (`LANES`) and four output
-//! pixels, over tiles of at most [`TILE_TAPS`] taps whose weights are decoded once into a
-//! stack buffer and then used for every output pixel.
+//! 2-D convolution. In: the input planes, the packed weights ([`nnblob_format::layout`]),
+//! the bias. Out: the output planes (activation not applied).
+//!
+//! The work is blocked three ways:
+//! - output channels: [`LANES`] at a time (one 4-channel block of the layout; one lane when
+//!   a group has a single output channel, as in depthwise);
+//! - taps: a tile of whole input channels (or kernel rows, or parts of a row for very wide
+//!   kernels) whose weights are decoded once into a stack buffer, then used for every pixel;
+//! - output pixels: [`PIX`] neighbours of a row at a time; each input value loaded feeds
+//!   every lane and each weight every pixel, from accumulators held in registers.
+//!
+//! Every pixel takes the same path. Zero padding is real zeros, as in PyTorch's definition:
+//! a kernel row that reads only inside the input is read in place; one that reaches into
+//! the padding (or past the last pixel of a row's last block) is first copied into a small
+//! buffer with zeros there. The inner loops carry no tests.
 //!
 //! Summation order (fixed, documented in docs/FIRMWARE.md): every output is
-//! `bias (or 0) + t_0 + t_1 + ...` over its taps in `(ic, ky, kx)` order, taps that fall in
-//! the zero padding skipped; partial sums between tiles are stored in the output as f32,
-//! which does not change the result. 1x1 stride-1 unpadded convolutions are run as a matrix
-//! product by viewing the `H x W` plane as one row.
+//! `bias (or 0) + t_0 + t_1 + ...` over *all* its taps in `(ic, ky, kx)` order, a tap in the
+//! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
+//! f32, which does not change the result. 1x1 stride-1 unpadded convolutions are run as a
+//! matrix product by viewing the `H x W` plane as one row.
 
 use crate::weights::{Matrix, Vector};
+use nnblob_format::layout::CONV_OC_BLOCK;
 
-/// Taps per weight tile.
-pub(crate) const TILE_TAPS: usize = 64;
-/// Output pixels computed together on the interior fast path.
+/// Decoded weights per tile, in f32s (2 KiB of stack).
+const TILE_LEN: usize = 512;
+/// Output pixels computed together.
 const PIX: usize = 4;
+/// Kernel columns per tile at most, which bounds the zero-padded row buffer.
+const MAX_TILE_COLS: usize = 32;
+/// Length of the row buffer: a tile row for [`PIX`] pixels at any stride and dilation.
+const ROW_BUF: usize = MAX_TILE_COLS * PIX;
+/// Output channels computed together (one layout block).
+const LANES: usize = CONV_OC_BLOCK;
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +64,12 @@ pub(crate) fn conv2d(
     bias: Option<Vector<'_>>,
 ) {
     let mut g = *g;
+    // Validation refuses zero strides, dilations and groups; `max` lets the compiler see it.
+    g.sh = g.sh.max(1);
+    g.sw = g.sw.max(1);
+    g.dh = g.dh.max(1);
+    g.dw = g.dw.max(1);
+    g.groups = g.groups.max(1);
     if g.kh == 1
         && g.kw == 1
         && g.sh == 1
@@ -62,24 +87,250 @@ pub(crate) fn conv2d(
     if g.c_out / g.groups == 1 {
         run::<1>(&g, input, output, weight, bias);
     } else {
-        run::<4>(&g, input, output, weight, bias);
+        run::<LANES>(&g, input, output, weight, bias);
     }
 }
 
-/// Interior bounds along one axis: output positions `lo..hi` whose whole window lies inside.
-fn interior(out: usize, inp: usize, k: usize, s: usize, d: usize, pad: usize) -> (usize, usize) {
-    let lo = pad.div_ceil(s);
-    let span = (k - 1) * d;
-    // o * s - pad + span <= inp - 1  <=>  o <= (inp - 1 + pad - span) / s
-    let hi = match (inp + pad).checked_sub(span + 1) {
-        Some(n) => (n / s + 1).min(out),
-        None => 0,
-    };
-    (lo.min(hi), hi)
+/// A tile: the taps `(ic, ky, kx)` of the box `ic × ky × kx` (half-open ranges), which are
+/// consecutive in `(ic, ky, kx)` order.
+#[derive(Clone, Copy)]
+struct Tile {
+    ic: (usize, usize),
+    ky: (usize, usize),
+    kx: (usize, usize),
 }
 
-#[allow(clippy::indexing_slicing)] // ranges follow from the geometry checked by validation
-fn run<const LANES: usize>(
+impl Tile {
+    fn cols(&self) -> usize {
+        self.kx.1 - self.kx.0
+    }
+    fn len(&self) -> usize {
+        (self.ic.1 - self.ic.0) * (self.ky.1 - self.ky.0) * self.cols()
+    }
+}
+
+/// Calls `f` on the tiles of `ipg` input channels, in tap order, each of at most `cap` taps:
+/// whole input channels when one fits, else whole kernel rows, else parts of a row (of at
+/// most [`MAX_TILE_COLS`] columns).
+fn for_each_tile(g: &Geom, ipg: usize, cap: usize, mut f: impl FnMut(Tile)) {
+    let (kh, kw, cap) = (g.kh, g.kw, cap.max(1));
+    if kh * kw <= cap && kw <= MAX_TILE_COLS {
+        let n = cap / (kh * kw);
+        let mut ic = 0;
+        while ic < ipg {
+            let end = (ic + n).min(ipg);
+            f(Tile {
+                ic: (ic, end),
+                ky: (0, kh),
+                kx: (0, kw),
+            });
+            ic = end;
+        }
+    } else {
+        let cols = kw.min(cap).min(MAX_TILE_COLS);
+        let rows = if cols == kw { cap / kw } else { 1 };
+        for ic in 0..ipg {
+            let mut ky = 0;
+            while ky < kh {
+                let ky_end = (ky + rows.max(1)).min(kh);
+                let mut kx = 0;
+                while kx < kw {
+                    let kx_end = (kx + cols).min(kw);
+                    f(Tile {
+                        ic: (ic, ic + 1),
+                        ky: (ky, ky_end),
+                        kx: (kx, kx_end),
+                    });
+                    kx = kx_end;
+                }
+                ky = ky_end;
+            }
+        }
+    }
+}
+
+/// Decodes the weights of output channels `first..first + L` of group `grp` (zeros past the
+/// group's last channel) for the tile's taps into `wt`, tap-major: `wt[t * L + lane]`.
+fn decode_tile<const L: usize>(
+    g: &Geom,
+    weight: Matrix<'_>,
+    grp: usize,
+    first: usize,
+    tile: &Tile,
+    wt: &mut [f32],
+) {
+    let opg = g.c_out / g.groups;
+    let taps = g.c_in / g.groups * g.kh * g.kw;
+    if first >= opg {
+        return;
+    }
+    // The layout block holding channel `first`: `lanes` channels interleaved tap by tap.
+    let lanes = CONV_OC_BLOCK.min(opg - first);
+    if lanes < L {
+        wt.fill(0.0);
+    }
+    let block = (grp * opg + first) * taps;
+    let n = tile.cols();
+    let mut t = 0;
+    for ic in tile.ic.0..tile.ic.1 {
+        for ky in tile.ky.0..tile.ky.1 {
+            // One run of consecutive taps in the packed weight.
+            let tap = (ic * g.kh + ky) * g.kw + tile.kx.0;
+            let dst = wt.get_mut(t * L..(t + n) * L).unwrap_or_default();
+            weight.decode_interleaved(block + tap * lanes, lanes, dst, L, 0);
+            t += n;
+        }
+    }
+}
+
+/// Adds one kernel row (its `cols` taps; `ws`: their weights, `L` per tap) for `P` pixels
+/// `SW` apart to `acc`. `xs[j * SW + kx]` is pixel `j`'s input under tap `kx`. `KW` is
+/// `cols` when known at compile time, 0 otherwise.
+#[inline(always)]
+#[allow(clippy::indexing_slicing)] // constant indices into slices of checked constant length
+fn row_strided<const L: usize, const P: usize, const SW: usize, const KW: usize>(
+    acc: &mut [[f32; L]; P],
+    xs: &[f32],
+    ws: &[f32],
+) {
+    if KW != 0 {
+        let (Some(xs), Some(ws)) = (xs.get(..(P - 1) * SW + KW), ws.get(..KW * L)) else {
+            return;
+        };
+        for kx in 0..KW {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let v = xs[j * SW + kx];
+                for l in 0..L {
+                    a[l] += ws[kx * L + l] * v;
+                }
+            }
+        }
+    } else {
+        for (w, win) in ws.chunks_exact(L).zip(xs.windows((P - 1) * SW + 1)) {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let v = win[j * SW];
+                for l in 0..L {
+                    a[l] += w[l] * v;
+                }
+            }
+        }
+    }
+}
+
+/// Like [`row_strided`] for any stride and dilation: `xs[kx * P + j]` is pixel `j`'s
+/// input under tap `kx` (gathered beforehand).
+#[inline(always)]
+#[allow(clippy::indexing_slicing)] // chunks of exactly `L` and `P` elements
+fn row_gathered<const L: usize, const P: usize>(acc: &mut [[f32; L]; P], xs: &[f32], ws: &[f32]) {
+    for (w, x) in ws.chunks_exact(L).zip(xs.chunks_exact(P)) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            for l in 0..L {
+                a[l] += w[l] * v;
+            }
+        }
+    }
+}
+
+/// The tile's contribution to one block of [`PIX`] pixels from column `bx` of row `oy`.
+/// `fast`: stride `SW` (1 or 2) and dilation 1; otherwise `SW` is 0 and inputs are gathered.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<const L: usize, const SW: usize, const KW: usize>(
+    acc: &mut [[f32; L]; PIX],
+    g: &Geom,
+    x: &[f32],
+    wt: &[f32],
+    tile: &Tile,
+    oy: usize,
+    bx: usize,
+    buf: &mut [f32; ROW_BUF],
+) {
+    let cols = tile.cols();
+    let hw = g.h * g.w;
+    // Input column of pixel 0 under the tile's first tap column (may be "negative").
+    let ix0 = (bx * g.sw + tile.kx.0 * g.dw).wrapping_sub(g.pl);
+    let span = (PIX - 1) * g.sw + (cols - 1) * g.dw + 1;
+    let cols_inside = bx * g.sw + tile.kx.0 * g.dw >= g.pl && ix0 + span <= g.w;
+    let mut ws = wt.chunks_exact(cols * L);
+    for ic in tile.ic.0..tile.ic.1 {
+        for ky in tile.ky.0..tile.ky.1 {
+            let Some(w) = ws.next() else {
+                return;
+            };
+            let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
+            // Offset of input row `iy` of channel `ic`, if that row is inside the input.
+            let row = (iy < g.h).then(|| ic * hw + iy * g.w);
+            let at = |col: usize| match row {
+                Some(r) if col < g.w => x.get(r + col).copied().unwrap_or(0.0),
+                _ => 0.0,
+            };
+            if SW == 0 {
+                // Gather tap-major, zeros outside the input.
+                for (kx, dst) in buf.chunks_exact_mut(PIX).take(cols).enumerate() {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = at(ix0.wrapping_add(j * g.sw + kx * g.dw));
+                    }
+                }
+                row_gathered::<L, PIX>(acc, buf, w);
+            } else {
+                let xs = match (row, cols_inside) {
+                    (Some(r), true) => x.get(r + ix0..r + ix0 + span).unwrap_or_default(),
+                    _ => {
+                        // The row reaches into the padding: a copy with zeros there.
+                        for (i, d) in buf.iter_mut().take(span).enumerate() {
+                            *d = at(ix0.wrapping_add(i));
+                        }
+                        &buf[..]
+                    }
+                };
+                row_strided::<L, PIX, SW, KW>(acc, xs, w);
+            }
+        }
+    }
+}
+
+/// Runs every block of the tile's output rows with one monomorphised block kernel.
+#[allow(clippy::too_many_arguments)]
+fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
+    g: &Geom,
+    x: &[f32],
+    out: &mut [f32],
+    wt: &[f32],
+    tile: &Tile,
+    lanes: usize,
+    init: Option<(Option<Vector<'_>>, usize)>,
+    buf: &mut [f32; ROW_BUF],
+) {
+    let ohw = g.oh * g.ow;
+    for oy in 0..g.oh {
+        let mut bx = 0;
+        while bx < g.ow {
+            let pixels = PIX.min(g.ow - bx);
+            let p0 = oy * g.ow + bx;
+            // The accumulators start from the bias (first tile) or the partial sums.
+            let mut acc = [[0.0f32; L]; PIX];
+            for (j, a) in acc.iter_mut().enumerate().take(pixels) {
+                for (l, v) in a.iter_mut().enumerate().take(lanes) {
+                    *v = match init {
+                        Some((bias, oc0)) => bias.map_or(0.0, |b| b.get(oc0 + l)),
+                        None => out.get(l * ohw + p0 + j).copied().unwrap_or(0.0),
+                    };
+                }
+            }
+            block::<L, SW, KW>(&mut acc, g, x, wt, tile, oy, bx, buf);
+            for (j, a) in acc.iter().enumerate().take(pixels) {
+                for (l, v) in a.iter().enumerate().take(lanes) {
+                    if let Some(o) = out.get_mut(l * ohw + p0 + j) {
+                        *o = *v;
+                    }
+                }
+            }
+            bx += PIX;
+        }
+    }
+}
+
+fn run<const L: usize>(
     g: &Geom,
     input: &[f32],
     output: &mut [f32],
@@ -88,107 +339,33 @@ fn run<const LANES: usize>(
 ) {
     let ipg = g.c_in / g.groups;
     let opg = g.c_out / g.groups;
-    let taps = ipg * g.kh * g.kw;
     let hw = g.h * g.w;
     let ohw = g.oh * g.ow;
-    let (oy_lo, oy_hi) = interior(g.oh, g.h, g.kh, g.sh, g.dh, g.pt);
-    let (ox_lo, ox_hi) = interior(g.ow, g.w, g.kw, g.sw, g.dw, g.pl);
-
-    let mut wbuf = [0.0f32; 4 * TILE_TAPS];
-    let mut tap_off = [0usize; TILE_TAPS];
-    let mut tap_dy = [0usize; TILE_TAPS];
-    let mut tap_dx = [0usize; TILE_TAPS];
-    let mut cursor = 0; // element index of the current block in the packed weight
+    let mut wbuf = [0.0f32; TILE_LEN];
+    let mut buf = [0.0f32; ROW_BUF];
     for grp in 0..g.groups {
-        let in_base = grp * ipg * hw;
+        let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
+            return;
+        };
         let mut first = 0;
         while first < opg {
-            let lanes = LANES.min(opg - first);
+            let lanes = L.min(opg - first);
             let oc0 = grp * opg + first;
-            let mut t0 = 0;
-            while t0 < taps {
-                let tn = TILE_TAPS.min(taps - t0);
-                for t in 0..tn {
-                    let tap = t0 + t;
-                    let (ic, kyx) = (tap / (g.kh * g.kw), tap % (g.kh * g.kw));
-                    let (dy, dx) = (kyx / g.kw * g.dh, kyx % g.kw * g.dw);
-                    tap_dy[t] = dy;
-                    tap_dx[t] = dx;
-                    tap_off[t] = ic * hw + dy * g.w + dx;
-                    let dst = &mut wbuf[t * LANES..t * LANES + LANES];
-                    dst.fill(0.0);
-                    weight.decode(cursor + tap * lanes, &mut dst[..lanes]);
+            let Some(out) = output.get_mut(oc0 * ohw..(oc0 + lanes) * ohw) else {
+                return;
+            };
+            let mut init = Some((bias, oc0));
+            for_each_tile(g, ipg, TILE_LEN / L, |tile| {
+                let wt = wbuf.get_mut(..tile.len() * L).unwrap_or_default();
+                decode_tile::<L>(g, weight, grp, first, &tile, wt);
+                let (wt, b) = (&*wt, &mut buf);
+                match (g.dw, g.sw, tile.cols(), L) {
+                    (1, 1, 3, 4) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
+                    (1, 2, 3, 4) => tile_pass::<L, 2, 3>(g, x, out, wt, &tile, lanes, init, b),
+                    _ => tile_pass::<L, 0, 0>(g, x, out, wt, &tile, lanes, init, b),
                 }
-                let wt = &wbuf[..tn * LANES];
-                let init = |acc: &mut [f32; LANES], out: &[f32], p: usize| {
-                    for (l, a) in acc.iter_mut().enumerate().take(lanes) {
-                        *a = if t0 > 0 {
-                            out[(oc0 + l) * ohw + p]
-                        } else {
-                            bias.map_or(0.0, |b| b.get(oc0 + l))
-                        };
-                    }
-                };
-                for oy in 0..g.oh {
-                    let row_inside = oy >= oy_lo && oy < oy_hi;
-                    let mut ox = 0;
-                    while ox < g.ow {
-                        if row_inside && ox >= ox_lo && ox + PIX <= ox_hi {
-                            // Fast path: PIX pixels, every tap inside the input.
-                            let mut acc = [[0.0f32; LANES]; PIX];
-                            for (j, a) in acc.iter_mut().enumerate() {
-                                init(a, output, oy * g.ow + ox + j);
-                            }
-                            let base = in_base + (oy * g.sh - g.pt) * g.w + (ox * g.sw - g.pl);
-                            for (t, w) in wt.chunks_exact(LANES).enumerate() {
-                                let p = base + tap_off[t];
-                                let x = [
-                                    input[p],
-                                    input[p + g.sw],
-                                    input[p + 2 * g.sw],
-                                    input[p + 3 * g.sw],
-                                ];
-                                for j in 0..PIX {
-                                    for l in 0..LANES {
-                                        acc[j][l] += w[l] * x[j];
-                                    }
-                                }
-                            }
-                            for (j, a) in acc.iter().enumerate() {
-                                for (l, v) in a.iter().enumerate().take(lanes) {
-                                    output[(oc0 + l) * ohw + oy * g.ow + ox + j] = *v;
-                                }
-                            }
-                            ox += PIX;
-                        } else {
-                            // Border path: one pixel, taps checked against the input.
-                            let mut acc = [0.0f32; LANES];
-                            let p = oy * g.ow + ox;
-                            init(&mut acc, output, p);
-                            let (y0, x0) = (oy * g.sh, ox * g.sw);
-                            for (t, w) in wt.chunks_exact(LANES).enumerate() {
-                                let iy = (y0 + tap_dy[t]).wrapping_sub(g.pt);
-                                let ix = (x0 + tap_dx[t]).wrapping_sub(g.pl);
-                                if iy < g.h && ix < g.w {
-                                    let x =
-                                        input[in_base + tap_off[t] - tap_dy[t] * g.w - tap_dx[t]
-                                            + iy * g.w
-                                            + ix];
-                                    for l in 0..LANES {
-                                        acc[l] += w[l] * x;
-                                    }
-                                }
-                            }
-                            for (l, v) in acc.iter().enumerate().take(lanes) {
-                                output[(oc0 + l) * ohw + p] = *v;
-                            }
-                            ox += 1;
-                        }
-                    }
-                }
-                t0 += tn;
-            }
-            cursor += lanes * taps;
+                init = None;
+            });
             first += lanes;
         }
     }

@@ -130,7 +130,8 @@ impl ConvP {
 }
 
 /// PyTorch's Conv2d: `y[o][oy][ox] = b[o] + sum_{i,ky,kx} w[o][i][ky][kx] * x[g*ipg+i][iy][ix]`,
-/// summed in `(i, ky, kx)` order from the bias, padded taps skipped.
+/// summed in `(i, ky, kx)` order from the bias, over every tap: one in the zero padding
+/// contributes `w * 0.0`.
 pub fn conv_oracle(p: &ConvP, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
     let (oh, ow) = p.out_hw();
     let (ipg, opg) = (p.c / p.g, p.o / p.g);
@@ -145,10 +146,13 @@ pub fn conv_oracle(p: &ConvP, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f3
                         for kx in 0..p.k[1] {
                             let iy = (oy * p.s[0] + ky * p.d[0]) as isize - p.pad[0] as isize;
                             let ix = (ox * p.s[1] + kx * p.d[1]) as isize - p.pad[1] as isize;
-                            if iy < 0 || ix < 0 || iy >= p.h as isize || ix >= p.w as isize {
-                                continue;
-                            }
-                            let xv = x[((grp * ipg + i) * p.h + iy as usize) * p.w + ix as usize];
+                            let outside =
+                                iy < 0 || ix < 0 || iy >= p.h as isize || ix >= p.w as isize;
+                            let xv = if outside {
+                                0.0
+                            } else {
+                                x[((grp * ipg + i) * p.h + iy as usize) * p.w + ix as usize]
+                            };
                             acc += w[((o * ipg + i) * p.k[0] + ky) * p.k[1] + kx] * xv;
                         }
                     }

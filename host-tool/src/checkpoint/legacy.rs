@@ -69,7 +69,7 @@ pub(crate) fn parse(bytes: &[u8], mode: Mode, limits: &Limits) -> Result<Legacy>
             )),
         })
         .collect::<Result<_>>()?;
-    let sizes: HashMap<String, u64> = torch::all_storages(&object.heap, object.heap.len())
+    let sizes: HashMap<String, u64> = torch::all_storages(&object.heap)
         .into_iter()
         .map(|s| (s.key, torch::dtype_size(s.dtype)))
         .collect();

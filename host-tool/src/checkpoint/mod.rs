@@ -6,7 +6,7 @@
 //! a full-model pickle names, and every global the pickles reference with the reader's verdict.
 //!
 //! Pickles run on our own VM ([`pickle`]) whose globals resolve against an allowlist ([`globals`]);
-//! containers are parsed strictly ([`zip`], `legacy`); files are memory-mapped and tensors borrow the map
+//! containers are parsed strictly (`zip`, `legacy`); files are memory-mapped and tensors borrow the map
 //! when they are already contiguous. [`scan`] runs the same code in audit mode and lists every global
 //! instead of stopping at the first refusal. What is accepted and refused, and why: `docs/CHECKPOINTS.md`.
 
@@ -17,7 +17,7 @@ pub mod pickle;
 mod safetensors_file;
 mod tensor;
 mod torch;
-pub mod zip;
+mod zip;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -267,20 +267,13 @@ fn torch_file(bytes: &[u8], kind: Kind, mode: Mode) -> Result<TorchFile> {
                 .ok_or_else(|| Error::NotACheckpoint {
                     what: "a zip archive without <root>/data.pkl".into(),
                 })?;
-            let pickle_bytes = match archive.read(bytes, pkl)? {
-                zip::Content::Borrowed(r) => std::borrow::Cow::Borrowed(&bytes[r]),
-                zip::Content::Owned(v) => std::borrow::Cow::Owned(v),
-            };
-            let object = pickle::unpickle(&pickle_bytes, &pkl_name, mode, &limits)?;
+            let pickle_content = archive.read(bytes, pkl)?;
+            let object = pickle::unpickle(pickle_content.bytes(bytes), &pkl_name, mode, &limits)?;
             let big_endian = match archive.find(&format!("{root}/byteorder")) {
                 None => false,
                 Some(r) => {
                     let content = archive.read(bytes, r)?;
-                    let text = match &content {
-                        zip::Content::Borrowed(r) => &bytes[r.clone()],
-                        zip::Content::Owned(v) => v.as_slice(),
-                    };
-                    match text {
+                    match content.bytes(bytes) {
                         b"little" => false,
                         b"big" => true,
                         other => {

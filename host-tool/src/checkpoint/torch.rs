@@ -99,10 +99,10 @@ pub(crate) fn storage_id(heap: &Heap, pid: ObjId) -> Result<StorageId> {
 }
 
 /// Every storage the heap names, in first-use order (for the legacy format's size table).
-pub(crate) fn all_storages(heap: &Heap, len: usize) -> Vec<StorageId> {
+pub(crate) fn all_storages(heap: &Heap) -> Vec<StorageId> {
     let mut out: Vec<StorageId> = Vec::new();
-    for i in 0..len {
-        let id = heap_id(i);
+    for i in 0..heap.len() {
+        let id = ObjId::from_index(i);
         if let Obj::PersistentId(_) = heap.get(id) {
             if let Ok(s) = storage_id(heap, id) {
                 if !out.iter().any(|o| o.key == s.key) {
@@ -112,11 +112,6 @@ pub(crate) fn all_storages(heap: &Heap, len: usize) -> Vec<StorageId> {
         }
     }
     out
-}
-
-fn heap_id(i: usize) -> ObjId {
-    // ObjIds are dense indices; the heap hands them out in order.
-    super::pickle::ObjId::from_index(i)
 }
 
 /// Choose the state_dict: by `key`, or automatically.

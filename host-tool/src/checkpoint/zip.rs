@@ -63,6 +63,7 @@ pub struct Record {
 pub struct Archive {
     /// The records, in file order.
     pub records: Vec<Record>,
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 /// A record's content: a range of the archive (STORED) or a new buffer (DEFLATED).
@@ -72,6 +73,16 @@ pub enum Content {
     Borrowed(Range<usize>),
     /// Inflated bytes.
     Owned(Vec<u8>),
+}
+
+impl Content {
+    /// The content's bytes, given the bytes of the archive it came from.
+    pub fn bytes<'a>(&'a self, archive: &'a [u8]) -> &'a [u8] {
+        match self {
+            Content::Borrowed(r) => &archive[r.clone()],
+            Content::Owned(v) => v,
+        }
+    }
 }
 
 struct Cursor<'a> {
@@ -245,7 +256,7 @@ impl Archive {
             });
             at = next;
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::with_capacity(records.len());
         for r in &records {
             if !seen.insert(r.name.as_str()) {
                 return Err(Error::BadZipEntry {
@@ -268,12 +279,17 @@ impl Archive {
                 });
             }
         }
-        Ok(Archive { records })
+        let by_name = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        Ok(Archive { records, by_name })
     }
 
     /// The record called `name`.
     pub fn find(&self, name: &str) -> Option<&Record> {
-        self.records.iter().find(|r| r.name == name)
+        self.by_name.get(name).map(|&i| &self.records[i])
     }
 
     /// The uncompressed content of `record`, CRC-checked.
@@ -284,10 +300,7 @@ impl Archive {
             Method::Deflated => Content::Owned(inflate(raw, record)?),
         };
         if record.crc != 0 {
-            let data = match &content {
-                Content::Borrowed(r) => &bytes[r.clone()],
-                Content::Owned(v) => v.as_slice(),
-            };
+            let data = content.bytes(bytes);
             let mut crc = flate2::Crc::new();
             crc.update(data);
             if crc.sum() != record.crc {

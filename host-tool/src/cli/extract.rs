@@ -12,12 +12,12 @@ use crate::checkpoint::{self, Options, Tensor};
 const EXAMPLES: &str = "\
 Examples:
   nnblob extract model.pth -o model.safetensors
-  nnblob extract last.ckpt -o weights.safetensors             Lightning: the state_dict is found automatically
+  nnblob extract last.ckpt -o weights.safetensors    (Lightning: state_dict found automatically)
   nnblob extract run.pt --key model_state_dict -o w.safetensors
 
-The output holds the tensors under the names they have in the checkpoint, in their original dtype, as
-row-major contiguous little-endian values. It is written to a temporary file beside OUT and renamed into
-place, so OUT is never left half-written.";
+The output holds the tensors under the names they have in the checkpoint, in their
+original dtype, as row-major contiguous little-endian values. It is written to a
+temporary file beside OUT and renamed into place, so OUT is never left half-written.";
 
 /// Convert a checkpoint's state_dict to safetensors, safely, once.
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,7 @@ use crate::checkpoint::{self, Checkpoint, Options};
 const EXAMPLES: &str = "\
 Examples:
   nnblob inspect model.pth                  the tensors of a state_dict saved by torch.save
-  nnblob inspect last.ckpt                  a Lightning checkpoint (its state_dict is found automatically)
+  nnblob inspect last.ckpt                  a Lightning checkpoint (state_dict found automatically)
   nnblob inspect run.pt --key model.ema     a state_dict nested under checkpoint[\"model\"][\"ema\"]
   nnblob inspect model.pth --json | jq '.tensors[].name'";
 

@@ -29,7 +29,8 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0  success (scan: every file is clean)
   1  scan: at least one file references a global nnblob refuses
-  2  error: a file could not be read or was refused (the message says what and where), or bad arguments
+  2  error: a file could not be read or was refused (the message says what
+     and where), or the arguments are wrong
 
 nnblob never executes anything inside a checkpoint: pickle globals resolve against an allowlist.";
 

@@ -14,13 +14,13 @@ Examples:
 
 Verdicts:
   ok        a tensor, storage, dtype or container name the reader interprets itself
-  info      a class (e.g. __main__.Net in a full-model pickle): nnblob only builds inert objects from it,
-            but torch.load(weights_only=False) would import its module
-  REFUSED   a name that can run code or reach the system (os.system, builtins.eval, subprocess.Popen, ...),
-            or a class that the pickle calls; nnblob refuses to read the file
+  info      a class, e.g. __main__.Net in a full-model pickle: nnblob only builds
+            inert objects from it (torch.load would import its module)
+  REFUSED   a name that can run code or reach the system (os.system, eval,
+            subprocess.Popen, ...), or a class the pickle calls
 
-A scan does not stop at the first refused global. Exit status: 0 all files clean, 1 some file has a
-REFUSED global, 2 some file could not be parsed at all (worst wins).";
+A scan does not stop at the first refused global. Exit status (the worst file wins):
+  0 every file is clean, 1 some file has a REFUSED global, 2 some file is unreadable.";
 
 /// Report, for each file, every global its pickles reference and whether nnblob accepts it.
 #[derive(Debug, clap::Args)]

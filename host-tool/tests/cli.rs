@@ -1,0 +1,168 @@
+//! The command line's contract: help that teaches, exit codes, one-line errors, no partial outputs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::builders::{self, Pickle};
+
+fn nnblob(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnblob"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/checkpoints")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p: PathBuf = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.display().to_string()
+}
+
+/// A torch zip whose pickle calls `posix.system` and `builtins.eval` before its (empty) state_dict.
+fn malicious(dir: &Path) -> String {
+    let mut p = Pickle::default();
+    p.global("posix", "system").str("echo pwned").op(b"\x85R0");
+    p.global("builtins", "eval").str("1").op(b"\x85R0");
+    p.op(b"}");
+    let bytes = builders::torch_zip("archive", &p.stop(), &[], false);
+    write(dir, "evil.pth", &bytes)
+}
+
+#[test]
+fn help_documents_exit_codes_and_examples() {
+    let out = nnblob(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "inspect",
+        "extract",
+        "scan",
+        "Exit codes",
+        "0  success",
+        "1  scan",
+        "2  error",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
+    }
+    for sub in ["inspect", "extract", "scan"] {
+        let out = nnblob(&[sub, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Examples:"),
+            "{sub} --help has no examples:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn scan_lists_every_refused_global_and_exits_by_the_worst_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = malicious(dir.path());
+    let out = nnblob(&["scan", &evil]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("REFUSED  posix.system (archive/data.pkl byte 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("REFUSED  builtins.eval"),
+        "scan stopped at the first finding:\n{text}"
+    );
+
+    let clean = fixture("zip_default.pth");
+    assert_eq!(nnblob(&["scan", &clean]).status.code(), Some(0));
+    let full = nnblob(&["scan", &fixture("full_model.pt")]);
+    assert_eq!(
+        full.status.code(),
+        Some(0),
+        "inert classes are info, not findings"
+    );
+    assert!(String::from_utf8_lossy(&full.stdout).contains("info     __main__.FullNet"));
+
+    let junk = write(dir.path(), "junk.bin", b"not a checkpoint at all");
+    let out = nnblob(&["scan", &clean, &evil, &junk]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unreadable is the worst verdict"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UNREADABLE"));
+}
+
+#[test]
+fn refused_files_give_one_line_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = malicious(dir.path());
+    let out_path = dir.path().join("out.safetensors");
+    let out = nnblob(&["extract", &evil, "-o", out_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "nnblob: {evil}: refusing global posix.system at byte 2 of archive/data.pkl: not a tensor or \
+             container type (its module can run code or reach the system)"
+        )
+    );
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn extract_into_a_missing_directory_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("no/such/dir/out.safetensors");
+    let out = nnblob(&[
+        "extract",
+        &fixture("zip_default.pth"),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("nnblob: writing ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_key_names_the_keys_there_are() {
+    let out = nnblob(&[
+        "inspect",
+        &fixture("dict_model_key.pth"),
+        "--key",
+        "weights",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("has no key \"weights\"") && stderr.contains("model"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_shows_format_totals_and_classes() {
+    let out = nnblob(&["inspect", &fixture("full_model.pt")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "format:    torch-zip",
+        "total:",
+        "classes:   __main__.Block",
+        "security:  full-model pickle",
+    ] {
+        assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
+    }
+}
