@@ -37,3 +37,7 @@ if ! command -v qemu-system-arm >/dev/null 2>&1; then
 fi
 cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
 cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture
+
+step "catalog models under QEMU through nnblob emit, bit for bit; engine code sizes (docs/EMIT.md, docs/DEVICE.md)"
+cargo test --locked -p nnblob-tests --test qemu_catalog -- --ignored --nocapture
+cargo test --locked -p nnblob --test cli_emit_sizes -- --ignored --nocapture

@@ -7,11 +7,18 @@
 //! buffers are statics whose size the linker checks against the board's RAM.
 //! The blob is validated here with the same engine compiled for the host: a broken blob
 //! fails the build with the engine's message instead of failing on the device.
+//!
+//! Alternatively `NNBLOB_QEMU_MODULE` names a folder written by `nnblob emit --rust`: the
+//! firmware then compiles that module (its `BLOB` static and `const` sizes) instead, and
+//! `NNBLOB_QEMU_LINKER_SECTIONS` may name a linker-script fragment (the emitted `nnblob.x`)
+//! appended to `memory.x`, as a cortex-m-rt project would add it.
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
 const BLOB_VAR: &str = "NNBLOB_QEMU_BLOB";
 const INPUT_VAR: &str = "NNBLOB_QEMU_INPUT";
+const MODULE_VAR: &str = "NNBLOB_QEMU_MODULE";
+const SECTIONS_VAR: &str = "NNBLOB_QEMU_LINKER_SECTIONS";
 
 fn main() {
     if let Err(message) = run() {
@@ -22,7 +29,11 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
-    fs::copy("memory.x", out.join("memory.x")).map_err(|e| format!("copying memory.x: {e}"))?;
+    let mut memory = read(Path::new("memory.x"))?;
+    if let Some(sections) = optional_path(SECTIONS_VAR) {
+        memory.extend(read(&sections)?);
+    }
+    write(&out.join("memory.x"), &memory)?;
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     // Linker flags here rather than in .cargo/config.toml, where a RUSTFLAGS in the
@@ -30,7 +41,15 @@ fn run() -> Result<(), String> {
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
 
-    let blob_path = input_path(BLOB_VAR)?;
+    let module = optional_path(MODULE_VAR);
+    let blob_path = match &module {
+        Some(dir) => {
+            println!("cargo:rerun-if-changed={}", dir.join("mod.rs").display());
+            dir.join("model.nnb")
+        }
+        None => input_path(BLOB_VAR)?,
+    };
+    println!("cargo:rerun-if-changed={}", blob_path.display());
     let input_path = input_path(INPUT_VAR)?;
     let blob = read(&blob_path)?;
     let input = read(&input_path)?;
@@ -53,10 +72,20 @@ fn run() -> Result<(), String> {
             input_len * 4
         ));
     }
-    write(&out.join("model.nnb"), &blob)?;
     write(&out.join("input.bin"), &input)?;
+    if let Some(dir) = module {
+        let source = format!(
+            "#[path = {:?}]\nmod emitted;\npub use emitted::{{ARENA_LEN, INPUT_LEN, OUTPUT_LEN}};\n\
+             /// The blob: the emitted module's static.\npub static BLOB: &[u8] = &emitted::BLOB.0;\n",
+            dir.join("mod.rs").display().to_string()
+        );
+        return write(&out.join("model.rs"), source.as_bytes());
+    }
+    write(&out.join("model.nnb"), &blob)?;
     let consts = format!(
-        "/// Arena length in f32 elements.\npub const ARENA_LEN: usize = {};\n\
+        "/// The blob, embedded from `{BLOB_VAR}`.\n\
+         pub static BLOB: &[u8] = &super::Aligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.nnb\"))).0;\n\
+         /// Arena length in f32 elements.\npub const ARENA_LEN: usize = {};\n\
          /// Input length in f32 elements.\npub const INPUT_LEN: usize = {};\n\
          /// Output length in f32 elements.\npub const OUTPUT_LEN: usize = {};\n",
         model.arena_len(),
@@ -77,6 +106,16 @@ fn input_path(var: &str) -> Result<PathBuf, String> {
     })?;
     println!("cargo:rerun-if-changed={}", path.display());
     Ok(path)
+}
+
+/// The path in environment variable `var` if it is set; the build depends on both.
+fn optional_path(var: &str) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let path = env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)?;
+    println!("cargo:rerun-if-changed={}", path.display());
+    Some(path)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

@@ -7,6 +7,7 @@
 pub mod blob;
 pub mod checkpoint;
 pub mod cli;
+pub mod emit;
 pub mod eval;
 pub mod graph;
 pub mod npy;

@@ -25,17 +25,16 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
 use nnblob_firmware::{Model, OpKind, Profiler};
 
-/// The model's sizes, from the build script.
+/// The blob and the model's sizes, from the build script.
 mod sizes {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
-use sizes::{ARENA_LEN, INPUT_LEN, OUTPUT_LEN};
+use sizes::{ARENA_LEN, BLOB, INPUT_LEN, OUTPUT_LEN};
 
 /// Bytes aligned like the blob's weights (16), so the engine reads them in place.
 #[repr(C, align(16))]
 struct Aligned<T: ?Sized>(T);
 
-static BLOB: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.nnb")));
 static INPUT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/input.bin")));
 
 /// Everything the engine writes, in RAM (`.bss`).
@@ -95,7 +94,7 @@ fn main() -> ! {
     let Some(buffers) = take_buffers() else {
         fail("buffers already taken")
     };
-    let model = match Model::from_bytes(&BLOB.0) {
+    let model = match Model::from_bytes(BLOB) {
         Ok(model) => model,
         Err(e) => fail_with("blob refused", e),
     };

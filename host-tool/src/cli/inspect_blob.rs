@@ -32,16 +32,16 @@ struct Io {
 }
 
 #[derive(Serialize)]
-struct OpRow {
-    index: usize,
-    kind: &'static str,
-    activation: Option<&'static str>,
-    output_shape: Vec<u32>,
+pub(super) struct OpRow {
+    pub(super) index: usize,
+    pub(super) kind: &'static str,
+    pub(super) activation: Option<&'static str>,
+    pub(super) output_shape: Vec<u32>,
     /// Weight-matrix elements plus vector elements.
-    weights: u64,
+    pub(super) weights: u64,
     /// Bytes those weights take in the blob (alignment padding excluded).
-    weight_bytes: u64,
-    macs: u64,
+    pub(super) weight_bytes: u64,
+    pub(super) macs: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -95,7 +95,12 @@ fn count(t: &TensorDesc) -> u64 {
 }
 
 /// One op's row: weights counted through `Op::map` (the one place that lists every op's weights).
-fn op_row(index: usize, op: &WireOp<'_>, view: &BlobView<'_>, dtype: WeightDtype) -> OpRow {
+pub(super) fn op_row(
+    index: usize,
+    op: &WireOp<'_>,
+    view: &BlobView<'_>,
+    dtype: WeightDtype,
+) -> OpRow {
     let out = view.tensor(op.output()).ok();
     let (mut matrix, mut vector) = (0u64, 0u64);
     let _ = op.clone().map::<(), (), (), ()>(

@@ -6,7 +6,9 @@
 
 mod archs;
 mod convert;
+mod emit;
 mod extract;
+mod footprint;
 mod inspect;
 mod inspect_blob;
 mod run;
@@ -48,6 +50,8 @@ enum Command {
     Convert(convert::Args),
     Run(run::Args),
     Archs(archs::Args),
+    Emit(emit::Args),
+    Footprint(footprint::Args),
 }
 
 /// Run the parsed command line; the exit code on success (`scan` may report findings).
@@ -59,5 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::exec(&args),
         Command::Run(args) => run::exec(&args),
         Command::Archs(args) => archs::exec(&args),
+        Command::Emit(args) => emit::exec(&args),
+        Command::Footprint(args) => footprint::exec(&args),
     }
 }

@@ -1,0 +1,359 @@
+//! The MLPerf-Tiny catalog models (and LeNet-5) on an emulated Cortex-M, through `nnblob emit`:
+//! the device's outputs are bit-identical to the engine's on the host, and the cost in
+//! instructions is recorded.
+//!
+//! For each model, the committed `tests/fixtures/models/<name>/state_dict.pth` is converted
+//! in-process (`blob::build`, fp16 and f32 weights), run by the engine on the host on the
+//! fixture's first input (the reference), and emitted as a Rust module (`nnblob::emit`). The
+//! example firmware (`firmware/qemu`) is built around that module and runs under
+//! `qemu-system-arm -icount shift=0` on the Cortex-M4F board (mps2-an386); LeNet-5 also on the
+//! Cortex-M3 board (mps2-an385, soft float). Required: every output's bits equal the host's; one
+//! instruction count per op; SysTick and the counting plugin agree; the blob lies in its own
+//! `.nnblob` section in flash, 16-byte aligned (without a linker rule, and with the emitted
+//! `nnblob.x` appended to `memory.x`); the stack stays within the figure `nnblob footprint`
+//! reports (`nnblob::emit::ENGINE_TARGETS`). Instructions per inference and per MAC (torch's
+//! count from the manifest) are printed: docs/DEVICE.md records them. Each report is kept as a
+//! profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
+//!
+//! Needs `qemu-system-arm`, the thumb targets, a C compiler, `nm` and `readelf`:
+//! `cargo test -p nnblob-tests --test qemu_catalog -- --ignored --nocapture`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nnblob::blob::{self, WeightDtype};
+use nnblob::checkpoint::{self, Options};
+use nnblob::emit::{self, Profile, ENGINE_TARGETS};
+use nnblob::graph::{bind, catalog};
+use nnblob_firmware::Model;
+
+/// An emulated board, the target its firmware is built for, and its name in `ENGINE_TARGETS`.
+struct Board {
+    machine: &'static str,
+    target: &'static str,
+    core: &'static str,
+}
+
+const CORTEX_M4F: Board = Board {
+    machine: "mps2-an386",
+    target: "thumbv7em-none-eabihf",
+    core: "cortex-m4",
+};
+const CORTEX_M3: Board = Board {
+    machine: "mps2-an385",
+    target: "thumbv7m-none-eabi",
+    core: "cortex-m3",
+};
+
+/// The board's RAM (`firmware/qemu/memory.x`): a model fits when its arena and buffers do.
+const BOARD_RAM_BYTES: usize = 4 << 20;
+/// The board's code memory, where the blob must lie.
+const BOARD_FLASH_END: u64 = 4 << 20;
+
+/// The MLPerf-Tiny models of the catalog, and LeNet-5.
+const MODELS: [&str; 5] = [
+    "resnet8",
+    "dscnn",
+    "mobilenet_v1_025",
+    "fc_autoencoder",
+    "lenet5",
+];
+
+fn repo_root() -> PathBuf {
+    nnblob_tests::workspace_root()
+}
+
+/// The blob of `name`'s fixture checkpoint, the fixture's first input, and torch's MAC count.
+fn convert(name: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
+    let dir = nnblob_tests::models_dir().join(name);
+    let ckpt_path = dir.join("state_dict.pth");
+    let ckpt = checkpoint::open(&ckpt_path, &Options::default()).expect("reads the checkpoint");
+    let graph = catalog::graph(name).expect("a catalog entry");
+    let bound = bind(graph, blob::state_dict(&ckpt)).expect("binds strictly");
+    let sha = blob::sha256_file(&ckpt_path).expect("hashes");
+    let built = blob::build(bound, sha, dtype).expect("compiles");
+    let inputs = nnblob::npy::read::<f32>(&dir.join("inputs.npy")).expect("inputs.npy");
+    let n = inputs.data.len() / inputs.shape[0];
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    let macs = manifest["macs"].as_u64().expect("macs");
+    (built.bytes, inputs.data[..n].to_vec(), macs)
+}
+
+/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`).
+fn build_plugin(dir: &Path) -> PathBuf {
+    let library = dir.join("libicount.so");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(repo_root().join("firmware/qemu/plugin/icount.c"))
+        .status()
+        .expect("the C compiler runs");
+    assert!(status.success(), "building the counting plugin failed");
+    library
+}
+
+/// `nm` of `elf`: the address of the symbol whose (demangled) name ends with `suffix`.
+fn symbol(elf: &Path, suffix: &str) -> u64 {
+    let out = Command::new("nm")
+        .arg("-C")
+        .arg(elf)
+        .output()
+        .expect("nm runs");
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let address = symbols
+        .lines()
+        .find(|l| l.ends_with(suffix))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {suffix} in {}", elf.display()));
+    u64::from_str_radix(address, 16).expect("nm prints hex")
+}
+
+/// `(address, size)` of output section `name` in `elf` (`readelf -S -W`).
+fn section(elf: &Path, name: &str) -> Option<(u64, u64)> {
+    let out = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(elf)
+        .output()
+        .expect("readelf runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| {
+        let rest = l.split_once(']')?.1;
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        (w.first() == Some(&name)).then(|| {
+            let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+            Some((hex(w.get(2)?)?, hex(w.get(4)?)?))
+        })?
+    })
+}
+
+/// What one device run gave.
+struct DeviceRun {
+    profile: Profile,
+    /// The plugin's count between the two `nnb_mark` calls around the inference.
+    plugin_insns: u64,
+}
+
+/// Builds the example firmware around the emitted module in `module` and `input`, checks where
+/// the blob landed, and runs it on `board` in QEMU (the cargo runner, with its timeout) with the
+/// counting plugin. `sections`: a linker fragment appended to `memory.x`.
+fn run_on_device(
+    board: &Board,
+    module: &Path,
+    input: &Path,
+    sections: Option<&Path>,
+    plugin: &Path,
+    blob_len: usize,
+) -> DeviceRun {
+    let firmware = repo_root().join("firmware/qemu");
+    let cargo = |command: &str, extra: &[String]| {
+        let mut c = Command::new(env!("CARGO"));
+        c.current_dir(&firmware)
+            .args([command, "--quiet", "--release", "--locked"])
+            .args(["--target", board.target])
+            .args(extra)
+            .env("NNBLOB_QEMU_MODULE", module)
+            .env("NNBLOB_QEMU_INPUT", input)
+            .env_remove("NNBLOB_QEMU_BLOB")
+            .env_remove("CARGO_TARGET_DIR");
+        match sections {
+            Some(s) => c.env("NNBLOB_QEMU_LINKER_SECTIONS", s),
+            None => c.env_remove("NNBLOB_QEMU_LINKER_SECTIONS"),
+        };
+        c.output().expect("cargo runs")
+    };
+    let built = cargo("build", &[]);
+    assert!(
+        built.status.success(),
+        "building the firmware around {} for {} failed:\n{}",
+        module.display(),
+        board.target,
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let elf = firmware.join(format!("target/{}/release/nnblob-qemu", board.target));
+
+    // The emitted static: in `.nnblob`, in flash, aligned, the whole blob.
+    let blob_at = symbol(&elf, "::emitted::BLOB");
+    let (start, size) = section(&elf, ".nnblob")
+        .unwrap_or_else(|| panic!("no .nnblob section in {}", elf.display()));
+    assert!(
+        start <= blob_at && blob_at + blob_len as u64 <= start + size,
+        "BLOB at {blob_at:#x} is not inside .nnblob {start:#x}+{size:#x}"
+    );
+    assert_eq!(
+        blob_at % 16,
+        0,
+        "BLOB at {blob_at:#x} is not 16-byte aligned"
+    );
+    assert!(
+        start + size <= BOARD_FLASH_END,
+        ".nnblob is not in code memory"
+    );
+
+    let marker = symbol(&elf, " T nnb_mark") & !1;
+    let plugin_args = [
+        "--".to_string(),
+        "-plugin".to_string(),
+        format!("{},marker={marker:#x}", plugin.display()),
+        "-d".to_string(),
+        "plugin".to_string(),
+    ];
+    let out = cargo("run", &plugin_args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        board.machine,
+        board.target,
+        out.status
+    );
+    let profile = Profile::parse(&stdout)
+        .unwrap_or_else(|e| panic!("{}: {e}\nstdout:\n{stdout}", board.machine));
+    std::fs::write(
+        module.with_extension(format!("{}.profile", board.core)),
+        stdout.as_bytes(),
+    )
+    .expect("keep the profile");
+    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
+    let plugin_insns = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("icount mark 1 total "))
+        .and_then(|rest| rest.split_whitespace().nth(2))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no plugin count in:\n{stderr}", board.machine));
+    DeviceRun {
+        profile,
+        plugin_insns,
+    }
+}
+
+/// One model, one weight type, on the boards given: converted, run on the host, emitted, run on
+/// each board; returns nothing, asserts everything.
+fn check(
+    name: &str,
+    dtype: WeightDtype,
+    boards: &[&Board],
+    with_fragment: bool,
+    dir: &Path,
+    plugin: &Path,
+) {
+    let (bytes, input, macs) = convert(name, dtype);
+    let model = Model::from_bytes(&bytes).expect("the engine accepts the blob");
+    let sizes = emit::Sizes::of(&bytes).expect("sizes");
+    assert!(
+        sizes.ram_bytes() <= BOARD_RAM_BYTES,
+        "{name}: {} bytes of RAM do not fit the board",
+        sizes.ram_bytes()
+    );
+    let mut host_out = vec![0.0f32; model.output_len(0)];
+    let mut arena = vec![0.0f32; model.arena_len()];
+    model
+        .run(&input, &mut host_out, &mut arena)
+        .expect("runs on the host");
+    let host_bits: Vec<u32> = host_out.iter().map(|x| x.to_bits()).collect();
+
+    let module = dir.join(format!("{name}_{dtype:?}"));
+    let artifacts =
+        emit::rust_module(&bytes, &emit::Options::default()).expect("emits a Rust module");
+    emit::write_artifacts(&module, &artifacts).expect("writes the module");
+    let input_path = dir.join(format!("{name}_input.bin"));
+    let input_bytes: Vec<u8> = input.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&input_path, input_bytes).expect("write input");
+
+    for board in boards {
+        let mut fragments = vec![None];
+        if with_fragment {
+            fragments.push(Some(module.join(emit::LINKER_FRAGMENT_FILE)));
+        }
+        for fragment in &fragments {
+            let run = run_on_device(
+                board,
+                &module,
+                &input_path,
+                fragment.as_deref(),
+                plugin,
+                bytes.len(),
+            );
+            let what = format!(
+                "{name} {dtype:?} on {}{}",
+                board.machine,
+                if fragment.is_some() {
+                    " (nnblob.x)"
+                } else {
+                    ""
+                }
+            );
+            let p = &run.profile;
+            assert_eq!(p.model, model.name(), "{what}: model name");
+            assert_eq!(
+                p.outputs, host_bits,
+                "{what}: device output bits differ from the host's"
+            );
+            assert_eq!(p.ops.len(), model.op_count(), "{what}: one count per op");
+            assert!(
+                p.inference_insns <= run.plugin_insns + 40
+                    && run.plugin_insns <= p.inference_insns + 200,
+                "{what}: SysTick counts {} instructions, the plugin {}",
+                p.inference_insns,
+                run.plugin_insns
+            );
+            let table = ENGINE_TARGETS
+                .iter()
+                .find(|t| t.name == board.core)
+                .and_then(|t| t.stack_bytes)
+                .expect("a stack figure for the board's core");
+            assert!(
+                p.stack_bytes as usize <= table,
+                "{what}: stack {} bytes, more than the {table} that `nnblob footprint` reports; update ENGINE_TARGETS",
+                p.stack_bytes
+            );
+            println!(
+                "| {name} | {}{} | {dtype:?} | {macs} | {} ({}) | {:.2} | {} | {} | {} |",
+                board.machine,
+                if fragment.is_some() {
+                    " + nnblob.x"
+                } else {
+                    ""
+                },
+                p.inference_insns,
+                run.plugin_insns,
+                p.inference_insns as f64 / macs as f64,
+                p.stack_bytes,
+                bytes.len(),
+                sizes.arena_bytes(),
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
+    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | stack bytes | blob bytes | arena bytes |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for name in MODELS {
+        for dtype in [WeightDtype::F16, WeightDtype::F32] {
+            let lenet = name == "lenet5";
+            let boards: &[&Board] = if lenet {
+                &[&CORTEX_M4F, &CORTEX_M3]
+            } else {
+                &[&CORTEX_M4F]
+            };
+            check(
+                name,
+                dtype,
+                boards,
+                lenet && dtype == WeightDtype::F16,
+                &dir,
+                &plugin,
+            );
+        }
+    }
+}
