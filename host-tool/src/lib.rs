@@ -9,6 +9,7 @@ pub mod cli;
 pub mod eval;
 pub mod graph;
 pub mod npy;
+pub mod onnx_export;
 pub mod passes;
 pub mod plan;
 pub mod validate;
