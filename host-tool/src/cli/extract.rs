@@ -79,7 +79,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Write through a temporary file in `out`'s directory, then rename it over `out`.
-fn write_atomically(
+pub(super) fn write_atomically(
     out: &Path,
     write: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {

@@ -20,7 +20,8 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors.
+    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors; or a
+    /// blob written by `nnblob convert` (.nnb).
     file: PathBuf,
     /// Dotted key path of the state_dict inside a nested checkpoint (default: detected).
     #[arg(long, value_name = "K")]
@@ -65,6 +66,9 @@ struct Report<'a> {
 
 /// Run `inspect`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
+    if super::inspect_blob::is_blob(&args.file) {
+        return super::inspect_blob::exec(&args.file, args.json);
+    }
     let options = Options {
         key: args.key.clone(),
     };

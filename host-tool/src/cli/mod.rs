@@ -4,8 +4,12 @@
 //! prints. Errors travel up as `anyhow::Error` with context naming the file; `main` prints them once
 //! as `nnblob: <message>`.
 
+mod archs;
+mod convert;
 mod extract;
 mod inspect;
+mod inspect_blob;
+mod run;
 mod scan;
 
 use std::process::ExitCode;
@@ -40,6 +44,9 @@ enum Command {
     Inspect(inspect::Args),
     Extract(extract::Args),
     Scan(scan::Args),
+    Convert(convert::Args),
+    Run(run::Args),
+    Archs(archs::Args),
 }
 
 /// Run the parsed command line; the exit code on success (`scan` may report findings).
@@ -48,5 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::exec(&args),
         Command::Extract(args) => extract::exec(&args),
         Command::Scan(args) => scan::exec(&args),
+        Command::Convert(args) => convert::exec(&args),
+        Command::Run(args) => run::exec(&args),
+        Command::Archs(args) => archs::exec(&args),
     }
 }

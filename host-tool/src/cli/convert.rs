@@ -1,0 +1,303 @@
+//! `nnblob convert`: a checkpoint and an architecture in, a checked blob out, with the per-layer
+//! report (name, op, output shape, params, MACs) and the totals (params, MACs, blob and arena bytes
+//! against their references).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::blob::{self, Built, WeightDtype};
+use crate::checkpoint::{self, Options};
+use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError};
+
+const EXAMPLES: &str = "\
+Examples:
+  nnblob convert resnet8.pth --arch resnet8 -o resnet8.nnb
+      a catalog network (see `nnblob archs`), fp16 weights
+  nnblob convert net.pth --arch net.nnspec -o net.nnb --dtype f32
+      your own network, written as a spec file (docs/SPEC.md), f32 weights
+  nnblob convert last.ckpt --arch mobilenet_v1_025 --key state_dict -o vww.nnb
+      a state_dict nested in a training checkpoint
+  nnblob convert mbv1.pth --arch mobilenet_v1_025 --input-shape 3,128,128 -o vww128.nnb
+      the same weights for another input size (without the batch dimension)
+
+What happens:
+  1. the checkpoint is read safely (nothing in it is executed);
+  2. it is bound to the architecture strictly, like load_state_dict(strict=True): every missing,
+     unexpected or mis-shaped key is reported at once;
+  3. eval-mode passes: Dropout removed, BatchNorm folded into the conv/linear before it (in f64),
+     activations fused; the activation arena is planned;
+  4. the blob is written (fp16 weight matrices by default; biases and scales stay f32) with the
+     checkpoint's SHA-256 and the passes as provenance, checked by the engine's own validator, and
+     renamed into place: OUT is never left half-written.
+
+The report lists the compiled layers (fused activations after '+'), then the totals: parameters as
+PyTorch counts them, MACs, the blob against the fp32 weight bytes (4 x params), and the arena
+against its lower bound (the largest total of tensors alive at once).";
+
+/// The weight dtype of the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Dtype {
+    /// IEEE binary16 weight matrices: half the flash, cosine >= 0.9999 on the catalog.
+    F16,
+    /// f32 weight matrices: the PyTorch outputs within 1e-5 relative.
+    F32,
+}
+
+/// Convert a PyTorch state_dict to a blob the firmware engine runs.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors.
+    weights: PathBuf,
+    /// A catalog name (`nnblob archs` lists them) or the path of a spec file.
+    #[arg(long, value_name = "A")]
+    arch: String,
+    /// Where to write the blob.
+    #[arg(short, long, value_name = "OUT.nnb")]
+    output: PathBuf,
+    /// Weight dtype of the blob.
+    #[arg(long, value_enum, default_value = "f16")]
+    dtype: Dtype,
+    /// Dotted key path of the state_dict inside a nested checkpoint (default: detected).
+    #[arg(long, value_name = "K")]
+    key: Option<String>,
+    /// Replace an input's shape, without the batch dimension: `3,64,64`, or `NAME=3,64,64` for a
+    /// named input. Repeat for several inputs (in order when unnamed).
+    #[arg(long, value_name = "[NAME=]D,D,..")]
+    input_shape: Vec<String>,
+    /// Print the report as one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `convert`.
+pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
+    let graph = load_arch(&args.arch)?;
+    let graph = with_input_shapes(graph, &args.input_shape)
+        .with_context(|| format!("--input-shape for '{}'", args.arch))?;
+    let options = Options {
+        key: args.key.clone(),
+    };
+    let ckpt = checkpoint::open(&args.weights, &options)
+        .with_context(|| args.weights.display().to_string())?;
+    let params = summarize(&graph).total_params;
+    let bound = bind(graph, blob::state_dict(&ckpt)).with_context(|| {
+        format!(
+            "{} does not fit the architecture '{}'",
+            args.weights.display(),
+            args.arch
+        )
+    })?;
+    drop(ckpt);
+    let sha = blob::sha256_file(&args.weights)
+        .with_context(|| format!("hashing {}", args.weights.display()))?;
+    let dtype = match args.dtype {
+        Dtype::F16 => WeightDtype::F16,
+        Dtype::F32 => WeightDtype::F32,
+    };
+    let built =
+        blob::build(bound, sha, dtype).with_context(|| format!("compiling '{}'", args.arch))?;
+    super::extract::write_atomically(&args.output, |path| {
+        std::fs::write(path, &built.bytes).map_err(anyhow::Error::from)
+    })
+    .with_context(|| format!("writing {}", args.output.display()))?;
+    let report = Report::new(&built, params, dtype, &sha);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    eprintln!(
+        "wrote {} ({} bytes)",
+        args.output.display(),
+        built.bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The unbound graph of `arch`: a spec file when `arch` names an existing file or looks like a
+/// path, else a catalog entry.
+pub(super) fn load_arch(arch: &str) -> anyhow::Result<Graph> {
+    let path = Path::new(arch);
+    let looks_like_path = arch.contains(['/', '\\']) || arch.ends_with(".nnspec");
+    if path.is_file() || looks_like_path {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading spec file {arch}"))?;
+        let name = path
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        Ok(parse_spec(&text, arch, &name)?)
+    } else {
+        Ok(catalog::graph(arch)?)
+    }
+}
+
+/// The graph with some input shapes replaced (`[NAME=]D,D,..`, batch omitted) and every shape
+/// inferred again; an error names the layer that no longer fits.
+fn with_input_shapes(mut graph: Graph, specs: &[String]) -> anyhow::Result<Graph> {
+    if specs.is_empty() {
+        return Ok(graph);
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        let (name, dims) = match spec.split_once('=') {
+            Some((n, d)) => (Some(n.trim()), d),
+            None => (None, spec.as_str()),
+        };
+        let dims: Vec<usize> = dims
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+            .collect::<Option<_>>()
+            .with_context(|| {
+                format!("'{spec}' is not a list of positive dimensions like 3,64,64")
+            })?;
+        let names: Vec<&str> = graph
+            .inputs
+            .iter()
+            .map(|&v| graph.values[v].name.as_str())
+            .collect();
+        let slot = match name {
+            Some(n) => names.iter().position(|&m| m == n).with_context(|| {
+                format!(
+                    "the model has no input '{n}' (inputs: {})",
+                    names.join(", ")
+                )
+            })?,
+            None if i < names.len() => i,
+            None => bail!(
+                "the model has {} input(s), {} shapes given",
+                names.len(),
+                i + 1
+            ),
+        };
+        let v = graph.inputs[slot];
+        graph.values[v].shape = std::iter::once(1).chain(dims).collect();
+    }
+    for n in 0..graph.nodes.len() {
+        let node = &graph.nodes[n];
+        let shapes: Vec<&[usize]> = node.inputs.iter().map(|&v| graph.shape(v)).collect();
+        let out = node.op.infer(&shapes).map_err(|message| GraphError {
+            layer: node.name.clone(),
+            message,
+        })?;
+        let v = node.output;
+        graph.values[v].shape = out;
+    }
+    Ok(graph)
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    op: String,
+    output_shape: Vec<usize>,
+    params: u64,
+    macs: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    source_sha256: String,
+    dtype: &'static str,
+    layers: Vec<Row>,
+    /// Parameters as PyTorch counts them (the checkpoint's graph, before folding).
+    params: u64,
+    macs: u64,
+    blob_bytes: usize,
+    /// 4 bytes per PyTorch parameter.
+    fp32_weight_bytes: u64,
+    blob_to_fp32: f64,
+    arena_bytes: usize,
+    arena_lower_bound_bytes: usize,
+    ops: usize,
+}
+
+impl Report {
+    fn new(built: &Built, params: u64, dtype: WeightDtype, sha: &[u8; 32]) -> Report {
+        let s = summarize(&built.optimized);
+        let fp32 = 4 * params;
+        Report {
+            model: built.optimized.name.clone(),
+            source_sha256: blob::hex(sha),
+            dtype: match dtype {
+                WeightDtype::F16 => "f16",
+                WeightDtype::F32 => "f32",
+            },
+            layers: s
+                .rows
+                .into_iter()
+                .map(|r| Row {
+                    name: r.name,
+                    op: r.op,
+                    output_shape: r.output_shape,
+                    params: r.params,
+                    macs: r.macs,
+                })
+                .collect(),
+            params,
+            macs: s.total_macs,
+            blob_bytes: built.bytes.len(),
+            fp32_weight_bytes: fp32,
+            blob_to_fp32: built.bytes.len() as f64 / fp32.max(1) as f64,
+            arena_bytes: built.plan.arena_bytes(),
+            arena_lower_bound_bytes: built.plan.lower_bound_bytes(),
+            ops: built.op_layers.len(),
+        }
+    }
+
+    fn print(&self) {
+        let shapes: Vec<String> = self
+            .layers
+            .iter()
+            .map(|r| fmt_shape(&r.output_shape))
+            .collect();
+        let name_w = self
+            .layers
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let op_w = self
+            .layers
+            .iter()
+            .map(|r| r.op.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        let shape_w = shapes.iter().map(String::len).max().unwrap_or(12).max(12);
+        println!(
+            "{:name_w$}  {:op_w$}  {:shape_w$}  {:>10}  {:>14}",
+            "layer", "op", "output shape", "params", "MACs"
+        );
+        for (r, shape) in self.layers.iter().zip(&shapes) {
+            println!(
+                "{:name_w$}  {:op_w$}  {:shape_w$}  {:>10}  {:>14}",
+                r.name, r.op, shape, r.params, r.macs
+            );
+        }
+        println!();
+        println!(
+            "model:   {} (checkpoint sha256 {})",
+            self.model, self.source_sha256
+        );
+        println!(
+            "params:  {} (as PyTorch counts them; BatchNorm folded away in the blob)",
+            self.params
+        );
+        println!("MACs:    {}", self.macs);
+        println!(
+            "blob:    {} bytes, {} weights, {} ops = {:.3} x the fp32 weight bytes ({})",
+            self.blob_bytes, self.dtype, self.ops, self.blob_to_fp32, self.fp32_weight_bytes
+        );
+        println!(
+            "arena:   {} bytes (lower bound {}, ratio {:.3})",
+            self.arena_bytes,
+            self.arena_lower_bound_bytes,
+            self.arena_bytes as f64 / self.arena_lower_bound_bytes.max(1) as f64
+        );
+    }
+}

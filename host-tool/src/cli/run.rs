@@ -1,0 +1,222 @@
+//! `nnblob run`: a blob and `.npy` inputs in, the firmware engine's outputs as `.npy` files out.
+//! The engine is the same `no_std` crate the device runs, so the outputs are the device's bits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use nnblob_firmware::{IoInfo, Model};
+
+use crate::npy;
+
+const EXAMPLES: &str = "\
+Examples:
+  nnblob run resnet8.nnb --input image.npy -o probs.npy
+  nnblob run two_in.nnb --input a.npy --input b.npy -o y.npy -o z.npy
+  nnblob run resnet8.nnb --input batch_of_16.npy -o probs_16.npy     runs each of the 16 samples
+
+Shapes: for a model input of shape [1, 3, 32, 32] (the blob's shapes carry the batch of 1), an
+.npy of shape (3, 32, 32) (batch omitted) or (1, 3, 32, 32) (batch included) is one sample, and
+(K, 3, 32, 32) is K samples run one after the other. The outputs take the same form: (10,) for an
+input without batch, (K, 10) for K samples. With several inputs, all must have the same form and K.
+
+Inputs are float32 (float64 is rounded to float32); outputs are float32, little-endian, C order.
+Inputs and outputs are given in the model's order (`nnblob inspect MODEL.nnb` lists them).";
+
+/// Run a blob on the host with the firmware engine: .npy in, .npy out.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    /// The blob written by `nnblob convert`.
+    model: PathBuf,
+    /// An input .npy file; repeat for each model input, in order.
+    #[arg(short, long = "input", value_name = "X.npy", required = true)]
+    inputs: Vec<PathBuf>,
+    /// Where to write an output .npy; repeat for each model output, in order.
+    #[arg(short, long = "output", value_name = "OUT.npy", required = true)]
+    outputs: Vec<PathBuf>,
+}
+
+/// How an .npy array maps onto a model input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// The sample without its batch dimension.
+    Unbatched,
+    /// K samples stacked on a leading axis (K = 1: the model's shape itself).
+    Stacked(usize),
+}
+
+fn dims(io: &IoInfo<'_>) -> Vec<usize> {
+    io.shape().iter().map(|&d| d as usize).collect()
+}
+
+fn tuple(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The form of `shape` for a model input of shape `model` (batch 1 first).
+fn form(shape: &[usize], model: &[usize]) -> Option<Form> {
+    if shape == model {
+        return Some(Form::Stacked(1));
+    }
+    let rest = model.get(1..).filter(|_| model.first() == Some(&1))?;
+    if shape == rest {
+        Some(Form::Unbatched)
+    } else if shape.len() == model.len() && &shape[1..] == rest && shape[0] > 0 {
+        Some(Form::Stacked(shape[0]))
+    } else {
+        None
+    }
+}
+
+/// Run `run`.
+pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
+    let path = args.model.display().to_string();
+    let bytes = std::fs::read(&args.model).with_context(|| path.clone())?;
+    let model = Model::from_bytes(&bytes).with_context(|| path.clone())?;
+    let ins: Vec<IoInfo<'_>> = (0..model.input_count())
+        .filter_map(|i| model.input(i))
+        .collect();
+    let outs: Vec<IoInfo<'_>> = (0..model.output_count())
+        .filter_map(|i| model.output(i))
+        .collect();
+    let names = |ios: &[IoInfo<'_>]| {
+        ios.iter()
+            .map(|io| format!("'{}' {}", io.name, tuple(&dims(io))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if args.inputs.len() != ins.len() {
+        bail!(
+            "{path}: the model has {} input(s) ({}), {} --input given",
+            ins.len(),
+            names(&ins),
+            args.inputs.len()
+        );
+    }
+    if args.outputs.len() != outs.len() {
+        bail!(
+            "{path}: the model has {} output(s) ({}), {} --output given",
+            outs.len(),
+            names(&outs),
+            args.outputs.len()
+        );
+    }
+    let mut arrays = Vec::new();
+    let mut common: Option<(Form, PathBuf)> = None;
+    for (io, file) in ins.iter().zip(&args.inputs) {
+        let a = npy::read::<f32>(file)?;
+        let want = dims(io);
+        let f = form(&a.shape, &want).with_context(|| {
+            let rest = want.get(1..).unwrap_or_default();
+            format!(
+                "{}: shape {} does not fit the model's input '{}' of shape {}: give {} (one sample, \
+                 batch omitted), {} (batch included) or (K, {}) for K samples",
+                file.display(),
+                tuple(&a.shape),
+                io.name,
+                tuple(&want),
+                tuple(rest),
+                tuple(&want),
+                rest.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        match &common {
+            Some((g, first)) if *g != f => bail!(
+                "{} is {:?} but {} is {:?}: all inputs must hold the same number of samples, \
+                 with or without the batch dimension alike",
+                file.display(),
+                f,
+                first.display(),
+                g
+            ),
+            Some(_) => {}
+            None => common = Some((f, file.clone())),
+        }
+        arrays.push(a);
+    }
+    let Some((form, _)) = common else {
+        bail!("{path}: the model has no input");
+    };
+    let samples = match form {
+        Form::Unbatched => 1,
+        Form::Stacked(k) => k,
+    };
+    let mut arena = vec![0.0f32; model.arena_len()];
+    let mut results: Vec<Vec<f32>> = outs
+        .iter()
+        .map(|o| Vec::with_capacity(o.len() * samples))
+        .collect();
+    let mut buffers: Vec<Vec<f32>> = outs.iter().map(|o| vec![0.0; o.len()]).collect();
+    for k in 0..samples {
+        let inputs: Vec<&[f32]> = ins
+            .iter()
+            .zip(&arrays)
+            .map(|(io, a)| &a.data[k * io.len()..(k + 1) * io.len()])
+            .collect();
+        let mut outputs: Vec<&mut [f32]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        model
+            .run_multi(&inputs, &mut outputs, &mut arena)
+            .with_context(|| format!("{path}: running sample {k}"))?;
+        for (r, b) in results.iter_mut().zip(&buffers) {
+            r.extend_from_slice(b);
+        }
+    }
+    for ((io, data), file) in outs.iter().zip(&results).zip(&args.outputs) {
+        let d = dims(io);
+        let rest = if d.first() == Some(&1) {
+            &d[1..]
+        } else {
+            &d[..]
+        };
+        let shape: Vec<usize> = match form {
+            Form::Unbatched => rest.to_vec(),
+            Form::Stacked(_) if d.first() != Some(&1) => d.clone(),
+            Form::Stacked(k) => std::iter::once(k).chain(rest.iter().copied()).collect(),
+        };
+        super::extract::write_atomically(file, |tmp| {
+            Ok(npy::write(
+                tmp,
+                &npy::Array {
+                    shape: shape.clone(),
+                    data: data.to_vec(),
+                },
+            )?)
+        })
+        .with_context(|| format!("writing {}", file.display()))?;
+        eprintln!(
+            "wrote {} ('{}', shape {})",
+            file.display(),
+            io.name,
+            tuple(&shape)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let m = [1, 3, 8, 8];
+        assert_eq!(form(&[1, 3, 8, 8], &m), Some(Form::Stacked(1)));
+        assert_eq!(form(&[3, 8, 8], &m), Some(Form::Unbatched));
+        assert_eq!(form(&[5, 3, 8, 8], &m), Some(Form::Stacked(5)));
+        assert_eq!(form(&[5, 3, 8, 7], &m), None);
+        assert_eq!(form(&[0, 3, 8, 8], &m), None);
+        assert_eq!(form(&[192], &m), None);
+        assert_eq!(form(&[640], &[1, 640]), Some(Form::Unbatched));
+    }
+}

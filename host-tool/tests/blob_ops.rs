@@ -1,0 +1,204 @@
+//! The lowering of every op outside the catalog, against PyTorch: the cases of
+//! `graph_ops/cases.json` (made by `graph_ops/make_cases.py` with torch: grouped, dilated and 1-d
+//! convolutions, every activation, PReLU, pools with ceil_mode and count_include_pad, adaptive
+//! pooling, permute, reshape, squeeze-excitation's channel-broadcast mul, concat, softmax, several
+//! inputs and outputs, unfoldable BatchNorms, padding forms) are converted to f32 and fp16 blobs
+//! and run on the firmware engine. (Dilated max pooling has no engine op: its refusal is checked.) The f32 blob must give torch's outputs within 1e-5 relative;
+//! the fp16 blob the host evaluator's outputs for the same f16-rounded weights within 1e-5.
+
+use nnblob::blob::{self, BlobError, WeightDtype};
+use nnblob::eval::evaluate;
+use nnblob::graph::{bind, parse_spec, Graph, StateDict, Tensor};
+use nnblob_format::meta::OpKind;
+use nnblob_format::BlobView;
+use serde_json::Value;
+
+mod blob_common;
+use blob_common::{relative_error, run_engine, with_f16_weights};
+
+fn tensor(v: &Value) -> Tensor {
+    let shape = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::new(shape, data)
+}
+
+fn cases() -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/graph_ops/cases.json"
+    ))
+    .unwrap();
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    all.into_iter().collect()
+}
+
+fn bound(name: &str, case: &Value) -> Graph {
+    let graph =
+        parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap_or_else(|e| panic!("{e}"));
+    let sd: StateDict = case["state_dict"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), tensor(v)))
+        .collect();
+    bind(graph, sd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn op_kinds(bytes: &[u8]) -> Vec<OpKind> {
+    let view = BlobView::new_checked(bytes).unwrap();
+    view.ops().map(|op| op.unwrap().kind()).collect()
+}
+
+#[test]
+fn every_op_case_runs_on_the_engine_like_torch() {
+    let cases = cases();
+    assert_eq!(cases.len(), 8, "cases.json lost cases");
+    let mut kinds = std::collections::HashSet::new();
+    let mut refused = Vec::new();
+    for (name, case) in cases {
+        let inputs: Vec<Tensor> = case["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
+        let mut want: Vec<Tensor> = case["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
+        let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+        let mut graph = bound(&name, &case);
+        // The engine has no dilated max pooling: the converter must refuse it by name; the
+        // case's other outputs are then checked without it.
+        while let Err(e) = blob::build(graph.clone(), [0; 32], WeightDtype::F32) {
+            let BlobError::Unsupported { layer, .. } = &e else {
+                panic!("{name}: {e}")
+            };
+            assert!(e.to_string().contains("dilation"), "{name}: {e}");
+            refused.push(layer.clone());
+            let node = graph.nodes.iter().position(|n| &n.name == layer).unwrap();
+            let output = graph.nodes[node].output;
+            let k = graph.outputs.iter().position(|&v| v == output).unwrap();
+            graph.outputs.remove(k);
+            want.remove(k);
+            graph.nodes.remove(node);
+            graph.compact();
+        }
+
+        let f32_blob = blob::build(graph.clone(), [0; 32], WeightDtype::F32)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        kinds.extend(op_kinds(&f32_blob.bytes));
+        let got = run_engine(&f32_blob.bytes, &slices);
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let err = relative_error(g, &w.data);
+            assert!(err <= 1e-5, "{name} output {k}: f32 blob vs torch {err:e}");
+        }
+
+        let f16_blob =
+            blob::build(graph, [0; 32], WeightDtype::F16).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = run_engine(&f16_blob.bytes, &slices);
+        let reference = evaluate(&with_f16_weights(&f16_blob.optimized), &inputs).unwrap();
+        for (k, (g, w)) in got.iter().zip(&reference).enumerate() {
+            let err = relative_error(g, &w.data);
+            assert!(
+                err <= 1e-5,
+                "{name} output {k}: fp16 blob vs evaluator {err:e}"
+            );
+        }
+    }
+    assert_eq!(refused, ["max_pool2d_1"]);
+    // Flatten and reshape (several cases have them) are aliases in the arena, never copies.
+    assert!(!kinds.contains(&OpKind::Copy), "{kinds:?}");
+    // The cases reach these engine ops (a case that stops lowering to one would lose its teeth).
+    for k in [
+        OpKind::Conv2d,
+        OpKind::Linear,
+        OpKind::ChannelAffine,
+        OpKind::Activation,
+        OpKind::MaxPool2d,
+        OpKind::AvgPool2d,
+        OpKind::AdaptiveAvgPool2d,
+        OpKind::Mul,
+        OpKind::Concat,
+        OpKind::Softmax,
+        OpKind::Permute,
+    ] {
+        assert!(kinds.contains(&k), "no case lowers to {k:?}: {kinds:?}");
+    }
+}
+
+/// Regression cases, engine against the host evaluator (itself checked against torch above), with
+/// seeded random weights: element-wise ops whose two operands are the same memory (`y * y`,
+/// `x + x`, a value plus a reshape of itself). The planner must not write the result over an
+/// operand that is read again at the same step, or the engine refuses the blob.
+#[test]
+fn operands_sharing_one_buffer() {
+    use nnblob::graph::random::{random_inputs, random_state_dict};
+    let specs = [
+        "input x: [4, 3, 3]\nc = Conv2d(4, 4, 1)\nforward:\n    y = c(x)\n    return y * y\n",
+        "input x: [4, 3, 3]\nforward:\n    return relu(x + x)\n",
+        "input x: [4, 3, 3]\nc = Conv2d(4, 4, 1)\nforward:\n    y = c(x)\n    \
+         return flatten(y, 1) + reshape(y, [1, 36])\n",
+    ];
+    for (i, spec) in specs.iter().enumerate() {
+        let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+        let graph = bind(graph.clone(), random_state_dict(&graph, i as u64)).unwrap();
+        let inputs = random_inputs(&graph, 7);
+        let built = blob::build(graph, [0; 32], WeightDtype::F32)
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+        let got = run_engine(&built.bytes, &slices);
+        let want = evaluate(&built.optimized, &inputs).unwrap();
+        let err = relative_error(&got[0], &want[0].data);
+        assert!(err <= 1e-6, "case {i}: engine vs evaluator {err:e}");
+    }
+}
+
+/// Engine against the evaluator (seeded random weights) when the broadcast operand comes first:
+/// the lowering swaps the operands (add and mul commute exactly), per channel and scalar.
+#[test]
+fn broadcast_operand_first_is_swapped() {
+    use nnblob::graph::random::{random_inputs, random_state_dict};
+    let spec = "input x: [4, 3, 5]\nc = Conv2d(4, 1, 3, padding=1)\nforward:\n    \
+                s = adaptive_avg_pool2d(x, 1)\n    t = adaptive_avg_pool2d(c(x), 1)\n    \
+                return s * x, s + x, t * x\n";
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 3)).unwrap();
+    let inputs = random_inputs(&graph, 5);
+    let built = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_or_else(|e| panic!("{e}"));
+    let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+    let got = run_engine(&built.bytes, &slices);
+    let want = evaluate(&built.optimized, &inputs).unwrap();
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        let err = relative_error(g, &w.data);
+        assert!(err <= 1e-6, "output {k}: engine vs evaluator {err:e}");
+    }
+}
+
+/// A broadcast of two partial shapes has no engine op: refused, naming the layer and the shapes.
+#[test]
+fn unsupported_broadcast_is_refused_by_name() {
+    use nnblob::graph::random::random_state_dict;
+    let spec = "input x: [4, 3, 5]\nforward:\n    a = adaptive_avg_pool2d(x, (1, None))\n    \
+                b = adaptive_avg_pool2d(x, (None, 1))\n    return a * b\n";
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 3)).unwrap();
+    let err = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, BlobError::Unsupported { .. }), "{msg}");
+    assert!(msg.contains("layer 'mul_1'"), "{msg}");
+    assert!(msg.contains("[1, 4, 1, 5] with [1, 4, 3, 1]"), "{msg}");
+}
