@@ -6,11 +6,13 @@
 
 mod archs;
 mod convert;
+mod export_onnx;
 mod extract;
 mod inspect;
 mod inspect_blob;
 mod run;
 mod scan;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -20,13 +22,16 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// `scan` found refused globals.
 pub const EXIT_FINDINGS: u8 = 1;
+/// `validate`: an output is outside its tolerances.
+pub const EXIT_FAILED: u8 = 1;
 /// The file could not be read or was refused, or the arguments are wrong.
 pub const EXIT_ERROR: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success (scan: every file is clean)
-  1  scan: at least one file references a global nnblob refuses
+  1  scan: at least one file references a global nnblob refuses;
+     validate: an output of the blob is outside its tolerances
   2  error: a file could not be read or was refused (the message says what and where), or bad arguments
 
 nnblob never executes anything inside a checkpoint: pickle globals resolve against an allowlist.";
@@ -47,6 +52,8 @@ enum Command {
     Convert(convert::Args),
     Run(run::Args),
     Archs(archs::Args),
+    ExportOnnx(export_onnx::Args),
+    Validate(validate::Args),
 }
 
 /// Run the parsed command line; the exit code on success (`scan` may report findings).
@@ -58,5 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::exec(&args),
         Command::Run(args) => run::exec(&args),
         Command::Archs(args) => archs::exec(&args),
+        Command::ExportOnnx(args) => export_onnx::exec(&args),
+        Command::Validate(args) => validate::exec(&args),
     }
 }
