@@ -5,7 +5,9 @@
 //! as `nnblob: <message>`.
 
 mod archs;
+mod bench;
 mod convert;
+mod demo;
 mod export_onnx;
 mod extract;
 mod inspect;
@@ -54,6 +56,8 @@ enum Command {
     Archs(archs::Args),
     ExportOnnx(export_onnx::Args),
     Validate(validate::Args),
+    Bench(bench::Args),
+    Demo(demo::Args),
 }
 
 /// Run the parsed command line; the exit code on success (`scan` may report findings).
@@ -67,5 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archs(args) => archs::exec(&args),
         Command::ExportOnnx(args) => export_onnx::exec(&args),
         Command::Validate(args) => validate::exec(&args),
+        Command::Bench(args) => bench::exec(&args),
+        Command::Demo(args) => demo::exec(&args),
     }
 }

@@ -244,7 +244,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn named(spec: &TensorSpec, data: &[f32]) -> NamedTensor {
+pub(super) fn named(spec: &TensorSpec, data: &[f32]) -> NamedTensor {
     NamedTensor::new(
         spec.name.clone(),
         Array {
@@ -367,7 +367,7 @@ pub(super) fn load_reference(
 
 /// Pairs each blob input with an ONNX input: by name, or by position when the names differ
 /// (with a note); `(blob index, onnx index)`. The shapes must be equal.
-fn pair_inputs(
+pub(super) fn pair_inputs(
     blob: &[TensorSpec],
     onnx: &[TensorSpec],
     notes: &mut Vec<String>,
