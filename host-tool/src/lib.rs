@@ -11,6 +11,7 @@ pub mod emit;
 pub mod eval;
 pub mod graph;
 pub mod npy;
+pub mod onnx_export;
 pub mod passes;
 pub mod plan;
 pub mod validate;

@@ -122,10 +122,8 @@ fn convert_run_inspect_resnet8_f32_matches_torch() {
     let n = inputs.data.len() / inputs.shape[0];
     nnblob::npy::write(
         &one,
-        &nnblob::npy::Array {
-            shape: inputs.shape[1..].to_vec(),
-            data: inputs.data[n..2 * n].to_vec(),
-        },
+        &nnblob::npy::Array::new(inputs.shape[1..].to_vec(), inputs.data[n..2 * n].to_vec())
+            .unwrap(),
     )
     .unwrap();
     let out1 = dir.path().join("out1.npy");
@@ -294,10 +292,7 @@ fn run_refuses_wrong_shapes_and_counts() {
     let bad = dir.path().join("bad.npy");
     nnblob::npy::write(
         &bad,
-        &nnblob::npy::Array {
-            shape: vec![1, 28, 28],
-            data: vec![0.0; 784],
-        },
+        &nnblob::npy::Array::new(vec![1, 28, 28], vec![0.0f32; 784]).unwrap(),
     )
     .unwrap();
     let out = dir.path().join("out.npy");

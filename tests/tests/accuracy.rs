@@ -5,8 +5,8 @@
 //! `metrics.json`), made by the committed fixture scripts.
 
 use nnblob_tests::{
-    discover_models, evaluate, evaluate_digits_tract, Column, DigitsFixture, Engine,
-    FixtureLocation, ModelFixture, ModelRecord,
+    discover_models, evaluate, evaluate_digits, Column, DigitsFixture, Engine, FixtureLocation,
+    ModelFixture, ModelRecord,
 };
 
 fn failures(record: &ModelRecord) -> Vec<String> {
@@ -15,6 +15,7 @@ fn failures(record: &ModelRecord) -> Vec<String> {
         if let Column::Measured {
             vs_torch_f32,
             vs_torch_f64,
+            ..
         } = column
         {
             for (reference, report) in [("torch f32", vs_torch_f32), ("torch f64", vs_torch_f64)] {
@@ -38,7 +39,15 @@ fn print_record(record: &ModelRecord) {
             Column::Measured {
                 vs_torch_f32,
                 vs_torch_f64,
+                top1_excluded,
             } => {
+                for (row, margin) in top1_excluded {
+                    println!(
+                        "{}: {}: row {row} excluded from top-1 (torch margin {margin:.3e})",
+                        record.name,
+                        engine.label()
+                    );
+                }
                 println!("{}: {} vs torch f32", record.name, engine.label());
                 print!(
                     "{}",
@@ -55,7 +64,7 @@ fn print_record(record: &ModelRecord) {
 }
 
 #[test]
-fn tract_matches_torch_on_every_committed_model() {
+fn every_engine_matches_torch_on_every_committed_model() {
     let committed: Vec<_> = discover_models()
         .unwrap()
         .into_iter()
@@ -76,24 +85,27 @@ fn tract_matches_torch_on_every_committed_model() {
         let fixture = ModelFixture::load(&dir).unwrap();
         let record = evaluate(&fixture).unwrap();
         print_record(&record);
-        let tract = record
-            .columns
-            .iter()
-            .find(|(engine, _)| *engine == Engine::Tract)
-            .map(|(_, column)| column.passed());
-        assert_eq!(
-            tract.map(|p| p.is_some()),
-            Some(true),
-            "{}: tract must be measured",
-            record.name
-        );
+        for engine in Engine::ALL {
+            let measured = record
+                .columns
+                .iter()
+                .find(|(e, _)| *e == engine)
+                .map(|(_, column)| column.passed().is_some());
+            assert_eq!(
+                measured,
+                Some(true),
+                "{}: {} must be measured",
+                record.name,
+                engine.label()
+            );
+        }
         failed.extend(failures(&record));
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 #[test]
-fn tract_matches_torch_on_local_torchvision_models_when_generated() {
+fn every_engine_matches_torch_on_local_torchvision_models_when_generated() {
     for location in discover_models().unwrap() {
         match &location {
             FixtureLocation::Committed(_) => {}
@@ -110,29 +122,38 @@ fn tract_matches_torch_on_local_torchvision_models_when_generated() {
 }
 
 #[test]
-fn tract_reproduces_the_digits_demo_accuracy_and_every_torch_decision() {
+fn every_engine_reproduces_the_digits_demo_accuracy_and_every_torch_decision() {
     let fixture = DigitsFixture::load().unwrap();
-    let record = evaluate_digits_tract(&fixture).unwrap();
-    println!(
-        "digits: tract {}/{} correct ({:.2}%), torch recorded {:.2}%, top-1 agreement {}/{}",
-        record.correct,
-        record.count,
-        record.accuracy() * 100.0,
-        fixture.torch_accuracy * 100.0,
-        record.agreeing_with_torch,
-        record.count
-    );
-    print!(
-        "{}",
-        nnblob::validate::render_table(std::slice::from_ref(&record.vs_torch))
-    );
-    // Torch's accuracy is a ratio of counts over the same N images: compare the counts.
-    let torch_correct = (fixture.torch_accuracy * record.count as f64).round() as usize;
-    assert_eq!(record.correct, torch_correct);
-    assert_eq!(record.agreeing_with_torch, record.count);
-    assert!(
-        record.vs_torch.verdict.passed(),
-        "{:?}",
-        record.vs_torch.verdict
-    );
+    for engine in Engine::ALL {
+        let record = evaluate_digits(&fixture, engine).unwrap();
+        println!(
+            "digits: {} {}/{} correct ({:.2}%), torch recorded {:.2}%, top-1 agreement {}/{}",
+            engine.label(),
+            record.correct,
+            record.count,
+            record.accuracy() * 100.0,
+            fixture.torch_accuracy * 100.0,
+            record.agreeing_with_torch,
+            record.count
+        );
+        print!(
+            "{}",
+            nnblob::validate::render_table(std::slice::from_ref(&record.vs_torch))
+        );
+        // Torch's accuracy is a ratio of counts over the same N images: compare the counts.
+        let torch_correct = (fixture.torch_accuracy * record.count as f64).round() as usize;
+        assert_eq!(record.correct, torch_correct, "{}", engine.label());
+        assert_eq!(
+            record.agreeing_with_torch,
+            record.count,
+            "{}",
+            engine.label()
+        );
+        assert!(
+            record.vs_torch.verdict.passed(),
+            "{}: {:?}",
+            engine.label(),
+            record.vs_torch.verdict
+        );
+    }
 }

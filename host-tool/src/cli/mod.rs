@@ -5,14 +5,18 @@
 //! as `nnblob: <message>`.
 
 mod archs;
+mod bench;
 mod convert;
+mod demo;
 mod emit;
+mod export_onnx;
 mod extract;
 mod footprint;
 mod inspect;
 mod inspect_blob;
 mod run;
 mod scan;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -22,15 +26,17 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// `scan` found refused globals.
 pub const EXIT_FINDINGS: u8 = 1;
+/// `validate`: an output is outside its tolerances.
+pub const EXIT_FAILED: u8 = 1;
 /// The file could not be read or was refused, or the arguments are wrong.
 pub const EXIT_ERROR: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success (scan: every file is clean)
-  1  scan: at least one file references a global nnblob refuses
-  2  error: a file could not be read or was refused (the message says what
-     and where), or the arguments are wrong
+  1  scan: at least one file references a global nnblob refuses;
+     validate: an output of the blob is outside its tolerances
+  2  error: a file could not be read or was refused (the message says what and where), or bad arguments
 
 nnblob never executes anything inside a checkpoint: pickle globals resolve against an allowlist.";
 
@@ -52,6 +58,10 @@ enum Command {
     Archs(archs::Args),
     Emit(emit::Args),
     Footprint(footprint::Args),
+    ExportOnnx(export_onnx::Args),
+    Validate(validate::Args),
+    Bench(bench::Args),
+    Demo(demo::Args),
 }
 
 /// Run the parsed command line; the exit code on success (`scan` may report findings).
@@ -65,5 +75,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archs(args) => archs::exec(&args),
         Command::Emit(args) => emit::exec(&args),
         Command::Footprint(args) => footprint::exec(&args),
+        Command::ExportOnnx(args) => export_onnx::exec(&args),
+        Command::Validate(args) => validate::exec(&args),
+        Command::Bench(args) => bench::exec(&args),
+        Command::Demo(args) => demo::exec(&args),
     }
 }

@@ -7,12 +7,14 @@
 //!
 //! Outputs are matched by name ([`match_outputs`]); a mismatch is an error that lists both sides.
 
+pub mod firmware;
 pub mod metrics;
 pub mod tract_ref;
 
 use serde::Serialize;
 
 use crate::npy::Array;
+pub use firmware::{FirmwareError, FirmwareModel};
 pub use metrics::{
     compare, render_table, CompareError, OutputKind, OutputMetrics, OutputReport, Tolerances,
     Verdict,
@@ -45,6 +47,19 @@ pub struct TensorSpec {
     pub name: String,
     /// The shape.
     pub shape: Vec<usize>,
+}
+
+/// The shape of `rows` samples of a tensor of shape `shape` stacked on a new leading axis: a
+/// leading batch axis of 1 becomes the sample axis (`[1, 10]` → `[rows, 10]`), any other shape
+/// gets one (`[10]` → `[rows, 10]`).
+pub fn stacked_shape(rows: usize, shape: &[usize]) -> Vec<usize> {
+    let sample = match shape.split_first() {
+        Some((1, rest)) => rest,
+        _ => shape,
+    };
+    std::iter::once(rows)
+        .chain(sample.iter().copied())
+        .collect()
 }
 
 /// Two sets of outputs that do not pair up by name.

@@ -230,6 +230,28 @@ impl ReferenceModel {
 
     /// Runs the model on `inputs` (matched to the model's inputs by name, in any order).
     pub fn run(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>, ReferenceError> {
+        let values = self.values(inputs)?;
+        let results = self.plan.run(values).map_err(|e| self.run_error(e))?;
+        self.outputs_of(&results)
+    }
+
+    /// A closure running the model on `inputs` (converted once, here) and discarding the
+    /// outputs: the plan's own cost, for timing loops.
+    pub fn runner(
+        &self,
+        inputs: &[NamedTensor],
+    ) -> Result<impl FnMut() -> Result<(), ReferenceError> + '_, ReferenceError> {
+        let values = self.values(inputs)?;
+        Ok(move || {
+            self.plan
+                .run(values.clone())
+                .map(drop)
+                .map_err(|e| self.run_error(e))
+        })
+    }
+
+    /// `inputs` checked against the model's and converted to tract values, in the model's order.
+    fn values(&self, inputs: &[NamedTensor]) -> Result<TVec<TValue>, ReferenceError> {
         let known = || {
             self.inputs
                 .iter()
@@ -274,7 +296,11 @@ impl ReferenceModel {
             values.push(tensor.into_tvalue());
         }
 
-        let results = self.plan.run(values).map_err(|e| self.run_error(e))?;
+        Ok(values)
+    }
+
+    /// The plan's results as named arrays.
+    fn outputs_of(&self, results: &[TValue]) -> Result<Vec<NamedTensor>, ReferenceError> {
         results
             .iter()
             .zip(&self.outputs)

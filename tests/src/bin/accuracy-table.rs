@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use nnblob_tests::{
-    discover_models, evaluate, evaluate_digits_tract, DigitsFixture, FixtureLocation, ModelFixture,
-    TABLE_COMMAND,
+    discover_models, evaluate, evaluate_digits, DigitsFixture, Engine, FixtureLocation,
+    ModelFixture, TABLE_COMMAND,
 };
 
 fn main() {
@@ -27,16 +27,14 @@ fn run() -> Result<()> {
         }
     }
     let digits = DigitsFixture::load()?;
-    let digits_record = evaluate_digits_tract(&digits)?;
+    let digits_records = Engine::ALL
+        .into_iter()
+        .map(|engine| Ok((engine, evaluate_digits(&digits, engine)?)))
+        .collect::<Result<Vec<_>>>()?;
     println!("<!-- made by `{TABLE_COMMAND}` -->");
     print!(
         "{}",
-        nnblob_tests::render_markdown(
-            &records,
-            &skipped,
-            Some(&digits_record),
-            digits.torch_accuracy
-        )
+        nnblob_tests::render_markdown(&records, &skipped, &digits_records, digits.torch_accuracy)
     );
     Ok(())
 }

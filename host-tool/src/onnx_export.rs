@@ -1,0 +1,561 @@
+//! The ONNX export: a bound graph in, an fp32 ONNX model (opset 17) out — the reference for
+//! users who have no ONNX export of their own.
+//!
+//! In: a bound [`Graph`] as the spec describes it (before the passes: BatchNorm, Dropout and
+//! activations are separate nodes). Out: a [`pb::ModelProto`] (tract-onnx's protobuf types) or
+//! its encoded bytes, every op mapped one to one onto the ONNX op PyTorch's exporter uses, weights
+//! as float32 initializers named like the state_dict keys, every shape static (batch 1).
+//!
+//! Mapping (PyTorch → ONNX opset 17):
+//! - Conv1d/Conv2d → `Conv` (pads `[begin..., end...]`); Linear → `Gemm` (`transB=1`) on a 2-d
+//!   input, `MatMul` by the transposed weight then `Add` otherwise;
+//! - BatchNorm1d/2d → `BatchNormalization` (running statistics, `epsilon`); an unfoldable
+//!   BatchNorm the passes turned into `ScaleShift` → `Mul` + `Add` by `[C, 1, ...]` constants;
+//! - ReLU, Sigmoid, Tanh, LeakyReLU, HardSwish, PReLU → their ONNX op; ReLU6 → `Clip(0, 6)`;
+//!   Hardsigmoid → `HardSigmoid(alpha=1/6, beta=1/2)`; SiLU → `x * Sigmoid(x)`; GELU (no ONNX op
+//!   before opset 20) → its formula with `Erf`, or with `Tanh` for the tanh approximation;
+//! - MaxPool2d/AvgPool2d → `MaxPool`/`AveragePool` (`ceil_mode`, `count_include_pad`);
+//!   AdaptiveAvgPool2d → `GlobalAveragePool` for a 1x1 output, otherwise two `MatMul`s by
+//!   constant window-averaging matrices (ONNX has no adaptive pooling; PyTorch's exporter refuses
+//!   uneven windows);
+//! - ZeroPad2d → `Pad`; flatten and reshape → `Reshape` to the static output shape; permute →
+//!   `Transpose`; cat → `Concat`; add/mul → `Add`/`Mul` (same broadcasting); Softmax → `Softmax`;
+//!   Dropout (eval mode) → `Identity`.
+//!
+//! A node carrying a fused activation (only after the passes) gets that activation as a
+//! following node, so a compiled graph exports too.
+
+use std::collections::HashSet;
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+
+use crate::graph::ops::{Activation, BinaryKind, Op, PoolKind};
+use crate::graph::{Graph, GraphError, Node, Tensor};
+
+/// The ONNX operator set the export targets (the one `torch.onnx.export` defaults to).
+pub const OPSET: i64 = 17;
+/// The IR version that goes with [`OPSET`].
+pub const IR_VERSION: i64 = 8;
+
+/// Why a graph could not be exported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// The graph is not well formed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A layer has no parameters: bind a state_dict first.
+    #[error("layer '{0}' has no parameters: bind a state_dict first")]
+    Unbound(String),
+}
+
+/// The encoded ONNX model of `graph` (protobuf bytes, what `onnx.save` writes).
+pub fn to_bytes(graph: &Graph) -> Result<Vec<u8>, ExportError> {
+    Ok(to_model(graph)?.encode_to_vec())
+}
+
+/// The ONNX model of `graph`.
+pub fn to_model(graph: &Graph) -> Result<pb::ModelProto, ExportError> {
+    graph.check()?;
+    let mut b = Builder::new(graph);
+    for node in &graph.nodes {
+        if node.params.len() != node.op.params().len() {
+            return Err(ExportError::Unbound(node.name.clone()));
+        }
+        b.node(node)?;
+    }
+    let value_info = |v: usize| tensor_info(&b.value_names[v], graph.shape(v));
+    let graph_proto = pb::GraphProto {
+        name: graph.name.clone(),
+        input: graph.inputs.iter().map(|&v| value_info(v)).collect(),
+        output: graph.outputs.iter().map(|&v| value_info(v)).collect(),
+        node: b.nodes,
+        initializer: b.initializers,
+        ..Default::default()
+    };
+    Ok(pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "nnblob".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph_proto),
+        ..Default::default()
+    })
+}
+
+/// Accumulates nodes and initializers, and hands out unique tensor names.
+struct Builder<'g> {
+    graph: &'g Graph,
+    /// The ONNX name of each graph value.
+    value_names: Vec<String>,
+    used: HashSet<String>,
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+}
+
+impl<'g> Builder<'g> {
+    fn new(graph: &'g Graph) -> Self {
+        let mut used = HashSet::new();
+        let value_names = graph
+            .values
+            .iter()
+            .map(|v| unique(&mut used, &v.name))
+            .collect();
+        Builder {
+            graph,
+            value_names,
+            used,
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+        }
+    }
+
+    /// A fresh tensor name derived from `base`.
+    fn fresh(&mut self, base: &str) -> String {
+        unique(&mut self.used, base)
+    }
+
+    fn push(&mut self, op_type: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<Attr>) {
+        self.nodes.push(pb::NodeProto {
+            op_type: op_type.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            attribute: attrs.into_iter().map(Attr::into_proto).collect(),
+            ..Default::default()
+        });
+    }
+
+    /// A float32 initializer named `name` (made unique) with `shape` and `data`.
+    fn float_const(&mut self, name: &str, shape: &[usize], data: &[f32]) -> String {
+        let name = self.fresh(name);
+        self.initializers.push(pb::TensorProto {
+            name: name.clone(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// An int64 initializer (shapes, pads) named `name` (made unique).
+    fn int_const(&mut self, name: &str, data: &[i64]) -> String {
+        let name = self.fresh(name);
+        self.initializers.push(pb::TensorProto {
+            name: name.clone(),
+            dims: vec![data.len() as i64],
+            data_type: DataType::Int64 as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// The initializer of parameter `index` of `node`, named like its state_dict key.
+    fn param(&mut self, node: &Node, index: usize) -> String {
+        let suffix = node.op.params()[index].0;
+        let prefix = node.module.as_deref().unwrap_or(&node.name);
+        let t = &node.params[index];
+        self.float_const(&format!("{prefix}.{suffix}"), &t.shape, &t.data)
+    }
+
+    /// A parameter reshaped to `[C, 1, ...]` so it broadcasts over the channel axis of a
+    /// `rank`-d input.
+    fn channel_param(&mut self, node: &Node, index: usize, rank: usize) -> String {
+        let t: &Tensor = &node.params[index];
+        let mut shape = vec![t.data.len()];
+        shape.resize(rank.saturating_sub(1).max(1), 1);
+        let suffix = node.op.params()[index].0;
+        let prefix = node.module.as_deref().unwrap_or(&node.name);
+        self.float_const(&format!("{prefix}.{suffix}"), &shape, &t.data)
+    }
+
+    /// Emits the ONNX nodes of one graph node.
+    fn node(&mut self, node: &Node) -> Result<(), ExportError> {
+        let graph = self.graph;
+        let x = self.value_names[node.inputs[0]].clone();
+        let final_output = self.value_names[node.output].clone();
+        // With a fused activation the op writes an intermediate and the activation the output.
+        let output = match node.fused {
+            Some(_) => self.fresh(&format!("{}.pre_activation", node.name)),
+            None => final_output.clone(),
+        };
+        let in_shape = graph.shape(node.inputs[0]);
+        let out_shape = graph.shape(node.output);
+        let name = node.name.as_str();
+        match &node.op {
+            Op::Conv(c) => {
+                let w = self.param(node, 0);
+                let mut inputs = vec![x.as_str(), w.as_str()];
+                let bias = c.bias.then(|| self.param(node, 1));
+                if let Some(bias) = &bias {
+                    inputs.push(bias);
+                }
+                let p = &c.padding;
+                let (kernel, stride, dilation, pads) = if c.rank == 2 {
+                    (
+                        c.kernel.to_vec(),
+                        c.stride.to_vec(),
+                        c.dilation.to_vec(),
+                        vec![p.top, p.left, p.bottom, p.right],
+                    )
+                } else {
+                    (
+                        vec![c.kernel[1]],
+                        vec![c.stride[1]],
+                        vec![c.dilation[1]],
+                        vec![p.left, p.right],
+                    )
+                };
+                let attrs = vec![
+                    Attr::ints("kernel_shape", &kernel),
+                    Attr::ints("strides", &stride),
+                    Attr::ints("dilations", &dilation),
+                    Attr::ints("pads", &pads),
+                    Attr::int("group", c.groups as i64),
+                ];
+                self.push("Conv", name, &inputs, &output, attrs);
+            }
+            Op::Linear(l) => {
+                let bias = l.bias.then(|| self.param(node, 1));
+                if in_shape.len() == 2 {
+                    let w = self.param(node, 0);
+                    let mut inputs = vec![x.as_str(), w.as_str()];
+                    if let Some(bias) = &bias {
+                        inputs.push(bias);
+                    }
+                    self.push("Gemm", name, &inputs, &output, vec![Attr::int("transB", 1)]);
+                } else {
+                    let w = &node.params[0].data;
+                    let (o, i) = (l.out_features, l.in_features);
+                    let transposed: Vec<f32> = (0..i * o).map(|k| w[(k % o) * i + k / o]).collect();
+                    let prefix = node.module.as_deref().unwrap_or(name);
+                    let wt = self.float_const(&format!("{prefix}.weight_t"), &[i, o], &transposed);
+                    match &bias {
+                        Some(bias) => {
+                            let product = self.fresh(&format!("{name}.matmul"));
+                            self.push("MatMul", &product, &[&x, &wt], &product, vec![]);
+                            self.push("Add", name, &[&product, bias], &output, vec![]);
+                        }
+                        None => self.push("MatMul", name, &[&x, &wt], &output, vec![]),
+                    }
+                }
+            }
+            Op::BatchNorm(bn) => {
+                let [scale, shift, mean, var] = [0, 1, 2, 3].map(|i| self.param(node, i));
+                self.push(
+                    "BatchNormalization",
+                    name,
+                    &[&x, &scale, &shift, &mean, &var],
+                    &output,
+                    vec![Attr::float("epsilon", bn.eps as f32)],
+                );
+            }
+            Op::ScaleShift(_) => {
+                let scale = self.channel_param(node, 0, in_shape.len());
+                let shift = self.channel_param(node, 1, in_shape.len());
+                let scaled = self.fresh(&format!("{name}.scaled"));
+                self.push("Mul", &scaled, &[&x, &scale], &scaled, vec![]);
+                self.push("Add", name, &[&scaled, &shift], &output, vec![]);
+            }
+            Op::Activation(a) => self.activation(name, *a, &x, &output),
+            Op::PRelu(_) => {
+                let slope = if node.params[0].data.len() == 1 {
+                    self.param(node, 0)
+                } else {
+                    self.channel_param(node, 0, in_shape.len())
+                };
+                self.push("PRelu", name, &[&x, &slope], &output, vec![]);
+            }
+            Op::Softmax(s) => {
+                self.push(
+                    "Softmax",
+                    name,
+                    &[&x],
+                    &output,
+                    vec![Attr::int("axis", s.dim)],
+                );
+            }
+            Op::Pool(p) => {
+                let mut attrs = vec![
+                    Attr::ints("kernel_shape", &p.kernel),
+                    Attr::ints("strides", &p.stride),
+                    Attr::ints(
+                        "pads",
+                        &[p.padding[0], p.padding[1], p.padding[0], p.padding[1]],
+                    ),
+                    Attr::int("ceil_mode", p.ceil_mode as i64),
+                ];
+                let op_type = match p.kind {
+                    PoolKind::Max => {
+                        attrs.push(Attr::ints("dilations", &p.dilation));
+                        "MaxPool"
+                    }
+                    PoolKind::Avg => {
+                        attrs.push(Attr::int("count_include_pad", p.count_include_pad as i64));
+                        "AveragePool"
+                    }
+                };
+                self.push(op_type, name, &[&x], &output, attrs);
+            }
+            Op::AdaptiveAvgPool(_) => {
+                let (h, w, oh, ow) = (in_shape[2], in_shape[3], out_shape[2], out_shape[3]);
+                if (oh, ow) == (1, 1) {
+                    self.push("GlobalAveragePool", name, &[&x], &output, vec![]);
+                } else {
+                    // The windows are rectangles, so the mean is separable: Rows · X · Colsᵀ,
+                    // with Rows (oh x h) and Colsᵀ (w x ow) averaging PyTorch's windows.
+                    let rows = window_means(h, oh, false);
+                    let cols = window_means(w, ow, true);
+                    let rows = self.float_const(&format!("{name}.row_means"), &[oh, h], &rows);
+                    let cols = self.float_const(&format!("{name}.col_means"), &[w, ow], &cols);
+                    let pooled_rows = self.fresh(&format!("{name}.rows"));
+                    self.push("MatMul", &pooled_rows, &[&rows, &x], &pooled_rows, vec![]);
+                    self.push("MatMul", name, &[&pooled_rows, &cols], &output, vec![]);
+                }
+            }
+            Op::ZeroPad(z) => {
+                let p = &z.padding;
+                let pads = [0, 0, p.top, p.left, 0, 0, p.bottom, p.right].map(|v| v as i64);
+                let pads = self.int_const(&format!("{name}.pads"), &pads);
+                self.push("Pad", name, &[&x, &pads], &output, vec![]);
+            }
+            Op::Flatten(_) | Op::Reshape(_) => {
+                let shape: Vec<i64> = out_shape.iter().map(|&d| d as i64).collect();
+                let shape = self.int_const(&format!("{name}.shape"), &shape);
+                self.push("Reshape", name, &[&x, &shape], &output, vec![]);
+            }
+            Op::Permute(p) => {
+                self.push(
+                    "Transpose",
+                    name,
+                    &[&x],
+                    &output,
+                    vec![Attr::ints("perm", &p.dims)],
+                );
+            }
+            Op::Concat(c) => {
+                let inputs: Vec<String> = node
+                    .inputs
+                    .iter()
+                    .map(|&v| self.value_names[v].clone())
+                    .collect();
+                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.push(
+                    "Concat",
+                    name,
+                    &inputs,
+                    &output,
+                    vec![Attr::int("axis", c.dim)],
+                );
+            }
+            Op::Binary(op) => {
+                let y = self.value_names[node.inputs[1]].clone();
+                let op_type = match op.kind {
+                    BinaryKind::Add => "Add",
+                    BinaryKind::Mul => "Mul",
+                };
+                self.push(op_type, name, &[&x, &y], &output, vec![]);
+            }
+            Op::Dropout => self.push("Identity", name, &[&x], &output, vec![]),
+        }
+        if let Some(a) = node.fused {
+            let act_name = self.fresh(&format!("{name}.{}", a.name()));
+            self.activation(&act_name, a, &output, &final_output);
+        }
+        Ok(())
+    }
+
+    /// Emits `output = a(x)` as one ONNX op or its formula.
+    fn activation(&mut self, name: &str, a: Activation, x: &str, output: &str) {
+        match a {
+            Activation::Relu => self.push("Relu", name, &[x], output, vec![]),
+            Activation::Relu6 => {
+                let lo = self.float_const(&format!("{name}.min"), &[], &[0.0]);
+                let hi = self.float_const(&format!("{name}.max"), &[], &[6.0]);
+                self.push("Clip", name, &[x, &lo, &hi], output, vec![]);
+            }
+            Activation::LeakyRelu { negative_slope } => self.push(
+                "LeakyRelu",
+                name,
+                &[x],
+                output,
+                vec![Attr::float("alpha", negative_slope)],
+            ),
+            Activation::Sigmoid => self.push("Sigmoid", name, &[x], output, vec![]),
+            Activation::Tanh => self.push("Tanh", name, &[x], output, vec![]),
+            Activation::Silu => {
+                let gate = self.fresh(&format!("{name}.sigmoid"));
+                self.push("Sigmoid", &gate, &[x], &gate, vec![]);
+                self.push("Mul", name, &[x, &gate], output, vec![]);
+            }
+            Activation::Hardswish => self.push("HardSwish", name, &[x], output, vec![]),
+            Activation::Hardsigmoid => self.push(
+                "HardSigmoid",
+                name,
+                &[x],
+                output,
+                vec![Attr::float("alpha", 1.0 / 6.0), Attr::float("beta", 0.5)],
+            ),
+            Activation::Gelu { tanh } => {
+                // 0.5 * x * (1 + erf(x / sqrt 2)), or with tanh(sqrt(2/pi) (x + 0.044715 x^3)).
+                let inner = if tanh {
+                    let c = self.float_const(&format!("{name}.cubic"), &[], &[0.044715]);
+                    let k = self.float_const(
+                        &format!("{name}.sqrt_2_over_pi"),
+                        &[],
+                        &[(2.0 / std::f64::consts::PI).sqrt() as f32],
+                    );
+                    let chain = [
+                        ("Mul", x.to_string(), x.to_string()),
+                        ("Mul", String::new(), x.to_string()),
+                        ("Mul", String::new(), c),
+                        ("Add", String::new(), x.to_string()),
+                        ("Mul", String::new(), k),
+                        ("Tanh", String::new(), String::new()),
+                    ];
+                    self.chain(name, &chain)
+                } else {
+                    let r = self.float_const(
+                        &format!("{name}.sqrt_2"),
+                        &[],
+                        &[std::f64::consts::SQRT_2 as f32],
+                    );
+                    let chain = [
+                        ("Div", x.to_string(), r),
+                        ("Erf", String::new(), String::new()),
+                    ];
+                    self.chain(name, &chain)
+                };
+                let one = self.float_const(&format!("{name}.one"), &[], &[1.0]);
+                let half = self.float_const(&format!("{name}.half"), &[], &[0.5]);
+                let rest = [("Add", inner, one), ("Mul", String::new(), x.to_string())];
+                let scaled = self.chain(name, &rest);
+                self.push("Mul", name, &[&scaled, &half], output, vec![]);
+            }
+        }
+    }
+
+    /// Emits a chain of unary/binary ops, each taking the previous result where its first operand
+    /// is empty (and its second operand, if non-empty); returns the last result's name.
+    fn chain(&mut self, name: &str, steps: &[(&str, String, String)]) -> String {
+        let mut previous = String::new();
+        for (op_type, first, second) in steps {
+            let a = if first.is_empty() { &previous } else { first };
+            let out = self.fresh(&format!("{name}.{}", op_type.to_lowercase()));
+            let inputs: Vec<&str> = if second.is_empty() {
+                vec![a]
+            } else {
+                vec![a, second]
+            };
+            self.push(op_type, &out, &inputs, &out, vec![]);
+            previous = out;
+        }
+        previous
+    }
+}
+
+/// The matrix averaging PyTorch's adaptive windows along one axis of length `input` into `output`
+/// cells: window `i` spans `[floor(i * input / output), ceil((i + 1) * input / output))`. Row-major
+/// `(output, input)`, or `(input, output)` when `transposed`.
+fn window_means(input: usize, output: usize, transposed: bool) -> Vec<f32> {
+    let mut m = vec![0.0; input * output];
+    for i in 0..output {
+        let (start, end) = (i * input / output, ((i + 1) * input).div_ceil(output));
+        for k in start..end {
+            let at = if transposed {
+                k * output + i
+            } else {
+                i * input + k
+            };
+            m[at] = (1.0 / (end - start) as f64) as f32;
+        }
+    }
+    m
+}
+
+/// `base`, or `base_2`, `base_3`... — the first not yet in `used`, which it joins.
+fn unique(used: &mut HashSet<String>, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut n = 1;
+    while used.contains(&name) {
+        n += 1;
+        name = format!("{base}_{n}");
+    }
+    used.insert(name.clone());
+    name
+}
+
+/// A float32 tensor's name and static shape.
+fn tensor_info(name: &str, shape: &[usize]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: shape
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(Dim::DimValue(d as i64)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A node attribute.
+enum Attr {
+    Int(&'static str, i64),
+    Ints(&'static str, Vec<i64>),
+    Float(&'static str, f32),
+}
+
+impl Attr {
+    fn int(name: &'static str, value: i64) -> Attr {
+        Attr::Int(name, value)
+    }
+
+    fn ints(name: &'static str, values: &[usize]) -> Attr {
+        Attr::Ints(name, values.iter().map(|&v| v as i64).collect())
+    }
+
+    fn float(name: &'static str, value: f32) -> Attr {
+        Attr::Float(name, value)
+    }
+
+    fn into_proto(self) -> pb::AttributeProto {
+        use pb::attribute_proto::AttributeType;
+        match self {
+            Attr::Int(name, i) => pb::AttributeProto {
+                name: name.into(),
+                r#type: AttributeType::Int as i32,
+                i,
+                ..Default::default()
+            },
+            Attr::Ints(name, ints) => pb::AttributeProto {
+                name: name.into(),
+                r#type: AttributeType::Ints as i32,
+                ints,
+                ..Default::default()
+            },
+            Attr::Float(name, f) => pb::AttributeProto {
+                name: name.into(),
+                r#type: AttributeType::Float as i32,
+                f,
+                ..Default::default()
+            },
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The ONNX export against PyTorch, run by tract.
+//!
+//! - Every catalog model with a checkpoint in `tests/fixtures/models/<name>/`: our export of the
+//!   bound graph, run by tract on the reference inputs, agrees with torch's own `model.onnx` run by
+//!   tract and with torch's `outputs.npy`, within the f32 tolerances (1e-5 relative).
+//! - Every op-level torch case (`graph_ops/cases.json`, made by `graph_ops/make_cases.py`): the
+//!   export as written, and after the passes (fused activations, unfoldable BatchNorms), run by
+//!   tract, gives torch's outputs within 1e-5 relative.
+//! - An unbound graph is refused with the layer's name.
+
+use std::path::{Path, PathBuf};
+
+use nnblob::checkpoint::{self, Options};
+use nnblob::graph::{bind, catalog, parse_spec, Graph, StateDict, Tensor};
+use nnblob::npy::{self, Array};
+use nnblob::onnx_export::{self, ExportError};
+use nnblob::validate::{compare, NamedTensor, OutputKind, ReferenceModel, Tolerances};
+use serde_json::Value;
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
+}
+
+fn state_dict(path: &Path) -> StateDict {
+    let ckpt = checkpoint::open(path, &Options::default()).unwrap();
+    ckpt.tensors
+        .iter()
+        .map(|t| (t.name.clone(), Tensor::new(t.shape.clone(), t.to_f32())))
+        .collect()
+}
+
+/// Writes the export of `graph` into `dir` and loads it in tract.
+fn export_and_load(graph: &Graph, dir: &Path, name: &str) -> ReferenceModel {
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx_export::to_bytes(graph).unwrap()).unwrap();
+    ReferenceModel::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Compares `actual` with `reference` under the f32 tolerances; the report on failure.
+fn check_f32(what: &str, actual: &Array<f32>, reference: &Array<f32>) -> f64 {
+    assert_eq!(actual.shape, reference.shape, "{what}");
+    let metrics = compare(
+        what,
+        &reference.shape,
+        OutputKind::Other,
+        &actual.data,
+        &reference.data,
+    )
+    .unwrap();
+    let report = nnblob::validate::OutputReport::new(metrics, &Tolerances::f32());
+    assert!(
+        report.verdict.passed(),
+        "{what}\n{}",
+        nnblob::validate::render_table(std::slice::from_ref(&report))
+    );
+    report.metrics.max_relative_error
+}
+
+#[test]
+fn export_agrees_with_torch_onnx_and_torch_outputs_on_every_catalog_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for entry in catalog::ENTRIES {
+        let dir = models_dir().join(entry.name);
+        if !dir.join("state_dict.pth").is_file() {
+            continue;
+        }
+        let graph = bind(
+            entry.graph().unwrap(),
+            state_dict(&dir.join("state_dict.pth")),
+        )
+        .unwrap();
+        let ours = export_and_load(&graph, tmp.path(), entry.name);
+        let torch_onnx = ReferenceModel::load(&dir.join("model.onnx")).unwrap();
+        let inputs: Array<f32> = npy::read(&dir.join("inputs.npy")).unwrap();
+        let torch_outputs: Array<f32> = npy::read(&dir.join("outputs.npy")).unwrap();
+
+        let by_ours = ours.run_each_row(&inputs).unwrap();
+        let by_torch_onnx = torch_onnx.run_each_row(&inputs).unwrap();
+        let vs_onnx = check_f32(
+            &format!("{}: our export vs torch's ONNX (both by tract)", entry.name),
+            &by_ours,
+            &by_torch_onnx,
+        );
+        let vs_torch = check_f32(
+            &format!("{}: our export vs torch outputs.npy", entry.name),
+            &by_ours,
+            &torch_outputs,
+        );
+        println!(
+            "{}: max relative error vs torch ONNX {vs_onnx:.3e}, vs torch outputs {vs_torch:.3e}",
+            entry.name
+        );
+        checked.push(entry.name);
+    }
+    // The five small catalog models have committed checkpoints; none found means broken discovery.
+    assert!(checked.len() >= 5, "checked only {checked:?}");
+}
+
+fn json_tensor(v: &Value) -> Tensor {
+    let shape = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::new(shape, data)
+}
+
+#[test]
+fn export_of_every_op_case_matches_torch_as_written_and_after_the_passes() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/graph_ops/cases.json"
+    ))
+    .unwrap();
+    let cases: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(cases.len(), 8, "cases.json lost cases");
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, case) in &cases {
+        let graph = parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap();
+        let sd: StateDict = case["state_dict"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), json_tensor(v)))
+            .collect();
+        let graph = bind(graph, sd).unwrap();
+        let inputs: Vec<NamedTensor> = graph
+            .inputs
+            .iter()
+            .zip(case["inputs"].as_array().unwrap())
+            .map(|(&v, t)| {
+                let t = json_tensor(t);
+                NamedTensor::new(
+                    graph.values[v].name.clone(),
+                    Array::new(t.shape, t.data).unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<Tensor> = case["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(json_tensor)
+            .collect();
+        let optimized = nnblob::passes::optimize(graph.clone());
+        for (stage, g) in [("as written", &graph), ("after the passes", &optimized)] {
+            let model = export_and_load(g, tmp.path(), name);
+            let got = model.run(&inputs).unwrap();
+            assert_eq!(got.len(), want.len(), "{name} {stage}");
+            for (got, want) in got.iter().zip(&want) {
+                let want = Array::new(want.shape.clone(), want.data.clone()).unwrap();
+                check_f32(&format!("{name} {stage}"), &got.array, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unbound_graph_is_refused_with_the_layer() {
+    let graph = catalog::graph("lenet5").unwrap();
+    assert_eq!(
+        onnx_export::to_bytes(&graph).unwrap_err(),
+        ExportError::Unbound("conv1".into())
+    );
+}
