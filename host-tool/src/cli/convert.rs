@@ -78,20 +78,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let graph = load_arch(&args.arch)?;
     let graph = with_input_shapes(graph, &args.input_shape)
         .with_context(|| format!("--input-shape for '{}'", args.arch))?;
-    let options = Options {
-        key: args.key.clone(),
-    };
-    let ckpt = checkpoint::open(&args.weights, &options)
-        .with_context(|| args.weights.display().to_string())?;
     let params = summarize(&graph).total_params;
-    let bound = bind(graph, blob::state_dict(&ckpt)).with_context(|| {
-        format!(
-            "{} does not fit the architecture '{}'",
-            args.weights.display(),
-            args.arch
-        )
-    })?;
-    drop(ckpt);
+    let bound = bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
     let sha = blob::sha256_file(&args.weights)
         .with_context(|| format!("hashing {}", args.weights.display()))?;
     let dtype = match args.dtype {
@@ -116,6 +104,24 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         built.bytes.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `graph` (the architecture `arch`) with the state_dict of the checkpoint at `weights` bound to
+/// it strictly; the checkpoint's tensors are released before returning.
+pub(super) fn bind_checkpoint(
+    graph: Graph,
+    weights: &Path,
+    arch: &str,
+    key: Option<String>,
+) -> anyhow::Result<Graph> {
+    let ckpt = checkpoint::open(weights, &Options { key })
+        .with_context(|| weights.display().to_string())?;
+    bind(graph, blob::state_dict(&ckpt)).with_context(|| {
+        format!(
+            "{} does not fit the architecture '{arch}'",
+            weights.display()
+        )
+    })
 }
 
 /// The unbound graph of `arch`: a spec file when `arch` names an existing file or looks like a

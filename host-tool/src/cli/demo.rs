@@ -17,8 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::blob::{self, WeightDtype};
-use crate::checkpoint::{self, Options};
-use crate::graph::{bind, summarize};
+use crate::graph::summarize;
 use crate::npy::{self, Array};
 use crate::validate::{compare, FirmwareModel, OutputKind, ReferenceModel, Tolerances};
 
@@ -170,13 +169,9 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let weights = file("digits.pth");
     let spec = file("digits.nnspec");
     let arch = spec.display().to_string();
-    let ckpt = checkpoint::open(&weights, &Options::default())
-        .with_context(|| weights.display().to_string())?;
     let graph = super::convert::load_arch(&arch)?;
     let params = summarize(&graph).total_params;
-    let bound = bind(graph, blob::state_dict(&ckpt))
-        .with_context(|| format!("{} does not fit {arch}", weights.display()))?;
-    drop(ckpt);
+    let bound = super::convert::bind_checkpoint(graph, &weights, &arch, None)?;
     let sha = blob::sha256_file(&weights).with_context(|| weights.display().to_string())?;
     let fp16 = blob::build(bound.clone(), sha, WeightDtype::F16).context("compiling (fp16)")?;
     let f32_blob = blob::build(bound, sha, WeightDtype::F32).context("compiling (f32)")?;

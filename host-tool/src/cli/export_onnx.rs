@@ -6,9 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::blob;
-use crate::checkpoint::{self, Options};
-use crate::graph::bind;
 use crate::onnx_export;
 
 const EXAMPLES: &str = "\
@@ -47,19 +44,8 @@ pub struct Args {
 /// Run `export-onnx`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let graph = super::convert::load_arch(&args.arch)?;
-    let options = Options {
-        key: args.key.clone(),
-    };
-    let ckpt = checkpoint::open(&args.weights, &options)
-        .with_context(|| args.weights.display().to_string())?;
-    let bound = bind(graph, blob::state_dict(&ckpt)).with_context(|| {
-        format!(
-            "{} does not fit the architecture '{}'",
-            args.weights.display(),
-            args.arch
-        )
-    })?;
-    drop(ckpt);
+    let bound =
+        super::convert::bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
     let bytes =
         onnx_export::to_bytes(&bound).with_context(|| format!("exporting '{}'", args.arch))?;
     super::extract::write_atomically(&args.output, |path| {
