@@ -557,22 +557,10 @@ pub fn write_artifacts(dir: &Path, artifacts: &[Artifact]) -> Result<(), EmitErr
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
-    let error = |source| EmitError::Write {
+    crate::atomic_file::write_bytes(path, bytes).map_err(|source| EmitError::Write {
         path: path.display().to_string(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nnblob-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(error)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(error)?;
-    tmp.persist(path).map_err(|e| error(e.error))?;
-    Ok(())
+    })
 }
 
 /// The engine's cost on one target, for `nnblob footprint`: code size measured with the size

@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod atomic_file;
 pub mod blob;
 pub mod checkpoint;
 pub mod cli;

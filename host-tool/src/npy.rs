@@ -10,7 +10,7 @@
 //! matches the shape exactly, and Fortran-order data is reordered rather than misread.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use npyz::{DType, Order, TypeChar, WriterBuilder};
@@ -221,21 +221,10 @@ pub fn write<T: Element>(path: &Path, array: &Array<T>) -> Result<(), NpyError> 
         path: path.to_path_buf(),
         source,
     })?;
-    let io_error = |source| NpyError::Io {
+    crate::atomic_file::write_bytes(path, &bytes).map_err(|source| NpyError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    let temporary = PathBuf::from(temporary);
-    let written = fs::File::create(&temporary)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&temporary, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(e));
-    }
-    Ok(())
+    })
 }
 
 /// The bytes of a little-endian, C-order `.npy` file holding `array`.

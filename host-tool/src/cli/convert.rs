@@ -88,10 +88,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let built =
         blob::build(bound, sha, dtype).with_context(|| format!("compiling '{}'", args.arch))?;
-    super::extract::write_atomically(&args.output, |path| {
-        std::fs::write(path, &built.bytes).map_err(anyhow::Error::from)
-    })
-    .with_context(|| format!("writing {}", args.output.display()))?;
+    crate::atomic_file::write_bytes(&args.output, &built.bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     let report = Report::new(&built, params, dtype, &sha);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -48,10 +48,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         super::convert::bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
     let bytes =
         onnx_export::to_bytes(&bound).with_context(|| format!("exporting '{}'", args.arch))?;
-    super::extract::write_atomically(&args.output, |path| {
-        std::fs::write(path, &bytes).map_err(anyhow::Error::from)
-    })
-    .with_context(|| format!("writing {}", args.output.display()))?;
+    crate::atomic_file::write_bytes(&args.output, &bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!(
         "wrote {} ({} bytes, {} nodes, ONNX opset {})",
         args.output.display(),

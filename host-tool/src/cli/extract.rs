@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::atomic_file;
 use crate::checkpoint::{self, Options, Tensor};
 
 const EXAMPLES: &str = "\
@@ -65,7 +66,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         .tensors
         .iter()
         .map(|t| (t.name.as_str(), TensorView(t)));
-    write_atomically(&args.output, |path| {
+    atomic_file::write_with(&args.output, |path| {
         safetensors::serialize_to_file(views, &Some(metadata), path).map_err(anyhow::Error::from)
     })
     .with_context(|| format!("writing {}", args.output.display()))?;
@@ -76,23 +77,4 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Write through a temporary file in `out`'s directory, then rename it over `out`.
-pub(super) fn write_atomically(
-    out: &Path,
-    write: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".nnblob-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .context("creating a temporary file")?;
-    write(tmp.path())?;
-    tmp.persist(out).map_err(|e| e.error)?;
-    Ok(())
 }
