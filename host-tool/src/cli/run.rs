@@ -37,9 +37,9 @@ pub struct Args {
     outputs: Vec<PathBuf>,
 }
 
-/// How an .npy array maps onto a model input.
+/// How an .npy array maps onto a model input (`run` and `validate` accept the same forms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Form {
+pub(super) enum Form {
     /// The sample without its batch dimension.
     Unbatched,
     /// K samples stacked on a leading axis (K = 1: the model's shape itself).
@@ -64,8 +64,18 @@ fn tuple(shape: &[usize]) -> String {
     }
 }
 
+impl Form {
+    /// How many samples the array holds.
+    pub(super) fn samples(self) -> usize {
+        match self {
+            Form::Unbatched => 1,
+            Form::Stacked(k) => k,
+        }
+    }
+}
+
 /// The form of `shape` for a model input of shape `model` (batch 1 first).
-fn form(shape: &[usize], model: &[usize]) -> Option<Form> {
+pub(super) fn form(shape: &[usize], model: &[usize]) -> Option<Form> {
     if shape == model {
         return Some(Form::Stacked(1));
     }

@@ -462,22 +462,6 @@ pub(super) fn random_samples(inputs: &[TensorSpec], count: usize, seed: u64) -> 
     }
 }
 
-/// How many samples an array of `shape` holds for a model input of shape `model` (batch 1
-/// first): 1 for the sample with or without its batch axis, K for `(K, *sample)`.
-fn sample_count(shape: &[usize], model: &[usize]) -> Option<usize> {
-    if shape == model {
-        return Some(1);
-    }
-    let rest = model.get(1..).filter(|_| model.first() == Some(&1))?;
-    if shape == rest {
-        Some(1)
-    } else if shape.len() == model.len() && &shape[1..] == rest && shape[0] > 0 {
-        Some(shape[0])
-    } else {
-        None
-    }
-}
-
 /// Reads one `.npy` per model input and checks they hold the same number of samples.
 fn file_samples(files: &[PathBuf], inputs: &[TensorSpec]) -> anyhow::Result<Samples> {
     if files.len() != inputs.len() {
@@ -496,19 +480,23 @@ fn file_samples(files: &[PathBuf], inputs: &[TensorSpec]) -> anyhow::Result<Samp
     let mut per_input = Vec::new();
     for (file, spec) in files.iter().zip(inputs) {
         let array = npy::read_f32_lenient(file)?;
-        let k =
-            sample_count(&array.shape, &spec.shape).with_context(|| {
+        let k = super::run::form(&array.shape, &spec.shape)
+            .map(super::run::Form::samples)
+            .with_context(|| {
                 let rest = spec.shape.get(1..).unwrap_or_default();
                 format!(
-                "{}: shape {:?} does not fit the blob's input '{}' of shape {:?}: give {rest:?} \
-                 (one sample), {:?} (batch included) or (K, {}) for K samples",
-                file.display(),
-                array.shape,
-                spec.name,
-                spec.shape,
-                spec.shape,
-                rest.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
-            )
+                    "{}: shape {:?} does not fit the blob's input '{}' of shape {:?}: give \
+                     {rest:?} (one sample), {:?} (batch included) or (K, {}) for K samples",
+                    file.display(),
+                    array.shape,
+                    spec.name,
+                    spec.shape,
+                    spec.shape,
+                    rest.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             })?;
         match count {
             Some((first, first_file)) if first != k => bail!(
@@ -530,17 +518,6 @@ fn file_samples(files: &[PathBuf], inputs: &[TensorSpec]) -> anyhow::Result<Samp
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sample_counts() {
-        let m = [1, 3, 8, 8];
-        assert_eq!(sample_count(&[1, 3, 8, 8], &m), Some(1));
-        assert_eq!(sample_count(&[3, 8, 8], &m), Some(1));
-        assert_eq!(sample_count(&[5, 3, 8, 8], &m), Some(5));
-        assert_eq!(sample_count(&[5, 3, 8, 7], &m), None);
-        assert_eq!(sample_count(&[0, 3, 8, 8], &m), None);
-        assert_eq!(sample_count(&[192], &m), None);
-    }
 
     #[test]
     fn auto_classes_skip_outputs_the_size_of_an_input() {
