@@ -15,6 +15,10 @@
 //! is at most [`FP16_NEAR_TIE`] times the row's largest magnitude: half-precision weights keep 11
 //! significant bits (4.9e-4 relative), so outputs carry errors of that order and may legitimately
 //! flip such a near-tie. Any other disagreement fails.
+//!
+//! [`qemu`] runs the example firmware on emulated boards for the device tests.
+
+pub mod qemu;
 
 use std::fmt::Write as _;
 use std::fs;

@@ -18,31 +18,15 @@
 //! Needs `qemu-system-arm`, the thumb targets, a C compiler, `nm` and `readelf`:
 //! `cargo test -p nnblob-tests --test qemu_catalog -- --ignored --nocapture`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use nnblob::blob::{self, WeightDtype};
 use nnblob::checkpoint::{self, Options};
-use nnblob::emit::{self, Profile, ENGINE_TARGETS};
+use nnblob::emit::{self, ENGINE_TARGETS};
 use nnblob::graph::{bind, catalog};
 use nnblob_firmware::Model;
-
-/// An emulated board, the target its firmware is built for, and its name in `ENGINE_TARGETS`.
-struct Board {
-    machine: &'static str,
-    target: &'static str,
-    core: &'static str,
-}
-
-const CORTEX_M4F: Board = Board {
-    machine: "mps2-an386",
-    target: "thumbv7em-none-eabihf",
-    core: "cortex-m4",
-};
-const CORTEX_M3: Board = Board {
-    machine: "mps2-an385",
-    target: "thumbv7m-none-eabi",
-    core: "cortex-m3",
+use nnblob_tests::qemu::{
+    build_plugin, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3, CORTEX_M4F,
 };
 
 /// The board's RAM (`firmware/qemu/memory.x`): a model fits when its arena and buffers do.
@@ -58,10 +42,6 @@ const MODELS: [&str; 5] = [
     "fc_autoencoder",
     "lenet5",
 ];
-
-fn repo_root() -> PathBuf {
-    nnblob_tests::workspace_root()
-}
 
 /// The blob of `name`'s fixture checkpoint, the fixture's first input, and torch's MAC count.
 fn convert(name: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
@@ -82,64 +62,9 @@ fn convert(name: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
     (built.bytes, inputs.data[..n].to_vec(), macs)
 }
 
-/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`).
-fn build_plugin(dir: &Path) -> PathBuf {
-    let library = dir.join("libicount.so");
-    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let status = Command::new(cc)
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&library)
-        .arg(repo_root().join("firmware/qemu/plugin/icount.c"))
-        .status()
-        .expect("the C compiler runs");
-    assert!(status.success(), "building the counting plugin failed");
-    library
-}
-
-/// `nm` of `elf`: the address of the symbol whose (demangled) name ends with `suffix`.
-fn symbol(elf: &Path, suffix: &str) -> u64 {
-    let out = Command::new("nm")
-        .arg("-C")
-        .arg(elf)
-        .output()
-        .expect("nm runs");
-    let symbols = String::from_utf8_lossy(&out.stdout);
-    let address = symbols
-        .lines()
-        .find(|l| l.ends_with(suffix))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {suffix} in {}", elf.display()));
-    u64::from_str_radix(address, 16).expect("nm prints hex")
-}
-
-/// `(address, size)` of output section `name` in `elf` (`readelf -S -W`).
-fn section(elf: &Path, name: &str) -> Option<(u64, u64)> {
-    let out = Command::new("readelf")
-        .args(["-S", "-W"])
-        .arg(elf)
-        .output()
-        .expect("readelf runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find_map(|l| {
-        let rest = l.split_once(']')?.1;
-        let w: Vec<&str> = rest.split_whitespace().collect();
-        (w.first() == Some(&name)).then(|| {
-            let hex = |s: &str| u64::from_str_radix(s, 16).ok();
-            Some((hex(w.get(2)?)?, hex(w.get(4)?)?))
-        })?
-    })
-}
-
-/// What one device run gave.
-struct DeviceRun {
-    profile: Profile,
-    /// The plugin's count between the two `nnb_mark` calls around the inference.
-    plugin_insns: u64,
-}
-
 /// Builds the example firmware around the emitted module in `module` and `input`, checks where
-/// the blob landed, and runs it on `board` in QEMU (the cargo runner, with its timeout) with the
-/// counting plugin. `sections`: a linker fragment appended to `memory.x`.
+/// the blob landed, and runs it on `board` in QEMU with the counting plugin; the report is kept
+/// beside the module as a profile. `sections`: a linker fragment appended to `memory.x`.
 fn run_on_device(
     board: &Board,
     module: &Path,
@@ -148,32 +73,15 @@ fn run_on_device(
     plugin: &Path,
     blob_len: usize,
 ) -> DeviceRun {
-    let firmware = repo_root().join("firmware/qemu");
-    let cargo = |command: &str, extra: &[String]| {
-        let mut c = Command::new(env!("CARGO"));
-        c.current_dir(&firmware)
-            .args([command, "--quiet", "--release", "--locked"])
-            .args(["--target", board.target])
-            .args(extra)
-            .env("NNBLOB_QEMU_MODULE", module)
-            .env("NNBLOB_QEMU_INPUT", input)
-            .env_remove("NNBLOB_QEMU_BLOB")
-            .env_remove("CARGO_TARGET_DIR");
-        match sections {
-            Some(s) => c.env("NNBLOB_QEMU_LINKER_SECTIONS", s),
-            None => c.env_remove("NNBLOB_QEMU_LINKER_SECTIONS"),
-        };
-        c.output().expect("cargo runs")
+    let firmware = Firmware {
+        board,
+        embed: Embed::Module {
+            module,
+            linker_sections: sections,
+        },
+        input,
     };
-    let built = cargo("build", &[]);
-    assert!(
-        built.status.success(),
-        "building the firmware around {} for {} failed:\n{}",
-        module.display(),
-        board.target,
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let elf = firmware.join(format!("target/{}/release/nnblob-qemu", board.target));
+    let elf = firmware.build();
 
     // The emitted static: in `.nnblob`, in flash, aligned, the whole blob.
     let blob_at = symbol(&elf, "::emitted::BLOB");
@@ -193,42 +101,13 @@ fn run_on_device(
         ".nnblob is not in code memory"
     );
 
-    let marker = symbol(&elf, " T nnb_mark") & !1;
-    let plugin_args = [
-        "--".to_string(),
-        "-plugin".to_string(),
-        format!("{},marker={marker:#x}", plugin.display()),
-        "-d".to_string(),
-        "plugin".to_string(),
-    ];
-    let out = cargo("run", &plugin_args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        board.machine,
-        board.target,
-        out.status
-    );
-    let profile = Profile::parse(&stdout)
-        .unwrap_or_else(|e| panic!("{}: {e}\nstdout:\n{stdout}", board.machine));
+    let run = firmware.run(&elf, plugin);
     std::fs::write(
         module.with_extension(format!("{}.profile", board.core)),
-        stdout.as_bytes(),
+        run.report.as_bytes(),
     )
     .expect("keep the profile");
-    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
-    let plugin_insns = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("icount mark 1 total "))
-        .and_then(|rest| rest.split_whitespace().nth(2))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no plugin count in:\n{stderr}", board.machine));
-    DeviceRun {
-        profile,
-        plugin_insns,
-    }
+    run
 }
 
 /// One model, one weight type, on the boards given: converted, run on the host, emitted, run on

@@ -19,27 +19,12 @@ use nnblob_firmware::Model;
 use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
 use nnblob_format::meta::{Activation, Binary, Broadcast, Conv2d, Linear, Op, Pool2d};
 use nnblob_format::WeightDtype;
+use nnblob_tests::qemu::{build_plugin, Board, Embed, Firmware, CORTEX_M3, CORTEX_M4F};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-/// An emulated board and the target its firmware is built for.
-struct Board {
-    machine: &'static str,
-    target: &'static str,
-}
-
-/// The runner in `firmware/qemu/.cargo/config.toml` maps each target to its board.
-const BOARDS: [Board; 2] = [
-    Board {
-        machine: "mps2-an386",
-        target: "thumbv7em-none-eabihf",
-    },
-    Board {
-        machine: "mps2-an385",
-        target: "thumbv7m-none-eabi",
-    },
-];
+/// Both boards: one with an FPU, one without (soft float).
+const BOARDS: [&Board; 2] = [&CORTEX_M4F, &CORTEX_M3];
 
 /// A deterministic pseudo-random generator (xorshift), so the model is the same every run.
 struct Rng(u64);
@@ -292,151 +277,6 @@ fn macs(m: &ModelRepr) -> u64 {
         .sum()
 }
 
-/// What the firmware reported.
-struct DeviceRun {
-    outputs: Vec<u32>,
-    /// SysTick's count for the plain inference.
-    inference_insns: u64,
-    /// Deepest stack use, in bytes, up to the end of the plain inference.
-    stack_bytes: u64,
-    /// `(op kind, instructions)` in op order.
-    ops: Vec<(String, u64)>,
-    /// The counting plugin's count between the two `nnb_mark` calls around the inference.
-    plugin_insns: u64,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) with the C compiler.
-fn build_plugin(dir: &Path) -> PathBuf {
-    let library = dir.join("libicount.so");
-    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let status = Command::new(cc)
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&library)
-        .arg(repo_root().join("firmware/qemu/plugin/icount.c"))
-        .status()
-        .expect("the C compiler runs");
-    assert!(status.success(), "building the counting plugin failed");
-    library
-}
-
-/// The even address of `nnb_mark` in `elf` (Thumb symbols have bit 0 set).
-fn marker_address(elf: &Path) -> u64 {
-    let out = Command::new("nm").arg(elf).output().expect("nm runs");
-    let symbols = String::from_utf8_lossy(&out.stdout);
-    let address = symbols
-        .lines()
-        .find_map(|l| l.strip_suffix(" T nnb_mark"))
-        .unwrap_or_else(|| panic!("no nnb_mark in {}", elf.display()));
-    u64::from_str_radix(address, 16).expect("nm prints hex") & !1
-}
-
-/// Builds the example firmware around `blob` and `input` for `board` and runs it in QEMU
-/// (the cargo runner, which has a timeout) with the counting plugin loaded.
-fn run_on_device(board: &Board, blob: &Path, input: &Path, plugin: &Path) -> DeviceRun {
-    let firmware = repo_root().join("firmware/qemu");
-    let cargo = |command: &str, extra: &[String]| {
-        Command::new(env!("CARGO"))
-            .current_dir(&firmware)
-            .args([
-                command,
-                "--quiet",
-                "--release",
-                "--locked",
-                "--target",
-                board.target,
-            ])
-            .args(extra)
-            .env("NNBLOB_QEMU_BLOB", blob)
-            .env("NNBLOB_QEMU_INPUT", input)
-            // The firmware has its own target directory; the test's is locked while it runs.
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("cargo runs")
-    };
-    let built = cargo("build", &[]);
-    assert!(
-        built.status.success(),
-        "building the firmware for {} failed:\n{}",
-        board.target,
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let elf = firmware.join(format!("target/{}/release/nnblob-qemu", board.target));
-    // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
-    let plugin_args = [
-        "--".to_string(),
-        "-plugin".to_string(),
-        format!("{},marker={:#x}", plugin.display(), marker_address(&elf)),
-        "-d".to_string(),
-        "plugin".to_string(),
-    ];
-    let out = cargo("run", &plugin_args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "firmware on {} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        board.machine,
-        board.target,
-        out.status
-    );
-    let mut run =
-        parse(&stdout).unwrap_or_else(|why| panic!("{}: {why}\nstdout:\n{stdout}", board.machine));
-    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
-    run.plugin_insns = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("icount mark 1 total "))
-        .and_then(|rest| rest.split_whitespace().nth(2))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("{}: no plugin count in:\n{stderr}", board.machine));
-    run
-}
-
-/// Reads the firmware's report (format in `firmware/qemu/src/main.rs`).
-fn parse(stdout: &str) -> Result<DeviceRun, String> {
-    let mut run = DeviceRun {
-        outputs: Vec::new(),
-        inference_insns: 0,
-        stack_bytes: 0,
-        ops: Vec::new(),
-        plugin_insns: 0,
-    };
-    let mut done = false;
-    for line in stdout.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let number = |s: &str| s.parse::<u64>().map_err(|e| format!("{line:?}: {e}"));
-        match words.as_slice() {
-            ["inference", "insns", n] => run.inference_insns = number(n)?,
-            ["stack", "bytes", n] => run.stack_bytes = number(n)?,
-            ["op", index, kind, "insns", n] => {
-                if number(index)? != run.ops.len() as u64 {
-                    return Err(format!("{line:?}: op out of order"));
-                }
-                run.ops.push((kind.to_string(), number(n)?));
-            }
-            ["output", index, bits] => {
-                if number(index)? != run.outputs.len() as u64 {
-                    return Err(format!("{line:?}: output out of order"));
-                }
-                let hex = bits
-                    .strip_prefix("0x")
-                    .ok_or(format!("{line:?}: not hex"))?;
-                run.outputs
-                    .push(u32::from_str_radix(hex, 16).map_err(|e| format!("{line:?}: {e}"))?);
-            }
-            ["done"] => done = true,
-            _ => {}
-        }
-    }
-    if !done {
-        return Err("the report has no final `done`".into());
-    }
-    Ok(run)
-}
-
 /// Versions of `package` in a Cargo.lock.
 fn locked_versions(lock: &str, package: &str) -> BTreeSet<String> {
     let name = format!("name = \"{package}\"");
@@ -458,7 +298,7 @@ fn locked_versions(lock: &str, package: &str) -> BTreeSet<String> {
 #[test]
 #[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
 fn firmware_and_host_lock_the_same_engine_dependencies() {
-    let root = repo_root();
+    let root = nnblob_tests::workspace_root();
     let host = std::fs::read_to_string(root.join("Cargo.lock")).expect("root Cargo.lock");
     let device =
         std::fs::read_to_string(root.join("firmware/qemu/Cargo.lock")).expect("firmware lock");
@@ -515,8 +355,14 @@ fn device_outputs_are_bit_identical_to_host() {
         std::fs::write(&input_path, input_bytes).expect("write input");
 
         let macs = macs(&repr);
-        for board in &BOARDS {
-            let run = run_on_device(board, &blob_path, &input_path, &plugin);
+        for board in BOARDS {
+            let firmware = Firmware {
+                board,
+                embed: Embed::Blob(&blob_path),
+                input: &input_path,
+            };
+            let device = firmware.run(&firmware.build(), &plugin);
+            let run = &device.profile;
             assert_eq!(
                 run.outputs, host_bits,
                 "{} {dtype:?}: device output bits differ from the host's",
@@ -532,19 +378,19 @@ fn device_outputs_are_bit_identical_to_host() {
             // plugin's (the clock reads and the marker calls are outside it): a wrong
             // clock rate or a mishandled wrap shows as a difference far beyond this.
             assert!(
-                run.inference_insns <= run.plugin_insns + 40
-                    && run.plugin_insns <= run.inference_insns + 200,
+                run.inference_insns <= device.plugin_insns + 40
+                    && device.plugin_insns <= run.inference_insns + 200,
                 "{} {dtype:?}: SysTick counts {} instructions, the plugin {}",
                 board.machine,
                 run.inference_insns,
-                run.plugin_insns
+                device.plugin_insns
             );
             println!(
                 "{name} {} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
                 board.machine,
                 dtype,
                 run.inference_insns,
-                run.plugin_insns,
+                device.plugin_insns,
                 macs,
                 run.inference_insns as f64 / macs as f64,
                 run.stack_bytes

@@ -1,0 +1,199 @@
+//! The example firmware (`firmware/qemu`) on emulated boards, for the device tests.
+//!
+//! In: a board, a blob (a file, or a module written by `nnblob emit --rust`) and an input file.
+//! Out: the built ELF and the firmware's report ([`Profile`]: output bits, instructions per
+//! inference and per op, deepest stack), plus the counting plugin's instruction count between the
+//! two `nnb_mark` calls around the inference. Needs `qemu-system-arm`, the thumb targets, a C
+//! compiler and binutils (`nm`, `readelf`); `tests/run.sh` installs what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nnblob::emit::Profile;
+
+use crate::workspace_root;
+
+/// An emulated board, the target its firmware is built for, and its name in
+/// `nnblob::emit::ENGINE_TARGETS`. The runner in `firmware/qemu/.cargo/config.toml` maps each
+/// target to its board.
+pub struct Board {
+    pub machine: &'static str,
+    pub target: &'static str,
+    pub core: &'static str,
+}
+
+/// MPS2 AN386: Cortex-M4F, single-precision FPU.
+pub const CORTEX_M4F: Board = Board {
+    machine: "mps2-an386",
+    target: "thumbv7em-none-eabihf",
+    core: "cortex-m4",
+};
+
+/// MPS2 AN385: Cortex-M3, no FPU (the soft-float path).
+pub const CORTEX_M3: Board = Board {
+    machine: "mps2-an385",
+    target: "thumbv7m-none-eabi",
+    core: "cortex-m3",
+};
+
+/// How the blob reaches the firmware build (`firmware/qemu/build.rs`).
+pub enum Embed<'a> {
+    /// A blob file, embedded with `include_bytes!`.
+    Blob(&'a Path),
+    /// A module written by `nnblob emit --rust`, with an optional linker fragment appended to
+    /// `memory.x`.
+    Module {
+        module: &'a Path,
+        linker_sections: Option<&'a Path>,
+    },
+}
+
+/// What one run on the device gave.
+pub struct DeviceRun {
+    /// The firmware's report.
+    pub profile: Profile,
+    /// The report as printed (a profile for `nnblob footprint --profile`).
+    pub report: String,
+    /// The plugin's count between the two `nnb_mark` calls around the inference.
+    pub plugin_insns: u64,
+}
+
+/// The example firmware for one board, blob and input.
+pub struct Firmware<'a> {
+    pub board: &'a Board,
+    pub embed: Embed<'a>,
+    /// The input, little-endian f32.
+    pub input: &'a Path,
+}
+
+impl Firmware<'_> {
+    fn cargo(&self, command: &str, extra: &[String]) -> Output {
+        let mut c = Command::new(env!("CARGO"));
+        c.current_dir(workspace_root().join("firmware/qemu"))
+            .args([command, "--quiet", "--release", "--locked"])
+            .args(["--target", self.board.target])
+            .args(extra)
+            .env("NNBLOB_QEMU_INPUT", self.input)
+            // The firmware has its own target directory; the test's is locked while it runs.
+            .env_remove("CARGO_TARGET_DIR");
+        match &self.embed {
+            Embed::Blob(blob) => c
+                .env("NNBLOB_QEMU_BLOB", blob)
+                .env_remove("NNBLOB_QEMU_MODULE")
+                .env_remove("NNBLOB_QEMU_LINKER_SECTIONS"),
+            Embed::Module {
+                module,
+                linker_sections,
+            } => {
+                c.env("NNBLOB_QEMU_MODULE", module)
+                    .env_remove("NNBLOB_QEMU_BLOB");
+                match linker_sections {
+                    Some(s) => c.env("NNBLOB_QEMU_LINKER_SECTIONS", s),
+                    None => c.env_remove("NNBLOB_QEMU_LINKER_SECTIONS"),
+                }
+            }
+        };
+        c.output().expect("cargo runs")
+    }
+
+    /// Builds the firmware; the path of its ELF.
+    pub fn build(&self) -> PathBuf {
+        let built = self.cargo("build", &[]);
+        assert!(
+            built.status.success(),
+            "building the firmware for {} failed:\n{}",
+            self.board.target,
+            String::from_utf8_lossy(&built.stderr)
+        );
+        workspace_root().join(format!(
+            "firmware/qemu/target/{}/release/nnblob-qemu",
+            self.board.target
+        ))
+    }
+
+    /// Builds and runs the firmware in QEMU (the cargo runner, which has a timeout) with the
+    /// counting plugin `plugin` loaded, marking `nnb_mark` in `elf`.
+    pub fn run(&self, elf: &Path, plugin: &Path) -> DeviceRun {
+        let marker = symbol(elf, " T nnb_mark") & !1;
+        // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
+        let plugin_args = [
+            "--".to_string(),
+            "-plugin".to_string(),
+            format!("{},marker={marker:#x}", plugin.display()),
+            "-d".to_string(),
+            "plugin".to_string(),
+        ];
+        let out = self.cargo("run", &plugin_args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let machine = self.board.machine;
+        assert!(
+            out.status.success(),
+            "firmware on {machine} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            self.board.target,
+            out.status
+        );
+        let profile =
+            Profile::parse(&stdout).unwrap_or_else(|e| panic!("{machine}: {e}\nstdout:\n{stdout}"));
+        // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
+        let plugin_insns = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("icount mark 1 total "))
+            .and_then(|rest| rest.split_whitespace().nth(2))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{machine}: no plugin count in:\n{stderr}"));
+        DeviceRun {
+            profile,
+            report: stdout,
+            plugin_insns,
+        }
+    }
+}
+
+/// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) into `dir` with the C compiler.
+pub fn build_plugin(dir: &Path) -> PathBuf {
+    let library = dir.join("libicount.so");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(workspace_root().join("firmware/qemu/plugin/icount.c"))
+        .status()
+        .expect("the C compiler runs");
+    assert!(status.success(), "building the counting plugin failed");
+    library
+}
+
+/// `nm -C` of `elf`: the address of the symbol whose line ends with `suffix`.
+pub fn symbol(elf: &Path, suffix: &str) -> u64 {
+    let out = Command::new("nm")
+        .arg("-C")
+        .arg(elf)
+        .output()
+        .expect("nm runs");
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let address = symbols
+        .lines()
+        .find(|l| l.ends_with(suffix))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {suffix} in {}", elf.display()));
+    u64::from_str_radix(address, 16).expect("nm prints hex")
+}
+
+/// `(address, size)` of output section `name` in `elf` (`readelf -S -W`).
+pub fn section(elf: &Path, name: &str) -> Option<(u64, u64)> {
+    let out = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(elf)
+        .output()
+        .expect("readelf runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| {
+        let rest = l.split_once(']')?.1;
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        (w.first() == Some(&name)).then(|| {
+            let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+            Some((hex(w.get(2)?)?, hex(w.get(4)?)?))
+        })?
+    })
+}
