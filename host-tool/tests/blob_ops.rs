@@ -8,51 +8,14 @@
 
 use nnblob::blob::{self, BlobError, WeightDtype};
 use nnblob::eval::evaluate;
-use nnblob::graph::{bind, parse_spec, Graph, StateDict, Tensor};
+use nnblob::graph::{bind, parse_spec, Tensor};
 use nnblob_format::meta::OpKind;
 use nnblob_format::BlobView;
-use serde_json::Value;
+mod op_cases;
+use op_cases::{bound, cases, tensor};
 
 mod blob_common;
 use blob_common::{relative_error, run_engine, with_f16_weights};
-
-fn tensor(v: &Value) -> Tensor {
-    let shape = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::new(shape, data)
-}
-
-fn cases() -> Vec<(String, Value)> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/graph_ops/cases.json"
-    ))
-    .unwrap();
-    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    all.into_iter().collect()
-}
-
-fn bound(name: &str, case: &Value) -> Graph {
-    let graph =
-        parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap_or_else(|e| panic!("{e}"));
-    let sd: StateDict = case["state_dict"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), tensor(v)))
-        .collect();
-    bind(graph, sd).unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn op_kinds(bytes: &[u8]) -> Vec<OpKind> {
     let view = BlobView::new_checked(bytes).unwrap();

@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use nnblob::checkpoint::{self, Options};
-use nnblob::graph::{bind, catalog, parse_spec, Graph, StateDict, Tensor};
+use nnblob::graph::{bind, catalog, Graph, StateDict, Tensor};
 use nnblob::npy::{self, Array};
 use nnblob::onnx_export::{self, ExportError};
 use nnblob::validate::{compare, NamedTensor, OutputKind, ReferenceModel, Tolerances};
-use serde_json::Value;
+mod op_cases;
 
 fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
@@ -97,47 +97,19 @@ fn export_agrees_with_torch_onnx_and_torch_outputs_on_every_catalog_checkpoint()
     assert!(checked.len() >= 5, "checked only {checked:?}");
 }
 
-fn json_tensor(v: &Value) -> Tensor {
-    let shape = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::new(shape, data)
-}
-
 #[test]
 fn export_of_every_op_case_matches_torch_as_written_and_after_the_passes() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/graph_ops/cases.json"
-    ))
-    .unwrap();
-    let cases: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let cases = op_cases::cases();
     assert_eq!(cases.len(), 8, "cases.json lost cases");
     let tmp = tempfile::tempdir().unwrap();
     for (name, case) in &cases {
-        let graph = parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap();
-        let sd: StateDict = case["state_dict"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), json_tensor(v)))
-            .collect();
-        let graph = bind(graph, sd).unwrap();
+        let graph = op_cases::bound(name, case);
         let inputs: Vec<NamedTensor> = graph
             .inputs
             .iter()
             .zip(case["inputs"].as_array().unwrap())
             .map(|(&v, t)| {
-                let t = json_tensor(t);
+                let t = op_cases::tensor(t);
                 NamedTensor::new(
                     graph.values[v].name.clone(),
                     Array::new(t.shape, t.data).unwrap(),
@@ -148,7 +120,7 @@ fn export_of_every_op_case_matches_torch_as_written_and_after_the_passes() {
             .as_array()
             .unwrap()
             .iter()
-            .map(json_tensor)
+            .map(op_cases::tensor)
             .collect();
         let optimized = nnblob::passes::optimize(graph.clone());
         for (stage, g) in [("as written", &graph), ("after the passes", &optimized)] {

@@ -6,35 +6,10 @@
 //! outputs must match torch's within 1e-5 relative to the output's largest magnitude.
 
 use nnblob::eval::evaluate;
-use nnblob::graph::{bind, parse_spec, Graph, StateDict, Tensor};
+use nnblob::graph::Tensor;
 use nnblob::passes::PIPELINE;
-use serde_json::Value;
-
-fn tensor(v: &Value) -> Tensor {
-    let shape = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::new(shape, data)
-}
-
-fn cases() -> Vec<(String, Value)> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/graph_ops/cases.json"
-    ))
-    .unwrap();
-    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    all.into_iter().collect()
-}
+mod op_cases;
+use op_cases::{bound, cases, tensor};
 
 /// max |got - want| / max |want| over every output.
 fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
@@ -55,18 +30,6 @@ fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
                 / scale
         })
         .fold(0.0, f64::max)
-}
-
-fn bound(name: &str, case: &Value) -> Graph {
-    let graph =
-        parse_spec(case["spec"].as_str().unwrap(), name, name).unwrap_or_else(|e| panic!("{e}"));
-    let sd: StateDict = case["state_dict"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), tensor(v)))
-        .collect();
-    bind(graph, sd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
