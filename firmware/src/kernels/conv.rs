@@ -105,6 +105,8 @@ const DW_PIX: usize = 8;
 /// a time, with their accumulators in registers (from the bias at the first kernel row).
 /// A block whose inputs all lie inside the input row reads them in place; one reaching
 /// into the padding (or past the row's end) reads a copy in `buf` with zeros there.
+// Not inlined: its locals would otherwise add to the general path's stack frame.
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn depthwise<const SW: usize>(
     g: &Geom,
