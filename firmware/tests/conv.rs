@@ -76,8 +76,44 @@ fn conv_params() -> impl Strategy<Value = ConvP> {
         })
 }
 
+/// Depthwise geometries: rows up to 40 pixels wide (blocks read in place and blocks reaching
+/// into the padding or past the row, partial last blocks), strides 1 to 3, dilation 1 or 2
+/// (the strides and dilations the depthwise path does not take go to the general path).
+fn depthwise_params() -> impl Strategy<Value = ConvP> {
+    (
+        1usize..5,
+        1usize..6,
+        1usize..6,
+        1usize..4,
+        1usize..4,
+        1usize..3,
+        [0usize..3, 0usize..3, 0usize..3, 0usize..3],
+        1usize..12,
+        1usize..41,
+    )
+        .prop_filter_map("window fits", |(c, kh, kw, sh, sw, d, pad, h, w)| {
+            let p = ConvP {
+                c,
+                h,
+                w,
+                o: c,
+                k: [kh, kw],
+                s: [sh, sw],
+                pad,
+                d: [d, d],
+                g: c,
+            };
+            (h + pad[0] + pad[2] > d * (kh - 1) && w + pad[1] + pad[3] > d * (kw - 1)).then_some(p)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn depthwise_matches_oracle(p in depthwise_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
+    }
+
     #[test]
     fn conv_matches_oracle(p in conv_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
         check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);

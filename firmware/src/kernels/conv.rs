@@ -1,13 +1,16 @@
 //! 2-D convolution. In: the input planes, the packed weights ([`nnblob_format::layout`]),
 //! the bias. Out: the output planes (activation not applied).
 //!
-//! The work is blocked three ways:
-//! - output channels: [`LANES`] at a time (one 4-channel block of the layout; one lane when
-//!   a group has a single output channel, as in depthwise);
+//! Depthwise convolutions (one input and one output channel per group) at stride 1 or 2
+//! and dilation 1 have their own path ([`depthwise`]). Every other convolution is blocked
+//! three ways:
+//! - output channels: [`LANES`] at a time (one 4-channel block of the layout; a group's last
+//!   block may have fewer, the missing lanes having zero weights);
 //! - taps: a tile of whole input channels (or kernel rows, or parts of a row for very wide
 //!   kernels) whose weights are decoded once into a stack buffer, then used for every pixel;
 //! - output pixels: [`PIX`] neighbours of a row at a time; each input value loaded feeds
-//!   every lane and each weight every pixel, from accumulators held in registers.
+//!   every lane and each weight every pixel, from accumulators held in registers. A pointwise
+//!   convolution (1x1, stride 1, unpadded) takes its pixels as one contiguous row.
 //!
 //! Every pixel takes the same path. Zero padding is real zeros, as in PyTorch's definition:
 //! a kernel row that reads only inside the input is read in place; one that reaches into
@@ -16,10 +19,10 @@
 //!
 //! Summation order (fixed, documented in docs/FIRMWARE.md): every output is
 //! `bias (or 0) + t_0 + t_1 + ...` over *all* its taps in `(ic, ky, kx)` order, a tap in the
-//! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
-//! f32, which does not change the result. Blocks whose taps all read inside the input
-//! (every block of an unpadded 1x1 convolution but a row's tail) walk a table of tap offsets
-//! in the input instead of kernel rows.
+//! padding contributing `w * 0.0`; partial sums between tiles (or kernel rows) are stored in
+//! the output as f32, which does not change the result. Blocks whose taps all read inside the
+//! input (every block of an unpadded 1x1 convolution but the last) walk a table of tap
+//! offsets in the input instead of kernel rows.
 
 use crate::weights::{Matrix, Vector};
 use nnblob_format::layout::CONV_OC_BLOCK;
@@ -71,10 +74,104 @@ pub(crate) fn conv2d(
     g.dh = g.dh.max(1);
     g.dw = g.dw.max(1);
     g.groups = g.groups.max(1);
-    if g.c_out / g.groups == 1 {
-        run::<1>(&g, input, output, weight, bias);
-    } else {
-        run::<LANES>(&g, input, output, weight, bias);
+    let unpadded = g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
+    if g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && unpadded {
+        // Pointwise: a matrix product over the pixels, which are one contiguous row.
+        g.w *= g.h;
+        g.ow = g.w;
+        g.h = 1;
+        g.oh = 1;
+    }
+    // Depthwise blocks of [`DW_PIX`] pixels at stride 1 or 2, whose inputs fit the buffer.
+    let dw_span = (DW_PIX - 1) * g.sw + g.kw;
+    let depthwise_ok = g.c_in == g.groups && g.c_out == g.groups && g.dw == 1;
+    let mut wbuf = [0.0f32; TILE_LEN];
+    let mut buf = [0.0f32; ROW_BUF];
+    match (
+        depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= ROW_BUF,
+        g.sw,
+    ) {
+        (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
+        (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
+        _ => run(&g, input, output, weight, bias, &mut wbuf, &mut buf),
+    }
+}
+
+/// Output pixels of a depthwise row computed together.
+const DW_PIX: usize = 8;
+
+/// Depthwise (one input and one output channel per group) at stride `SW` and dilation 1:
+/// per channel and output row, each kernel row is added to the outputs [`DW_PIX`] pixels at
+/// a time, with their accumulators in registers (from the bias at the first kernel row).
+/// A block whose inputs all lie inside the input row reads them in place; one reaching
+/// into the padding (or past the row's end) reads a copy in `buf` with zeros there.
+// Not inlined: its locals would otherwise add to the general path's stack frame.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise<const SW: usize>(
+    g: &Geom,
+    input: &[f32],
+    output: &mut [f32],
+    weight: Matrix<'_>,
+    bias: Option<Vector<'_>>,
+    wbuf: &mut [f32; TILE_LEN],
+    buf: &mut [f32; ROW_BUF],
+) {
+    let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    let wt = wbuf.get_mut(..taps).unwrap_or_default();
+    // Inputs one block reads.
+    let span = (DW_PIX - 1) * SW + g.kw;
+    for c in 0..g.c_out {
+        let (Some(x), Some(out)) = (
+            input.get(c * hw..(c + 1) * hw),
+            output.get_mut(c * ohw..(c + 1) * ohw),
+        ) else {
+            return;
+        };
+        weight.decode(c * taps, wt);
+        let b = bias.map_or(0.0, |b| b.get(c));
+        for (oy, orow) in out.chunks_exact_mut(g.ow.max(1)).enumerate() {
+            for (ky, ws) in wt.chunks_exact(g.kw.max(1)).enumerate() {
+                let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
+                // Input row `iy`, if inside the input.
+                let row = if iy < g.h {
+                    x.get(iy * g.w..(iy + 1) * g.w).unwrap_or_default()
+                } else {
+                    &[]
+                };
+                for (i, o) in orow.chunks_mut(DW_PIX).enumerate() {
+                    // Element by element: a row's last block may be partial.
+                    let mut acc = [[0.0f32; 1]; DW_PIX];
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        a[0] = match ky {
+                            0 => b,
+                            _ => o.get(j).copied().unwrap_or(0.0),
+                        };
+                    }
+                    // Input column of the block's first tap (may be "negative").
+                    let ix0 = (i * DW_PIX * SW).wrapping_sub(g.pl);
+                    let xs = match row.get(ix0..ix0.wrapping_add(span)) {
+                        Some(xs) if ix0 < g.w => xs,
+                        _ => {
+                            for (k, d) in buf.iter_mut().take(span).enumerate() {
+                                *d = row.get(ix0.wrapping_add(k)).copied().unwrap_or(0.0);
+                            }
+                            &buf[..]
+                        }
+                    };
+                    if g.kw == 3 {
+                        row_strided::<1, DW_PIX, SW, 3>(&mut acc, xs, ws);
+                    } else {
+                        row_strided::<1, DW_PIX, SW, 0>(&mut acc, xs, ws);
+                    }
+                    for (j, a) in acc.iter().enumerate() {
+                        if let Some(v) = o.get_mut(j) {
+                            *v = a[0];
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -368,19 +465,21 @@ fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
     }
 }
 
-fn run<const L: usize>(
+/// The general convolution: [`LANES`] output channels × [`PIX`] pixels per block.
+fn run(
     g: &Geom,
     input: &[f32],
     output: &mut [f32],
     weight: Matrix<'_>,
     bias: Option<Vector<'_>>,
+    wbuf: &mut [f32; TILE_LEN],
+    buf: &mut [f32; ROW_BUF],
 ) {
+    const L: usize = LANES;
     let ipg = g.c_in / g.groups;
     let opg = g.c_out / g.groups;
     let hw = g.h * g.w;
     let ohw = g.oh * g.ow;
-    let mut wbuf = [0.0f32; TILE_LEN];
-    let mut buf = [0.0f32; ROW_BUF];
     for grp in 0..g.groups {
         let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
             return;
@@ -396,10 +495,10 @@ fn run<const L: usize>(
             for_each_tile(g, ipg, TILE_LEN / L, |tile| {
                 let wt = wbuf.get_mut(..tile.len() * L).unwrap_or_default();
                 decode_tile::<L>(g, weight, grp, first, &tile, wt);
-                let (wt, b) = (&*wt, &mut buf);
-                match (g.dw, g.sw, tile.cols(), L) {
-                    (1, 1, 3, 4) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
-                    (1, 2, 3, 4) => tile_pass::<L, 2, 3>(g, x, out, wt, &tile, lanes, init, b),
+                let (wt, b) = (&*wt, &mut *buf);
+                match (g.dw, g.sw, tile.cols()) {
+                    (1, 1, 3) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
+                    (1, 2, 3) => tile_pass::<L, 2, 3>(g, x, out, wt, &tile, lanes, init, b),
                     _ => tile_pass::<L, 0, 0>(g, x, out, wt, &tile, lanes, init, b),
                 }
                 init = None;
