@@ -3,62 +3,10 @@
 //! counts recorded by the fixture script; and the failures: one `nnblob:` line, exit code 2, no
 //! output file (and no temporary file) left behind, an existing output untouched.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    repo().join("tests/fixtures/models").join(name).join(file)
-}
-
-fn manifest(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name, "manifest.json")).unwrap()).unwrap()
-}
-
-fn nnblob(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnblob"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failed command: exit code 2, exactly one `nnblob:` line on stderr (a bind report continues
-/// on indented lines); returns stderr.
-fn assert_fails(o: &Output) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.starts_with("nnblob: "), "stderr: {err}");
-    assert_eq!(err.matches("nnblob:").count(), 1, "stderr: {err}");
-    assert!(
-        o.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    err
-}
-
-/// The directory's file names, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+mod cli_common;
+use cli_common::{assert_fails, fixture, listing, manifest, nnblob, s, stderr};
 
 fn max_relative_error(got: &[f32], want: &[f32]) -> f64 {
     let scale = want.iter().fold(0f64, |m, x| m.max(x.abs() as f64));

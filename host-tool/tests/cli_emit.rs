@@ -10,38 +10,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    repo().join("tests/fixtures/models").join(name).join(file)
-}
-
-fn nnblob(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnblob"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit code 2, exactly one `nnblob:` line, nothing on stdout; returns stderr.
-fn assert_fails(o: &Output) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.starts_with("nnblob: "), "stderr: {err}");
-    assert_eq!(err.matches("nnblob:").count(), 1, "stderr: {err}");
-    assert!(o.stdout.is_empty());
-    err
-}
+mod cli_common;
+use cli_common::{assert_fails, fixture, nnblob, s, stderr};
 
 /// LeNet-5's fixture checkpoint converted with fp16 weights into `dir`.
 fn lenet5_blob(dir: &Path) -> PathBuf {

@@ -10,32 +10,15 @@
 //!   decision, and says what to do when it cannot find the examples.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    repo().join("tests/fixtures/models").join(name).join(file)
-}
-
-fn nnblob_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnblob"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod cli_common;
+use cli_common::{assert_fails as expect_error, fixture, nnblob_in, repo, s};
 
 fn nnblob(args: &[&str]) -> Output {
     nnblob_in(&repo(), args)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -52,16 +35,6 @@ fn expect_code(o: &Output, code: i32) -> String {
         text(&o.stderr)
     );
     text(&o.stdout)
-}
-
-/// A failed command: exit 2, one `nnblob:` line, nothing on stdout; returns stderr.
-fn expect_error(o: &Output) -> String {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.starts_with("nnblob: "), "stderr: {err}");
-    assert_eq!(err.matches("nnblob:").count(), 1, "stderr: {err}");
-    assert!(o.stdout.is_empty(), "stdout: {}", text(&o.stdout));
-    err
 }
 
 /// Converts `name`'s checkpoint into `dir` with `dtype`; returns the blob's path.

@@ -3,40 +3,13 @@
 //! that does not fit the architecture is one `nnblob:` error, exit 2, with no file (temporary or
 //! final) left behind and an existing output untouched.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use nnblob::checkpoint::{self, Options};
 use nnblob::graph::{bind, catalog};
 use nnblob::npy::{self, Array};
 use nnblob::validate::{compare, OutputKind, ReferenceModel, Tolerances};
 
-fn fixture(name: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models")
-        .join(name)
-        .join(file)
-}
-
-fn nnblob(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnblob"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+mod cli_common;
+use cli_common::{fixture, listing, nnblob, s};
 
 #[test]
 fn export_onnx_writes_the_bound_graph_tract_runs_like_torch() {
