@@ -21,7 +21,8 @@ use nnblob::npy;
 use nnblob_firmware::Model;
 
 mod blob_common;
-use blob_common::{argmax, cosine, relative_error, with_f16_weights};
+use blob_common::{cosine, relative_error, with_f16_weights};
+use nnblob::validate::metrics::argmax;
 
 /// Runs a one-input, one-output blob on one sample.
 fn run_engine(bytes: &[u8], input: &[f32]) -> Vec<f32> {

@@ -31,7 +31,7 @@ use nnblob::blob::{self, WeightDtype};
 use nnblob::checkpoint::{self, Options};
 use nnblob::graph::{bind, catalog, parse_spec, Graph};
 use nnblob::npy::{self, Array};
-use nnblob::validate::metrics::Failure;
+use nnblob::validate::metrics::{argmax, Failure};
 use nnblob::validate::{
     compare, FirmwareModel, OutputKind, OutputMetrics, OutputReport, ReferenceModel, Tolerances,
 };
@@ -590,20 +590,6 @@ pub fn evaluate_digits(fixture: &DigitsFixture, engine: Engine) -> Result<Digits
         agreeing_with_torch,
         vs_torch: OutputReport::new(metrics, &engine.tolerances()),
     })
-}
-
-/// The first index of the largest value.
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
 }
 
 /// The command that prints the table below (written above it in `docs/ACCURACY.md`).

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::blob::{self, WeightDtype};
 use crate::graph::summarize;
 use crate::npy::{self, Array};
+use crate::validate::metrics::argmax;
 use crate::validate::{compare, FirmwareModel, OutputKind, ReferenceModel, Tolerances};
 
 const EXAMPLES: &str = "\
@@ -122,19 +123,6 @@ fn run_set(
             .context("the engine's outputs have inconsistent sizes")?,
         micros_per_inference: elapsed.as_secs_f64() * 1e6 / n.max(1) as f64,
     })
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
 }
 
 fn classes(logits: &Array<f32>) -> Vec<usize> {

@@ -327,6 +327,11 @@ where
     result
 }
 
+/// The first index of the largest value (0 for an empty row): the class a classifier picks.
+pub fn argmax<T: Copy + Into<f64>>(row: &[T]) -> usize {
+    argmax_and_margin(row).0
+}
+
 /// The first index of the largest value, and the gap to the second-largest (+inf for one class).
 fn argmax_and_margin<T: Copy + Into<f64>>(row: &[T]) -> (usize, f64) {
     let mut best = (0usize, f64::NEG_INFINITY);

@@ -39,10 +39,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
-pub fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap()
-}
-
 /// The graph with every Conv/Linear weight rounded to f16 and back: what an fp16 blob computes
 /// (its vectors stay f32).
 pub fn with_f16_weights(graph: &Graph) -> Graph {
