@@ -108,30 +108,15 @@ fn stand_in(dtype: WeightDtype) -> ModelRepr {
         &[1, 32],
         &[1, 10],
     ];
-    let mut tensors = Vec::new();
-    let mut offset = 0;
-    for (i, shape) in shapes.iter().enumerate() {
-        if i == 5 {
-            offset -= 32;
-        }
-        tensors.push(TensorRepr {
-            shape: shape.to_vec(),
-            offset,
-        });
-        offset += shape.iter().product::<u32>();
-    }
-    ModelRepr {
-        name: "standin-conv-linear".into(),
-        source_sha256: [0; 32],
-        converter: "nnblob-tests qemu_device".into(),
-        passes: "none".into(),
+    // The flatten (tensor 5) aliases its input, the 32 elements before it.
+    sequential_model(
+        "standin-conv-linear",
         dtype,
-        arena_len: offset,
-        tensors,
-        inputs: vec![("input".into(), 0)],
-        outputs: vec![("logits".into(), 6)],
+        &shapes,
+        (5, 32),
         ops,
-    }
+        ("logits", 6),
+    )
 }
 
 /// MLPerf-Tiny ResNet-8's shape (BatchNorm folded into the convolutions, as the converter
@@ -229,21 +214,40 @@ fn resnet8(dtype: WeightDtype) -> ModelRepr {
         output: probs,
         axis: 1,
     });
-    // Arena: each tensor after the one before, except the flatten, which aliases its input.
+    sequential_model(
+        "resnet8-shaped",
+        dtype,
+        &shapes,
+        (flat, 64),
+        ops,
+        ("probabilities", probs),
+    )
+}
+
+/// A model whose tensors lie one after the other in the arena, except `alias.0`, a free flatten
+/// that lies on the `alias.1` elements of its input; input tensor 0, one named output.
+fn sequential_model<S: AsRef<[u32]>>(
+    name: &str,
+    dtype: WeightDtype,
+    shapes: &[S],
+    alias: (u32, u32),
+    ops: Vec<OwnedOp>,
+    output: (&str, u32),
+) -> ModelRepr {
     let mut tensors = Vec::new();
     let mut offset = 0;
     for (i, shape) in shapes.iter().enumerate() {
-        if i as u32 == flat {
-            offset -= 64;
+        if i as u32 == alias.0 {
+            offset -= alias.1;
         }
         tensors.push(TensorRepr {
-            shape: shape.clone(),
+            shape: shape.as_ref().to_vec(),
             offset,
         });
-        offset += shape.iter().product::<u32>();
+        offset += shape.as_ref().iter().product::<u32>();
     }
     ModelRepr {
-        name: "resnet8-shaped".into(),
+        name: name.into(),
         source_sha256: [0; 32],
         converter: "nnblob-tests qemu_device".into(),
         passes: "none".into(),
@@ -251,7 +255,7 @@ fn resnet8(dtype: WeightDtype) -> ModelRepr {
         arena_len: offset,
         tensors,
         inputs: vec![("input".into(), 0)],
-        outputs: vec![("probabilities".into(), probs)],
+        outputs: vec![(output.0.into(), output.1)],
         ops,
     }
 }
