@@ -15,7 +15,7 @@
 //! Numerics are deterministic: f32 arithmetic in a fixed order (docs/FIRMWARE.md), no fused
 //! multiply-add, transcendentals from `libm`, so every target gives the same bits.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

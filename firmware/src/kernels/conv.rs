@@ -8,35 +8,31 @@
 //!   block may have fewer, the missing lanes having zero weights);
 //! - taps: a tile of whole input channels (or kernel rows, or parts of a row for very wide
 //!   kernels) whose weights are decoded once into a stack buffer, then used for every pixel;
-//! - output pixels: [`PIX`] neighbours of a row at a time; each input value loaded feeds
-//!   every lane and each weight every pixel, from accumulators held in registers. A pointwise
-//!   convolution (1x1, stride 1, unpadded) takes its pixels as one contiguous row.
+//! - output pixels: [`PIX`] neighbours of a row at a time, added up by the micro-kernel
+//!   ([`super::micro`]) with their accumulators in registers. A pointwise convolution (1x1,
+//!   stride 1, unpadded) takes its pixels as one contiguous row.
 //!
-//! Every pixel takes the same path. Zero padding is real zeros, as in PyTorch's definition:
-//! a kernel row that reads only inside the input is read in place; one that reaches into
-//! the padding (or past the last pixel of a row's last block) is first copied into a small
-//! buffer with zeros there. The inner loops carry no tests.
+//! Zero padding is real zeros, as in PyTorch's definition. A block whose taps all read inside
+//! the input reads it in place, through a table of tap offsets; one that reaches into the
+//! padding reads a patch: a copy of the inputs it needs, with zeros in the padding, and its
+//! own table. The micro-kernel carries no tests.
 //!
 //! Summation order (fixed, documented in docs/FIRMWARE.md): every output is
 //! `bias (or 0) + t_0 + t_1 + ...` over *all* its taps in `(ic, ky, kx)` order, a tap in the
-//! padding contributing `w * 0.0`; partial sums between tiles (or kernel rows) are stored in
-//! the output as f32, which does not change the result. Blocks whose taps all read inside the
-//! input (every block of an unpadded 1x1 convolution but the last) walk a table of tap
-//! offsets in the input instead of kernel rows.
+//! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
+//! f32, which does not change the result.
 
+use super::micro::{accumulate, Block, TapTable, LANES, MAX_TAPS, PIX};
 use crate::weights::{Matrix, Vector};
-use nnblob_format::layout::CONV_OC_BLOCK;
 
-/// Decoded weights per tile, in f32s (2 KiB of stack).
-const TILE_LEN: usize = 512;
-/// Output pixels computed together.
-const PIX: usize = 4;
-/// Kernel columns per tile at most, which bounds the zero-padded row buffer.
+/// Decoded weights per tile, in f32s (2 KiB of stack): [`MAX_TAPS`] taps of [`LANES`].
+const TILE_LEN: usize = MAX_TAPS * LANES;
+/// Kernel columns per tile at most, which bounds a patch row.
 const MAX_TILE_COLS: usize = 32;
-/// Length of the row buffer: a tile row for [`PIX`] pixels at any stride and dilation.
-const ROW_BUF: usize = MAX_TILE_COLS * PIX;
-/// Output channels computed together (one layout block).
-const LANES: usize = CONV_OC_BLOCK;
+/// Length of the patch (1 KiB of stack), which the depthwise path uses as its row buffer.
+const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
+/// Length of the buffer for zero-padded copies of input channels (4 KiB of stack).
+const PADDED_LEN: usize = 1024;
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]
@@ -86,14 +82,24 @@ pub(crate) fn conv2d(
     let dw_span = (DW_PIX - 1) * g.sw + g.kw;
     let depthwise_ok = g.c_in == g.groups && g.c_out == g.groups && g.dw == 1;
     let mut wbuf = [0.0f32; TILE_LEN];
-    let mut buf = [0.0f32; ROW_BUF];
+    let mut buf = [0.0f32; PATCH_LEN];
+    let mut padded = [0.0f32; PADDED_LEN];
     match (
-        depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= ROW_BUF,
+        depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= PATCH_LEN,
         g.sw,
     ) {
         (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
         (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
-        _ => run(&g, input, output, weight, bias, &mut wbuf, &mut buf),
+        _ => run(
+            &g,
+            input,
+            output,
+            weight,
+            bias,
+            &mut wbuf,
+            &mut buf,
+            &mut padded,
+        ),
     }
 }
 
@@ -115,7 +121,7 @@ fn depthwise<const SW: usize>(
     weight: Matrix<'_>,
     bias: Option<Vector<'_>>,
     wbuf: &mut [f32; TILE_LEN],
-    buf: &mut [f32; ROW_BUF],
+    buf: &mut [f32; PATCH_LEN],
 ) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let wt = wbuf.get_mut(..taps).unwrap_or_default();
@@ -193,16 +199,52 @@ impl Tile {
     }
 }
 
-/// Calls `f` on the tiles of `ipg` input channels, in tap order, each of at most `cap` taps:
-/// whole input channels when one fits, else whole kernel rows, else parts of a row (of at
-/// most [`MAX_TILE_COLS`] columns).
-fn for_each_tile(g: &Geom, ipg: usize, cap: usize, mut f: impl FnMut(Tile)) {
-    let (kh, kw, cap) = (g.kh, g.kw, cap.max(1));
-    if kh * kw <= cap && kw <= MAX_TILE_COLS {
-        let n = cap / (kh * kw);
+/// Where a block's inputs go in the patch: kernel row `r` of the tile starts at `r * pitch`,
+/// the input of tap column `kx` for pixel `j` is at `kx * tap + j * pixel`.
+#[derive(Clone, Copy)]
+struct PatchLayout {
+    pitch: usize,
+    tap: usize,
+    pixel: usize,
+}
+
+impl PatchLayout {
+    /// The smaller of two layouts for a row of `cols` taps: the inputs the row spans, as in
+    /// the input (overlapping windows share them), or each tap's [`PIX`] inputs side by side.
+    fn new(g: &Geom, cols: usize) -> Self {
+        let span = (PIX - 1) * g.sw + (cols - 1) * g.dw + 1;
+        if span <= cols * PIX {
+            PatchLayout {
+                pitch: span,
+                tap: g.dw,
+                pixel: g.sw,
+            }
+        } else {
+            PatchLayout {
+                pitch: cols * PIX,
+                tap: PIX,
+                pixel: 1,
+            }
+        }
+    }
+}
+
+/// Calls `f` on the tiles of `ipg` input channels, in tap order: at most [`MAX_TAPS`] taps,
+/// and kernel rows whose patch (with its row of zeros) fits [`PATCH_LEN`]. Whole input channels when one fits, split
+/// evenly; else kernel rows of a channel; else parts of a row (at most [`MAX_TILE_COLS`]).
+fn for_each_tile(g: &Geom, ipg: usize, max_channels: usize, mut f: impl FnMut(Tile)) {
+    let (kh, kw) = (g.kh, g.kw);
+    let cols = kw.min(MAX_TILE_COLS);
+    // Kernel rows per tile: their patch rows and a row of zeros fit the patch (at least one
+    // row does, since a row takes at most `cols * PIX`).
+    let rows = (PATCH_LEN / PatchLayout::new(g, cols).pitch - 1)
+        .min(MAX_TAPS / cols)
+        .max(1);
+    if cols == kw && kh <= rows {
+        let per_tile = ipg.div_ceil(ipg.div_ceil((rows / kh).min(max_channels)));
         let mut ic = 0;
         while ic < ipg {
-            let end = (ic + n).min(ipg);
+            let end = (ic + per_tile).min(ipg);
             f(Tile {
                 ic: (ic, end),
                 ky: (0, kh),
@@ -211,12 +253,17 @@ fn for_each_tile(g: &Geom, ipg: usize, cap: usize, mut f: impl FnMut(Tile)) {
             ic = end;
         }
     } else {
-        let cols = kw.min(cap).min(MAX_TILE_COLS);
-        let rows = if cols == kw { cap / kw } else { 1 };
+        // Rows of one channel, whole when the kernel is narrow enough, else one at a time
+        // (so that the taps of a tile stay consecutive).
+        let rows = if cols == kw {
+            kh.div_ceil(kh.div_ceil(rows))
+        } else {
+            1
+        };
         for ic in 0..ipg {
             let mut ky = 0;
             while ky < kh {
-                let ky_end = (ky + rows.max(1)).min(kh);
+                let ky_end = (ky + rows).min(kh);
                 let mut kx = 0;
                 while kx < kw {
                     let kx_end = (kx + cols).min(kw);
@@ -233,9 +280,9 @@ fn for_each_tile(g: &Geom, ipg: usize, cap: usize, mut f: impl FnMut(Tile)) {
     }
 }
 
-/// Decodes the weights of output channels `first..first + L` of group `grp` (zeros past the
-/// group's last channel) for the tile's taps into `wt`, tap-major: `wt[t * L + lane]`.
-fn decode_tile<const L: usize>(
+/// Decodes the weights of output channels `first..first + LANES` of group `grp` (zeros past
+/// the group's last channel) for the tile's taps into `wt`, tap-major: `wt[t * LANES + lane]`.
+fn decode_tile(
     g: &Geom,
     weight: Matrix<'_>,
     grp: usize,
@@ -249,8 +296,8 @@ fn decode_tile<const L: usize>(
         return;
     }
     // The layout block holding channel `first`: `lanes` channels interleaved tap by tap.
-    let lanes = CONV_OC_BLOCK.min(opg - first);
-    if lanes < L {
+    let lanes = LANES.min(opg - first);
+    if lanes < LANES {
         wt.fill(0.0);
     }
     let block = (grp * opg + first) * taps;
@@ -260,13 +307,294 @@ fn decode_tile<const L: usize>(
         for ky in tile.ky.0..tile.ky.1 {
             // One run of consecutive taps in the packed weight.
             let tap = (ic * g.kh + ky) * g.kw + tile.kx.0;
-            let dst = wt.get_mut(t * L..(t + n) * L).unwrap_or_default();
-            weight.decode_interleaved(block + tap * lanes, lanes, dst, L, 0);
+            let dst = wt.get_mut(t * LANES..(t + n) * LANES).unwrap_or_default();
+            weight.decode_interleaved(block + tap * lanes, lanes, dst, LANES, 0);
             t += n;
         }
     }
 }
 
+/// The kernel rows of `tile` that read inside the input at output row `oy`: a range of `ky`
+/// (kernel rows in the padding are at the ends, since input rows grow with `ky`).
+fn rows_inside(g: &Geom, tile: &Tile, oy: usize) -> (usize, usize) {
+    let inside = |ky: &usize| (oy * g.sh + ky * g.dh).wrapping_sub(g.pt) < g.h;
+    let lo = (tile.ky.0..tile.ky.1).find(inside).unwrap_or(tile.ky.1);
+    let hi = (lo..tile.ky.1).rfind(inside).map_or(lo, |ky| ky + 1);
+    (lo, hi)
+}
+
+/// Copies the inputs of the block of pixels from column `bx` of output row `oy` under the
+/// tile's kernel rows `rows` (those inside the input) into `patch`, laid out as `layout`,
+/// with zeros where they fall in the padding columns. The other kernel rows read a row of
+/// zeros elsewhere (see [`tile_pass`]) and are not written.
+#[allow(clippy::too_many_arguments)]
+fn fill_patch(
+    g: &Geom,
+    x: &[f32],
+    tile: &Tile,
+    layout: PatchLayout,
+    rows: (usize, usize),
+    oy: usize,
+    bx: usize,
+    patch: &mut [f32],
+) {
+    let (hw, pitch) = (g.h * g.w, layout.pitch);
+    // Input column of pixel 0 under the tile's first tap column, before removing the padding.
+    let col0 = bx * g.sw + tile.kx.0 * g.dw;
+    let ix0 = col0.wrapping_sub(g.pl);
+    // A patch row laid out like the input reads input columns `ix0 + i`: those inside are
+    // `lead..end`, the same for every row.
+    let lead = g.pl.saturating_sub(col0).min(pitch);
+    let end = (g.w + g.pl).saturating_sub(col0).clamp(lead, pitch);
+    let kh = tile.ky.1 - tile.ky.0;
+    for (i, ic) in (tile.ic.0..tile.ic.1).enumerate() {
+        for ky in rows.0..rows.1 {
+            let r = i * kh + ky - tile.ky.0;
+            let src = ic * hw + (oy * g.sh + ky * g.dh - g.pt) * g.w;
+            let (Some(dst), Some(row)) = (
+                patch.get_mut(r * pitch..(r + 1) * pitch),
+                x.get(src..src + g.w),
+            ) else {
+                return;
+            };
+            if layout.pixel != g.sw {
+                // Each tap's inputs side by side.
+                for (kx, taps) in dst.chunks_exact_mut(PIX).enumerate() {
+                    for (j, d) in taps.iter_mut().enumerate() {
+                        let ix = ix0.wrapping_add(kx * g.dw + j * g.sw);
+                        *d = row.get(ix).copied().unwrap_or(0.0);
+                    }
+                }
+                continue;
+            }
+            let inside = row.get(ix0.wrapping_add(lead)..ix0.wrapping_add(end));
+            let (head, rest) = dst.split_at_mut(lead);
+            let (mid, tail) = rest.split_at_mut(end - lead);
+            for (d, s) in mid.iter_mut().zip(inside.unwrap_or_default()) {
+                *d = *s;
+            }
+            for d in head.iter_mut().chain(tail) {
+                *d = 0.0;
+            }
+        }
+    }
+}
+
+/// Runs every block of output pixels for one tile: from the bias (first tile) or the
+/// partial sums, adds the tile's taps with the micro-kernel, reading the input in place
+/// when the block's taps all fall inside it, else from a patch.
+#[allow(clippy::too_many_arguments)]
+fn tile_pass(
+    g: &Geom,
+    x: &[f32],
+    out: &mut [f32],
+    wt: &[f32],
+    tile: &Tile,
+    lanes: usize,
+    init: Option<(Option<Vector<'_>>, usize)>,
+    patch: &mut [f32; PATCH_LEN],
+) {
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let layout = PatchLayout::new(g, tile.cols());
+    let kh = tile.ky.1 - tile.ky.0;
+    let rows = (tile.ic.1 - tile.ic.0) * kh;
+    // The patch: a row per kernel row of the tile, then a row of zeros, which the kernel
+    // rows in the padding read.
+    let zero_row = rows * layout.pitch;
+    let Some(patch) = patch.get_mut(..zero_row + layout.pitch) else {
+        return;
+    };
+    if let Some(zeros) = patch.get_mut(zero_row..) {
+        zeros.fill(0.0);
+    }
+    // Offsets of every tap from the block's first input, in the input; and in the patch,
+    // built for the kernel rows inside the input at the rows that need it.
+    let mut in_place = TapTable::new();
+    for ic in 0..tile.ic.1 - tile.ic.0 {
+        for ky in 0..kh {
+            for kx in 0..tile.cols() {
+                in_place.push(ic * hw + ky * g.dh * g.w + kx * g.dw);
+            }
+        }
+    }
+    let mut patched = TapTable::new();
+    let mut patched_rows = None;
+    // Input columns of a block's first pixel, from its first to its last tap.
+    let (first_col, last_col) = (tile.kx.0 * g.dw, (tile.kx.1 - 1) * g.dw);
+    for oy in 0..g.oh {
+        let inside = rows_inside(g, tile, oy);
+        let all_rows = inside == tile.ky;
+        let mut bx = 0;
+        while bx < g.ow {
+            let pixels = PIX.min(g.ow - bx);
+            let p0 = oy * g.ow + bx;
+            let mut acc: Block = match init {
+                Some((bias, oc0)) => {
+                    core::array::from_fn(|l| [bias.map_or(0.0, |b| b.get(oc0 + l)); PIX])
+                }
+                None => core::array::from_fn(|l| load(out, l * ohw + p0, pixels)),
+            };
+            // The pixels this block stores read no padding; those past the row's end may
+            // read the next row (their sums are dropped) as long as the reads stay in `x`.
+            let cols_inside =
+                bx * g.sw + first_col >= g.pl && (bx + pixels - 1) * g.sw + last_col < g.w + g.pl;
+            let read_in_place = all_rows && cols_inside && {
+                let top = oy * g.sh + tile.ky.0 * g.dh - g.pt;
+                let base = tile.ic.0 * hw + top * g.w + bx * g.sw + first_col - g.pl;
+                accumulate(&mut acc, x, base, g.sw, &in_place, wt)
+            };
+            if !read_in_place {
+                if patched_rows != Some(inside) {
+                    patched = TapTable::new();
+                    for r in 0..rows {
+                        let ky = tile.ky.0 + r % kh;
+                        let row = match ky >= inside.0 && ky < inside.1 {
+                            true => r * layout.pitch,
+                            false => zero_row,
+                        };
+                        for kx in 0..tile.cols() {
+                            patched.push(row + kx * layout.tap);
+                        }
+                    }
+                    patched_rows = Some(inside);
+                }
+                fill_patch(g, x, tile, layout, inside, oy, bx, patch);
+                accumulate(&mut acc, patch, 0, layout.pixel, &patched, wt);
+            }
+            for (l, a) in acc.iter().enumerate().take(lanes) {
+                store(a, out, l * ohw + p0, pixels);
+            }
+            bx += PIX;
+        }
+    }
+}
+
+/// A lane's partial sums: `pixels` of them from `out[at..]` (zeros past them and past `out`).
+fn load(out: &[f32], at: usize, pixels: usize) -> [f32; PIX] {
+    match out.get(at..at + PIX).map(<[f32; PIX]>::try_from) {
+        Some(Ok(whole)) if pixels == PIX => whole,
+        // Element by element: a copy loop of unknown length would become a call to memcpy.
+        _ => core::array::from_fn(|j| match j < pixels {
+            true => out.get(at + j).copied().unwrap_or(0.0),
+            false => 0.0,
+        }),
+    }
+}
+
+/// Stores the first `pixels` sums of a lane to `out[at..]`.
+fn store(acc: &[f32; PIX], out: &mut [f32], at: usize, pixels: usize) {
+    match out
+        .get_mut(at..at + pixels)
+        .map(<&mut [f32; PIX]>::try_from)
+    {
+        Some(Ok(whole)) => *whole = *acc,
+        _ => {
+            for (j, v) in acc.iter().enumerate().take(pixels) {
+                if let Some(o) = out.get_mut(at + j) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
+/// The general convolution: blocks of [`LANES`] output channels × [`PIX`] pixels, tile by
+/// tile. A padded convolution on maps small enough that a few zero-padded input channels fit
+/// [`PADDED_LEN`] copies each tile's channels once with their padding, then runs as an
+/// unpadded convolution on the copy: its blocks all read in place, none needs a patch.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    g: &Geom,
+    input: &[f32],
+    output: &mut [f32],
+    weight: Matrix<'_>,
+    bias: Option<Vector<'_>>,
+    wbuf: &mut [f32; TILE_LEN],
+    patch: &mut [f32; PATCH_LEN],
+    padded: &mut [f32; PADDED_LEN],
+) {
+    let ipg = g.c_in / g.groups;
+    let opg = g.c_out / g.groups;
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    // The input rows and columns the windows cover, padding included.
+    let (hp, wp) = (
+        (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+        (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+    );
+    // Channels per padded copy; the copy ends with zeros that the unstored pixels of the
+    // last block may read.
+    let slack = (PIX - 1) * g.sw;
+    let channels = PADDED_LEN.saturating_sub(slack) / (hp * wp).max(1);
+    let pad = (g.pt > 0 || g.pl > 0 || hp > g.h || wp > g.w) && channels >= 2;
+    let unpadded = Geom {
+        h: hp,
+        w: wp,
+        pt: 0,
+        pl: 0,
+        ..*g
+    };
+    for grp in 0..g.groups {
+        let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
+            return;
+        };
+        let max_channels = if pad { channels } else { usize::MAX };
+        for_each_tile(g, ipg, max_channels, |tile| {
+            // The tile's inputs: in place, or a padded copy of its channels.
+            let (src, geom, taps) = if pad {
+                let n = tile.ic.1 - tile.ic.0;
+                let copy = padded.get_mut(..n * hp * wp + slack).unwrap_or_default();
+                pad_channels(g, x, tile.ic.0, hp, wp, copy);
+                let local = Tile { ic: (0, n), ..tile };
+                (&*copy, &unpadded, local)
+            } else {
+                (x, g, tile)
+            };
+            let first_tile = tile.ic.0 == 0 && tile.ky.0 == 0 && tile.kx.0 == 0;
+            let mut first = 0;
+            while first < opg {
+                let lanes = LANES.min(opg - first);
+                let oc0 = grp * opg + first;
+                let Some(out) = output.get_mut(oc0 * ohw..(oc0 + lanes) * ohw) else {
+                    return;
+                };
+                let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
+                decode_tile(g, weight, grp, first, &tile, wt);
+                let init = first_tile.then_some((bias, oc0));
+                tile_pass(geom, src, out, wt, &taps, lanes, init, patch);
+                first += lanes;
+            }
+        });
+    }
+}
+
+/// Copies input channels `c0..` (as many as `dst` holds planes of `hp × wp`) with their
+/// padding: plane row `r`, column `c` holds input row `r - pt`, column `c - pl`, or zero.
+/// What is left of `dst` after the planes is zeroed.
+fn pad_channels(g: &Geom, x: &[f32], c0: usize, hp: usize, wp: usize, dst: &mut [f32]) {
+    let hw = g.h * g.w;
+    // Columns of a plane row that hold input columns.
+    let lead = g.pl.min(wp);
+    let end = (g.pl + g.w).min(wp);
+    let mut planes = dst.chunks_exact_mut(hp * wp);
+    for (c, plane) in (c0..).zip(&mut planes) {
+        for (r, row) in plane.chunks_exact_mut(wp).enumerate() {
+            let iy = r.wrapping_sub(g.pt);
+            let src = match iy < g.h {
+                true => x.get(c * hw + iy * g.w..c * hw + (iy + 1) * g.w),
+                false => None,
+            };
+            let (head, rest) = row.split_at_mut(lead);
+            let (mid, tail) = rest.split_at_mut(end - lead);
+            match src.and_then(|s| s.get(..mid.len())) {
+                Some(s) => mid.copy_from_slice(s),
+                None => mid.fill(0.0),
+            }
+            head.fill(0.0);
+            tail.fill(0.0);
+        }
+    }
+    planes.into_remainder().fill(0.0);
+}
 /// Adds one kernel row (its `cols` taps; `ws`: their weights, `L` per tap) for `P` pixels
 /// `SW` apart to `acc`. `xs[j * SW + kx]` is pixel `j`'s input under tap `kx`. `KW` is
 /// `cols` when known at compile time, 0 otherwise.
@@ -297,213 +625,6 @@ fn row_strided<const L: usize, const P: usize, const SW: usize, const KW: usize>
                     a[l] += w[l] * v;
                 }
             }
-        }
-    }
-}
-
-/// Like [`row_strided`] for any stride and dilation: `xs[kx * P + j]` is pixel `j`'s
-/// input under tap `kx` (gathered beforehand).
-#[inline(always)]
-#[allow(clippy::indexing_slicing)] // chunks of exactly `L` and `P` elements
-fn row_gathered<const L: usize, const P: usize>(acc: &mut [[f32; L]; P], xs: &[f32], ws: &[f32]) {
-    for (w, x) in ws.chunks_exact(L).zip(xs.chunks_exact(P)) {
-        for (a, &v) in acc.iter_mut().zip(x) {
-            for l in 0..L {
-                a[l] += w[l] * v;
-            }
-        }
-    }
-}
-
-/// The tile's contribution to one block of [`PIX`] pixels from column `bx` of row `oy`.
-/// `fast`: stride `SW` (1 or 2) and dilation 1; otherwise `SW` is 0 and inputs are gathered.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block<const L: usize, const SW: usize, const KW: usize>(
-    acc: &mut [[f32; L]; PIX],
-    g: &Geom,
-    x: &[f32],
-    wt: &[f32],
-    tile: &Tile,
-    oy: usize,
-    bx: usize,
-    buf: &mut [f32; ROW_BUF],
-) {
-    let cols = tile.cols();
-    let hw = g.h * g.w;
-    // Input column of pixel 0 under the tile's first tap column (may be "negative").
-    let ix0 = (bx * g.sw + tile.kx.0 * g.dw).wrapping_sub(g.pl);
-    let span = (PIX - 1) * g.sw + (cols - 1) * g.dw + 1;
-    let cols_inside = bx * g.sw + tile.kx.0 * g.dw >= g.pl && ix0 + span <= g.w;
-    let mut ws = wt.chunks_exact(cols * L);
-    for ic in tile.ic.0..tile.ic.1 {
-        for ky in tile.ky.0..tile.ky.1 {
-            let Some(w) = ws.next() else {
-                return;
-            };
-            let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
-            // Offset of input row `iy` of channel `ic`, if that row is inside the input.
-            let row = (iy < g.h).then(|| ic * hw + iy * g.w);
-            let at = |col: usize| match row {
-                Some(r) if col < g.w => x.get(r + col).copied().unwrap_or(0.0),
-                _ => 0.0,
-            };
-            if SW == 0 {
-                // Gather tap-major, zeros outside the input.
-                for (kx, dst) in buf.chunks_exact_mut(PIX).take(cols).enumerate() {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = at(ix0.wrapping_add(j * g.sw + kx * g.dw));
-                    }
-                }
-                row_gathered::<L, PIX>(acc, buf, w);
-            } else {
-                let xs = match (row, cols_inside) {
-                    (Some(r), true) => x.get(r + ix0..r + ix0 + span).unwrap_or_default(),
-                    _ => {
-                        // The row reaches into the padding: a copy with zeros there.
-                        for (i, d) in buf.iter_mut().take(span).enumerate() {
-                            *d = at(ix0.wrapping_add(i));
-                        }
-                        &buf[..]
-                    }
-                };
-                row_strided::<L, PIX, SW, KW>(acc, xs, w);
-            }
-        }
-    }
-}
-
-/// Adds the taps of a block that reads only inside the input: tap `t` of pixel `j` reads
-/// `x[base + offs[t] + j * sw]`, its weights are `wt[t * L..][..L]`.
-#[inline(always)]
-#[allow(clippy::indexing_slicing)] // `xs` has `(PIX - 1) * sw + 1` elements, `w` exactly `L`
-fn taps_inside<const L: usize>(
-    acc: &mut [[f32; L]; PIX],
-    x: &[f32],
-    base: usize,
-    sw: usize,
-    offs: &[usize],
-    wt: &[f32],
-) {
-    for (&o, w) in offs.iter().zip(wt.chunks_exact(L)) {
-        let b = base + o;
-        let Some(xs) = x.get(b..b + (PIX - 1) * sw + 1) else {
-            return;
-        };
-        for (j, a) in acc.iter_mut().enumerate() {
-            let v = xs[j * sw];
-            for l in 0..L {
-                a[l] += w[l] * v;
-            }
-        }
-    }
-}
-
-/// Runs every block of the tile's output rows with one monomorphised block kernel.
-#[allow(clippy::too_many_arguments)]
-fn tile_pass<const L: usize, const SW: usize, const KW: usize>(
-    g: &Geom,
-    x: &[f32],
-    out: &mut [f32],
-    wt: &[f32],
-    tile: &Tile,
-    lanes: usize,
-    init: Option<(Option<Vector<'_>>, usize)>,
-    buf: &mut [f32; ROW_BUF],
-) {
-    let ohw = g.oh * g.ow;
-    // Offset of every tap from the block's first input, for blocks inside the input.
-    let mut offs = [0usize; TILE_LEN / LANES];
-    let mut taps = 0;
-    if KW == 0 && L == LANES {
-        for ic in tile.ic.0..tile.ic.1 {
-            for ky in tile.ky.0..tile.ky.1 {
-                for kx in tile.kx.0..tile.kx.1 {
-                    if let Some(o) = offs.get_mut(taps) {
-                        *o = ic * g.h * g.w + ky * g.dh * g.w + kx * g.dw;
-                        taps += 1;
-                    }
-                }
-            }
-        }
-    }
-    let offs = offs.get(..taps).unwrap_or_default();
-    let span = (PIX - 1) * g.sw + (tile.kx.1 - 1) * g.dw + 1;
-    for oy in 0..g.oh {
-        let rows_inside =
-            oy * g.sh + tile.ky.0 * g.dh >= g.pt && oy * g.sh + (tile.ky.1 - 1) * g.dh < g.h + g.pt;
-        let mut bx = 0;
-        while bx < g.ow {
-            let pixels = PIX.min(g.ow - bx);
-            let p0 = oy * g.ow + bx;
-            // The accumulators start from the bias (first tile) or the partial sums.
-            let mut acc = [[0.0f32; L]; PIX];
-            for (j, a) in acc.iter_mut().enumerate().take(pixels) {
-                for (l, v) in a.iter_mut().enumerate().take(lanes) {
-                    *v = match init {
-                        Some((bias, oc0)) => bias.map_or(0.0, |b| b.get(oc0 + l)),
-                        None => out.get(l * ohw + p0 + j).copied().unwrap_or(0.0),
-                    };
-                }
-            }
-            let inside = rows_inside && bx * g.sw >= g.pl && bx * g.sw + span <= g.w + g.pl;
-            if KW == 0 && L == LANES && inside && taps == tile.len() {
-                let base = (oy * g.sh - g.pt) * g.w + bx * g.sw - g.pl;
-                taps_inside::<L>(&mut acc, x, base, g.sw, offs, wt);
-            } else {
-                block::<L, SW, KW>(&mut acc, g, x, wt, tile, oy, bx, buf);
-            }
-            for (j, a) in acc.iter().enumerate().take(pixels) {
-                for (l, v) in a.iter().enumerate().take(lanes) {
-                    if let Some(o) = out.get_mut(l * ohw + p0 + j) {
-                        *o = *v;
-                    }
-                }
-            }
-            bx += PIX;
-        }
-    }
-}
-
-/// The general convolution: [`LANES`] output channels × [`PIX`] pixels per block.
-fn run(
-    g: &Geom,
-    input: &[f32],
-    output: &mut [f32],
-    weight: Matrix<'_>,
-    bias: Option<Vector<'_>>,
-    wbuf: &mut [f32; TILE_LEN],
-    buf: &mut [f32; ROW_BUF],
-) {
-    const L: usize = LANES;
-    let ipg = g.c_in / g.groups;
-    let opg = g.c_out / g.groups;
-    let hw = g.h * g.w;
-    let ohw = g.oh * g.ow;
-    for grp in 0..g.groups {
-        let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
-            return;
-        };
-        let mut first = 0;
-        while first < opg {
-            let lanes = L.min(opg - first);
-            let oc0 = grp * opg + first;
-            let Some(out) = output.get_mut(oc0 * ohw..(oc0 + lanes) * ohw) else {
-                return;
-            };
-            let mut init = Some((bias, oc0));
-            for_each_tile(g, ipg, TILE_LEN / L, |tile| {
-                let wt = wbuf.get_mut(..tile.len() * L).unwrap_or_default();
-                decode_tile::<L>(g, weight, grp, first, &tile, wt);
-                let (wt, b) = (&*wt, &mut *buf);
-                match (g.dw, g.sw, tile.cols()) {
-                    (1, 1, 3) => tile_pass::<L, 1, 3>(g, x, out, wt, &tile, lanes, init, b),
-                    (1, 2, 3) => tile_pass::<L, 2, 3>(g, x, out, wt, &tile, lanes, init, b),
-                    _ => tile_pass::<L, 0, 0>(g, x, out, wt, &tile, lanes, init, b),
-                }
-                init = None;
-            });
-            first += lanes;
         }
     }
 }

@@ -5,5 +5,6 @@
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
+mod micro;
 pub(crate) mod pool;
 pub(crate) mod shape;

@@ -1,0 +1,183 @@
+//! The convolution's micro-kernel: [`LANES`] output channels × [`PIX`] output pixels,
+//! accumulated over a list of taps. In: the accumulators, the input (read in place, or a
+//! zero-padded patch of it), a table of tap offsets and the taps' decoded weights. Out: the
+//! accumulators, each having added `w * x` once per tap, in the table's order.
+//!
+//! The portable loop runs everywhere. On Arm cores with a single-precision FPU and the
+//! hard-float ABI (Cortex-M4F, M7, M33, ...) an assembly loop runs instead for pixel strides 1
+//! and 2: it keeps the 16 accumulators in registers and loads four weights, and at stride 1
+//! four inputs, with one instruction each. Both give the same bits: `VMLA.F32` rounds the
+//! product before adding it (it is not a fused multiply-add), exactly like `acc += w * x`, and
+//! each accumulator sees the taps in the same order. The QEMU tests compare the two, bit for bit.
+
+/// Output channels of a block (one 4-channel block of the weight layout).
+pub(crate) const LANES: usize = nnblob_format::layout::CONV_OC_BLOCK;
+/// Output pixels of a block: neighbours along a row, `sw` input columns apart.
+pub(crate) const PIX: usize = 4;
+/// Taps in a table at most.
+pub(crate) const MAX_TAPS: usize = 128;
+
+/// The accumulators of a block: `acc[lane][pixel]`, a lane's pixels side by side as in the
+/// output planes.
+pub(crate) type Block = [[f32; PIX]; LANES];
+
+/// The offsets of a tile's taps from a block's first input, in tap order, and their maximum,
+/// which bounds every read of [`accumulate`].
+pub(crate) struct TapTable {
+    offs: [usize; MAX_TAPS],
+    len: usize,
+    max: usize,
+}
+
+impl TapTable {
+    pub fn new() -> Self {
+        TapTable {
+            offs: [0; MAX_TAPS],
+            len: 0,
+            max: 0,
+        }
+    }
+
+    /// Appends a tap; a full table (impossible: tiles have at most [`MAX_TAPS`] taps) keeps
+    /// its length, which the callers' length checks then catch.
+    pub fn push(&mut self, offset: usize) {
+        if let Some(o) = self.offs.get_mut(self.len) {
+            *o = offset;
+            self.len += 1;
+            self.max = self.max.max(offset);
+        }
+    }
+
+    fn offsets(&self) -> &[usize] {
+        self.offs.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// `acc[l][j] += wt[t * LANES + l] * x[base + offs[t] + j * sw]` for every tap `t` in order.
+/// Returns false, and adds nothing, when a read would fall outside `x` (the caller then reads
+/// a patch instead) or when `wt` holds fewer weights than the table has taps.
+pub(crate) fn accumulate(
+    acc: &mut Block,
+    x: &[f32],
+    base: usize,
+    sw: usize,
+    taps: &TapTable,
+    wt: &[f32],
+) -> bool {
+    let last = base
+        .checked_add(taps.max)
+        .and_then(|b| b.checked_add((PIX - 1) * sw));
+    let Some(wt) = wt.get(..taps.len * LANES) else {
+        return false;
+    };
+    if taps.len == 0 || last.is_none_or(|last| last >= x.len()) {
+        return taps.len == 0;
+    }
+    let Some(x) = x.get(base..) else {
+        return false;
+    };
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if sw == 1 || sw == 2 {
+        arm::accumulate(acc, x, sw, taps, wt);
+        return true;
+    }
+    portable(acc, x, sw, taps.offsets(), wt);
+    true
+}
+
+/// The portable loop; `x` starts at the block's base.
+#[allow(clippy::indexing_slicing)] // `j * sw` < `(PIX - 1) * sw + 1` = `xs.len()`
+fn portable(acc: &mut Block, x: &[f32], sw: usize, offs: &[usize], wt: &[f32]) {
+    for (&o, w) in offs.iter().zip(wt.chunks_exact(LANES)) {
+        let Some(xs) = x.get(o..o + (PIX - 1) * sw + 1) else {
+            return;
+        };
+        for (a, &w) in acc.iter_mut().zip(w) {
+            for (j, a) in a.iter_mut().enumerate() {
+                *a += w * xs[j * sw];
+            }
+        }
+    }
+}
+
+/// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+#[allow(unsafe_code)]
+mod arm {
+    use super::{Block, TapTable, LANES, PIX};
+
+    /// The 16 multiply-accumulates of one tap: weights in s0-s3, inputs in s8-s11,
+    /// `acc[l][j]` in `s(16 + 4l + j)`.
+    macro_rules! tap_4x4 {
+        () => {
+            "vmla.f32 s16, s0, s8\n vmla.f32 s17, s0, s9\n vmla.f32 s18, s0, s10\n vmla.f32 s19, s0, s11\n\
+             vmla.f32 s20, s1, s8\n vmla.f32 s21, s1, s9\n vmla.f32 s22, s1, s10\n vmla.f32 s23, s1, s11\n\
+             vmla.f32 s24, s2, s8\n vmla.f32 s25, s2, s9\n vmla.f32 s26, s2, s10\n vmla.f32 s27, s2, s11\n\
+             vmla.f32 s28, s3, s8\n vmla.f32 s29, s3, s9\n vmla.f32 s30, s3, s10\n vmla.f32 s31, s3, s11\n"
+        };
+    }
+
+    /// One loop over the taps, `$load` bringing a tap's four inputs (from the address in
+    /// `{p}`) into s8-s11.
+    macro_rules! taps_loop {
+        ($acc:expr, $x:expr, $offs:expr, $wt:expr, $load:expr) => {
+            // SAFETY: see `accumulate`.
+            unsafe {
+                core::arch::asm!(
+                    "vldmia {acc}, {{s16-s31}}",
+                    "2:",
+                    "ldr {p}, [{offs}], #4",
+                    "add {p}, {x}, {p}, lsl #2",
+                    $load,
+                    "vldmia {w}!, {{s0-s3}}",
+                    tap_4x4!(),
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vstmia {acc}, {{s16-s31}}",
+                    acc = in(reg) $acc.as_mut_ptr(),
+                    x = in(reg) $x.as_ptr(),
+                    offs = inout(reg) $offs.as_ptr() => _,
+                    w = inout(reg) $wt.as_ptr() => _,
+                    n = inout(reg) $offs.len() => _,
+                    p = out(reg) _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                )
+            }
+        };
+    }
+
+    /// [`super::accumulate`] for `sw` 1 or 2; `x` starts at the block's base.
+    pub(super) fn accumulate(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) {
+        // The checks the reads below rely on, restated here (in constant time: the table's
+        // maximum bounds every offset, an invariant of its private fields) so that no change
+        // of a caller can make them unsound: at least one tap, `LANES` weights per tap, and
+        // every input a tap reads inside `x`.
+        let offs = taps.offsets();
+        let last = taps.max.checked_add((PIX - 1) * sw);
+        if offs.is_empty() || wt.len() < offs.len() * LANES || last.is_none_or(|l| l >= x.len()) {
+            return;
+        }
+        // The accumulators are 16 consecutive f32s, read and written with one instruction
+        // each way; the loop reads `x` at the offsets and `wt` from its start, `LANES` per tap.
+        let acc = acc.as_flattened_mut();
+        if sw == 1 {
+            taps_loop!(acc, x, offs, wt, "vldmia {p}, {{s8-s11}}");
+        } else {
+            taps_loop!(
+                acc,
+                x,
+                offs,
+                wt,
+                "vldr s8, [{p}]\n vldr s9, [{p}, #8]\n vldr s10, [{p}, #16]\n vldr s11, [{p}, #24]"
+            );
+        }
+    }
+
+    const _: () = assert!(LANES == 4 && PIX == 4, "the assembly holds a 4x4 block");
+}
