@@ -23,7 +23,7 @@
 //! f32, which does not change the result.
 
 use super::depthwise::{depthwise, DW_PIX};
-use super::micro::{accumulate, Block, TapTable, LANES, MAX_TAPS, PIX};
+use super::micro::{accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX};
 use crate::weights::{Matrix, Vector};
 
 /// Decoded weights per tile, in f32s (2 KiB of stack): [`MAX_TAPS`] taps of [`LANES`].
@@ -303,9 +303,9 @@ fn fill_patch(
     }
 }
 
-/// Runs every block of output pixels for one tile: from the bias (first tile) or the
-/// partial sums, adds the tile's taps with the micro-kernel, reading the input in place
-/// when the block's taps all fall inside it, else from a patch.
+/// Adds one tile's taps to the partial sums in `out` (`lanes` output planes), block by
+/// block with the micro-kernel: in place when a block's taps all read inside the input (a
+/// run of such blocks in one call), else from a patch.
 #[allow(clippy::too_many_arguments)]
 fn tile_pass(
     g: &Geom,
@@ -314,7 +314,6 @@ fn tile_pass(
     wt: &[f32],
     tile: &Tile,
     lanes: usize,
-    init: Option<(Option<Vector<'_>>, usize)>,
     patch: &mut [f32; PATCH_LEN],
 ) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
@@ -347,25 +346,33 @@ fn tile_pass(
     for oy in 0..g.oh {
         let inside = rows_inside(g, tile, oy);
         let all_rows = inside == tile.ky;
+        let top = (oy * g.sh + tile.ky.0 * g.dh).wrapping_sub(g.pt);
+        // The pixels a block stores read no padding; those past the row's end may read the
+        // next row (their sums are dropped) as long as the reads stay in `x`.
+        let cols_inside = |bx: usize, pixels: usize| {
+            bx * g.sw + first_col >= g.pl && (bx + pixels - 1) * g.sw + last_col < g.w + g.pl
+        };
+        let base = |bx: usize| tile.ic.0 * hw + top * g.w + bx * g.sw + first_col - g.pl;
         let mut bx = 0;
         while bx < g.ow {
             let pixels = PIX.min(g.ow - bx);
             let p0 = oy * g.ow + bx;
-            let mut acc: Block = match init {
-                Some((bias, oc0)) => {
-                    core::array::from_fn(|l| [bias.map_or(0.0, |b| b.get(oc0 + l)); PIX])
+            if all_rows && lanes == LANES && pixels == PIX && cols_inside(bx, PIX) {
+                // A run of whole blocks inside the input.
+                let mut blocks = 1;
+                while bx + (blocks + 1) * PIX <= g.ow && cols_inside(bx + blocks * PIX, PIX) {
+                    blocks += 1;
                 }
-                None => core::array::from_fn(|l| load(out, l * ohw + p0, pixels)),
-            };
-            // The pixels this block stores read no padding; those past the row's end may
-            // read the next row (their sums are dropped) as long as the reads stay in `x`.
-            let cols_inside =
-                bx * g.sw + first_col >= g.pl && (bx + pixels - 1) * g.sw + last_col < g.w + g.pl;
-            let read_in_place = all_rows && cols_inside && {
-                let top = oy * g.sh + tile.ky.0 * g.dh - g.pt;
-                let base = tile.ic.0 * hw + top * g.w + bx * g.sw + first_col - g.pl;
-                accumulate(&mut acc, x, base, g.sw, &in_place, wt)
-            };
+                let (stride, sw) = (ohw, g.sw);
+                if accumulate_row(out, stride, p0, blocks, x, base(bx), sw, &in_place, wt) {
+                    bx += blocks * PIX;
+                    continue;
+                }
+            }
+            let mut acc: Block = core::array::from_fn(|l| load(out, l * ohw + p0, pixels));
+            let read_in_place = all_rows
+                && cols_inside(bx, pixels)
+                && accumulate(&mut acc, x, base(bx), g.sw, &in_place, wt);
             if !read_in_place {
                 if patched_rows != Some(inside) {
                     patched = TapTable::new();
@@ -480,10 +487,15 @@ fn run(
                 let Some(out) = output.get_mut(oc0 * ohw..(oc0 + lanes) * ohw) else {
                     return;
                 };
+                if first_tile {
+                    // The sums start from the bias.
+                    for (l, plane) in out.chunks_exact_mut(ohw.max(1)).enumerate() {
+                        plane.fill(bias.map_or(0.0, |b| b.get(oc0 + l)));
+                    }
+                }
                 let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
                 decode_tile(g, weight, grp, first, &tile, wt);
-                let init = first_tile.then_some((bias, oc0));
-                tile_pass(geom, src, out, wt, &taps, lanes, init, patch);
+                tile_pass(geom, src, out, wt, &taps, lanes, patch);
                 first += lanes;
             }
         });

@@ -85,6 +85,71 @@ pub(crate) fn accumulate(
     true
 }
 
+/// [`accumulate`] for `blocks` blocks side by side, from and to `out`: block `b` reads its
+/// inputs from `base + b * PIX * sw` and its accumulators from lane `l`'s pixels
+/// `out[l * stride + at + b * PIX..][..PIX]`, where it stores them back. Returns false, and
+/// changes nothing, when a read or write would fall outside `x`, `out` or `wt`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn accumulate_row(
+    out: &mut [f32],
+    stride: usize,
+    at: usize,
+    blocks: usize,
+    x: &[f32],
+    base: usize,
+    sw: usize,
+    taps: &TapTable,
+    wt: &[f32],
+) -> bool {
+    let step = PIX * sw;
+    let last_read = (blocks.max(1) - 1).checked_mul(step).and_then(|r| {
+        r.checked_add(base)?
+            .checked_add(taps.max)?
+            .checked_add(step - sw)
+    });
+    let last_write = stride
+        .checked_mul(LANES - 1)
+        .and_then(|w| w.checked_add(at)?.checked_add(blocks.checked_mul(PIX)?));
+    let fits = last_read.is_some_and(|r| r < x.len())
+        && last_write.is_some_and(|w| w <= out.len())
+        && taps.len > 0
+        && blocks > 0
+        && wt.len() >= taps.len * LANES;
+    if !fits {
+        return false;
+    }
+    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.len * LANES)) else {
+        return false;
+    };
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if sw == 1 || sw == 2 {
+        if let Some(out) = out.get_mut(at..) {
+            arm::accumulate_row(out, stride, blocks, x, sw, taps, wt);
+        }
+        return true;
+    }
+    for b in 0..blocks {
+        let p = at + b * PIX;
+        let mut acc: Block = core::array::from_fn(|l| {
+            let lane = out.get(l * stride + p..l * stride + p + PIX);
+            lane.and_then(|v| v.try_into().ok()).unwrap_or([0.0; PIX])
+        });
+        portable(
+            &mut acc,
+            x.get(b * step..).unwrap_or_default(),
+            sw,
+            taps.offsets(),
+            wt,
+        );
+        for (l, a) in acc.iter().enumerate() {
+            if let Some(lane) = out.get_mut(l * stride + p..l * stride + p + PIX) {
+                lane.copy_from_slice(a);
+            }
+        }
+    }
+    true
+}
+
 /// The portable loop; `x` starts at the block's base.
 #[allow(clippy::indexing_slicing)] // `j * sw` < `(PIX - 1) * sw + 1` = `xs.len()`
 fn portable(acc: &mut Block, x: &[f32], sw: usize, offs: &[usize], wt: &[f32]) {
@@ -117,29 +182,53 @@ mod arm {
         };
     }
 
-    /// One loop over the taps, `$load` bringing a tap's four inputs (from the address in
-    /// `{p}`) into s8-s11.
+    /// The loop over the taps: `{p}` gets each tap's input address (from the offsets at `$offs`
+    /// and the block's first input at `{x}`), `$load` brings that tap's four inputs into
+    /// s8-s11, and the tap's four weights come from `$w`; `$n` counts the taps down.
     macro_rules! taps_loop {
-        ($acc:expr, $x:expr, $offs:expr, $wt:expr, $load:expr) => {
-            // SAFETY: see `accumulate`.
+        ($offs:literal, $w:literal, $n:literal, $load:expr) => {
+            concat!(
+                "3:\n",
+                "ldr {p}, [",
+                $offs,
+                "], #4\n",
+                "add {p}, {x}, {p}, lsl #2\n",
+                $load,
+                "\n",
+                "vldmia ",
+                $w,
+                "!, {{s0-s3}}\n",
+                tap_4x4!(),
+                "subs ",
+                $n,
+                ", ",
+                $n,
+                ", #1\n",
+                "bne 3b\n",
+            )
+        };
+    }
+
+    /// The loads of a tap's four inputs at stride 1 and 2.
+    macro_rules! load_s2 {
+        () => {
+            "vldr s8, [{p}]\n vldr s9, [{p}, #8]\n vldr s10, [{p}, #16]\n vldr s11, [{p}, #24]"
+        };
+    }
+    macro_rules! load_s1 {
+        () => {
+            "vldmia {p}, {{s8-s11}}"
+        };
+    }
+
+    /// The registers the loops use: the weights, the inputs and the accumulators.
+    macro_rules! block_asm {
+        ($($template:expr),* ; $($operands:tt)*) => {
+            // SAFETY: see the callers: every read and write was checked to be in bounds.
             unsafe {
                 core::arch::asm!(
-                    "vldmia {acc}, {{s16-s31}}",
-                    "2:",
-                    "ldr {p}, [{offs}], #4",
-                    "add {p}, {x}, {p}, lsl #2",
-                    $load,
-                    "vldmia {w}!, {{s0-s3}}",
-                    tap_4x4!(),
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    "vstmia {acc}, {{s16-s31}}",
-                    acc = in(reg) $acc.as_mut_ptr(),
-                    x = in(reg) $x.as_ptr(),
-                    offs = inout(reg) $offs.as_ptr() => _,
-                    w = inout(reg) $wt.as_ptr() => _,
-                    n = inout(reg) $offs.len() => _,
-                    p = out(reg) _,
+                    $($template),*,
+                    $($operands)*
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s8") _, out("s9") _, out("s10") _, out("s11") _,
                     out("s16") _, out("s17") _, out("s18") _, out("s19") _,
@@ -166,16 +255,99 @@ mod arm {
         // The accumulators are 16 consecutive f32s, read and written with one instruction
         // each way; the loop reads `x` at the offsets and `wt` from its start, `LANES` per tap.
         let acc = acc.as_flattened_mut();
+        macro_rules! run {
+            ($load:expr) => {
+                block_asm!(
+                    "vldmia {acc}, {{s16-s31}}",
+                    taps_loop!("{offs}", "{w}", "{n}", $load),
+                    "vstmia {acc}, {{s16-s31}}";
+                    acc = in(reg) acc.as_mut_ptr(),
+                    x = in(reg) x.as_ptr(),
+                    offs = inout(reg) offs.as_ptr() => _,
+                    w = inout(reg) wt.as_ptr() => _,
+                    n = inout(reg) offs.len() => _,
+                    p = out(reg) _,
+                )
+            };
+        }
         if sw == 1 {
-            taps_loop!(acc, x, offs, wt, "vldmia {p}, {{s8-s11}}");
+            run!(load_s1!());
         } else {
-            taps_loop!(
-                acc,
-                x,
-                offs,
-                wt,
-                "vldr s8, [{p}]\n vldr s9, [{p}, #8]\n vldr s10, [{p}, #16]\n vldr s11, [{p}, #24]"
-            );
+            run!(load_s2!());
+        }
+    }
+
+    /// [`super::accumulate_row`] for `sw` 1 or 2; `out` starts at the first block's lane 0,
+    /// `x` at its first input.
+    pub(super) fn accumulate_row(
+        out: &mut [f32],
+        stride: usize,
+        blocks: usize,
+        x: &[f32],
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) {
+        // Restated as in `accumulate`, for every block.
+        let offs = taps.offsets();
+        let step = PIX * sw;
+        let last_read = (blocks.max(1) - 1)
+            .checked_mul(step)
+            .and_then(|r| r.checked_add(taps.max)?.checked_add(step - sw));
+        let last_write = stride
+            .checked_mul(LANES - 1)
+            .and_then(|w| w.checked_add(blocks.checked_mul(PIX)?));
+        let fits = last_read.is_some_and(|r| r < x.len())
+            && last_write.is_some_and(|w| w <= out.len())
+            && !offs.is_empty()
+            && blocks > 0
+            && wt.len() >= offs.len() * LANES;
+        if !fits {
+            return;
+        }
+        // What the taps loop starts each block with: offsets, weights, tap count (loaded
+        // into r3, r4, r5 with one instruction).
+        let start = [offs.as_ptr() as usize, wt.as_ptr() as usize, offs.len()];
+        macro_rules! run {
+            ($load:expr, $step:literal) => {
+                block_asm!(
+                    "2:",
+                    "mov {p}, {out}",
+                    "vldmia {p}, {{s16-s19}}",
+                    "add {p}, {p}, {stride}",
+                    "vldmia {p}, {{s20-s23}}",
+                    "add {p}, {p}, {stride}",
+                    "vldmia {p}, {{s24-s27}}",
+                    "add {p}, {p}, {stride}",
+                    "vldmia {p}, {{s28-s31}}",
+                    "ldm {start}, {{r3, r4, r5}}",
+                    taps_loop!("r3", "r4", "r5", $load),
+                    "mov {p}, {out}",
+                    "vstmia {p}, {{s16-s19}}",
+                    "add {p}, {p}, {stride}",
+                    "vstmia {p}, {{s20-s23}}",
+                    "add {p}, {p}, {stride}",
+                    "vstmia {p}, {{s24-s27}}",
+                    "add {p}, {p}, {stride}",
+                    "vstmia {p}, {{s28-s31}}",
+                    "add {out}, {out}, #16",
+                    concat!("add {x}, {x}, #", $step),
+                    "subs {blocks}, {blocks}, #1",
+                    "bne 2b";
+                    out = inout(reg) out.as_mut_ptr() => _,
+                    stride = in(reg) stride * 4,
+                    x = inout(reg) x.as_ptr() => _,
+                    blocks = inout(reg) blocks => _,
+                    start = in(reg) start.as_ptr(),
+                    p = out(reg) _,
+                    out("r3") _, out("r4") _, out("r5") _,
+                )
+            };
+        }
+        if sw == 1 {
+            run!(load_s1!(), "16");
+        } else {
+            run!(load_s2!(), "32");
         }
     }
 
