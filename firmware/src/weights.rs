@@ -67,6 +67,12 @@ impl<'w> Matrix<'w> {
         let Some(src) = self.bytes.get(start * size..(start + count) * size) else {
             return;
         };
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+        if self.dtype == WeightDtype::F16 && lanes == stride && offset == 0 {
+            // Consecutive elements to consecutive places: the FPU converts them.
+            arm::f16_to_f32_slice(src, dst);
+            return;
+        }
         let rows = dst
             .chunks_exact_mut(stride)
             .zip(src.chunks_exact(lanes * size))
@@ -85,6 +91,61 @@ impl<'w> Matrix<'w> {
                         *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Conversion of binary16 weights with the FPU of Arm cores that have one (hard-float ABI):
+/// `VCVTB`/`VCVTT.F32.F16` convert exactly, as [`f16_to_f32`] does (the same bits for every
+/// value, NaNs included, with the FPSCR's reset settings: IEEE half precision, no flushing
+/// to zero, no default NaN).
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+#[allow(unsafe_code)]
+mod arm {
+    /// `dst[i]` = the binary16 value of bytes `src[2i..2i + 2]` (little-endian), for every
+    /// element of `dst` that `src` holds.
+    pub(super) fn f16_to_f32_slice(src: &[u8], dst: &mut [f32]) {
+        let n = dst.len().min(src.len() / 2);
+        let (src, dst) = (
+            src.get(..2 * n).unwrap_or_default(),
+            dst.get_mut(..n).unwrap_or_default(),
+        );
+        // Four at a time (two words of halves), then the rest one by one.
+        let quads = n / 4;
+        if quads > 0 {
+            // SAFETY: reads `8 * quads <= 2 * n` bytes of `src` and writes `4 * quads <= n`
+            // f32s of `dst`, from their starts; `src` may be unaligned for words, so it is
+            // read with LDR (which allows it on v7-M), not VLDM.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {a}, [{src}], #4",
+                    "ldr {b}, [{src}], #4",
+                    "vmov s0, s1, {a}, {b}",
+                    "vcvtb.f32.f16 s2, s0",
+                    "vcvtt.f32.f16 s3, s0",
+                    "vcvtb.f32.f16 s4, s1",
+                    "vcvtt.f32.f16 s5, s1",
+                    "vstmia {dst}!, {{s2-s5}}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    src = inout(reg) src.as_ptr() => _,
+                    dst = inout(reg) dst.as_mut_ptr() => _,
+                    n = inout(reg) quads => _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                    options(nostack),
+                );
+            }
+        }
+        let (Some(src), Some(dst)) = (src.get(8 * quads..), dst.get_mut(4 * quads..)) else {
+            return;
+        };
+        for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+            if let [lo, hi] = *c {
+                *d = super::f16_to_f32(u16::from_le_bytes([lo, hi]));
             }
         }
     }
