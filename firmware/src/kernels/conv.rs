@@ -224,6 +224,13 @@ fn decode_tile(
         wt.fill(0.0);
     }
     let block = (grp * opg + first) * taps;
+    if tile.ky == (0, g.kh) && tile.kx == (0, g.kw) {
+        // Whole channels: their taps are consecutive in the packed weight.
+        let tap = tile.ic.0 * g.kh * g.kw;
+        let dst = wt.get_mut(..tile.len() * LANES).unwrap_or_default();
+        weight.decode_interleaved(block + tap * lanes, lanes, dst, LANES, 0);
+        return;
+    }
     let n = tile.cols();
     let mut t = 0;
     for ic in tile.ic.0..tile.ic.1 {
@@ -303,8 +310,21 @@ fn fill_patch(
     }
 }
 
-/// Adds one tile's taps to the partial sums in `out` (`lanes` output planes), block by
-/// block with the micro-kernel: in place when a block's taps all read inside the input (a
+/// Fills `table` with the offsets of the tile's taps from a block's first input, in `g`'s
+/// input.
+fn in_place_taps(g: &Geom, tile: &Tile, table: &mut TapTable) {
+    table.clear();
+    for ic in 0..tile.ic.1 - tile.ic.0 {
+        for ky in 0..tile.ky.1 - tile.ky.0 {
+            for kx in 0..tile.cols() {
+                table.push(ic * g.h * g.w + ky * g.dh * g.w + kx * g.dw);
+            }
+        }
+    }
+}
+
+/// Adds one tile's taps to the partial sums in `out` (`lanes` output planes, `ohw` apart),
+/// block by block with the micro-kernel: in place when a block's taps all read inside the input (a
 /// run of such blocks in one call), else from a patch.
 #[allow(clippy::too_many_arguments)]
 fn tile_pass(
@@ -314,9 +334,11 @@ fn tile_pass(
     wt: &[f32],
     tile: &Tile,
     lanes: usize,
+    ohw: usize,
+    (in_place, patched): (&TapTable, &mut TapTable),
     patch: &mut [f32; PATCH_LEN],
 ) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let hw = g.h * g.w;
     let layout = PatchLayout::new(g, tile.cols());
     let kh = tile.ky.1 - tile.ky.0;
     let rows = (tile.ic.1 - tile.ic.0) * kh;
@@ -329,17 +351,8 @@ fn tile_pass(
     if let Some(zeros) = patch.get_mut(zero_row..) {
         zeros.fill(0.0);
     }
-    // Offsets of every tap from the block's first input, in the input; and in the patch,
-    // built for the kernel rows inside the input at the rows that need it.
-    let mut in_place = TapTable::new();
-    for ic in 0..tile.ic.1 - tile.ic.0 {
-        for ky in 0..kh {
-            for kx in 0..tile.cols() {
-                in_place.push(ic * hw + ky * g.dh * g.w + kx * g.dw);
-            }
-        }
-    }
-    let mut patched = TapTable::new();
+    // The taps' offsets in the patch, built for the kernel rows inside the input when a
+    // block first needs them.
     let mut patched_rows = None;
     // Input columns of a block's first pixel, from its first to its last tap.
     let (first_col, last_col) = (tile.kx.0 * g.dw, (tile.kx.1 - 1) * g.dw);
@@ -364,7 +377,7 @@ fn tile_pass(
                     blocks += 1;
                 }
                 let (stride, sw) = (ohw, g.sw);
-                if accumulate_row(out, stride, p0, blocks, x, base(bx), sw, &in_place, wt) {
+                if accumulate_row(out, stride, p0, blocks, x, base(bx), sw, in_place, wt) {
                     bx += blocks * PIX;
                     continue;
                 }
@@ -372,10 +385,10 @@ fn tile_pass(
             let mut acc: Block = core::array::from_fn(|l| load(out, l * ohw + p0, pixels));
             let read_in_place = all_rows
                 && cols_inside(bx, pixels)
-                && accumulate(&mut acc, x, base(bx), g.sw, &in_place, wt);
+                && accumulate(&mut acc, x, base(bx), g.sw, in_place, wt);
             if !read_in_place {
                 if patched_rows != Some(inside) {
-                    patched = TapTable::new();
+                    patched.clear();
                     for r in 0..rows {
                         let ky = tile.ky.0 + r % kh;
                         let row = match ky >= inside.0 && ky < inside.1 {
@@ -389,7 +402,7 @@ fn tile_pass(
                     patched_rows = Some(inside);
                 }
                 fill_patch(g, x, tile, layout, inside, oy, bx, patch);
-                accumulate(&mut acc, patch, 0, layout.pixel, &patched, wt);
+                accumulate(&mut acc, patch, 0, layout.pixel, patched, wt);
             }
             for (l, a) in acc.iter().enumerate().take(lanes) {
                 store(a, out, l * ohw + p0, pixels);
@@ -429,9 +442,9 @@ fn store(acc: &[f32; PIX], out: &mut [f32], at: usize, pixels: usize) {
 }
 
 /// The general convolution: blocks of [`LANES`] output channels × [`PIX`] pixels, tile by
-/// tile. A padded convolution on maps small enough that a few zero-padded input channels fit
-/// [`PADDED_LEN`] copies each tile's channels once with their padding, then runs as an
-/// unpadded convolution on the copy: its blocks all read in place, none needs a patch.
+/// tile. A padded convolution copies the input rows a band of output rows reads, for a
+/// tile's channels, with their padding into [`PADDED_LEN`] (whole maps when they fit), then
+/// runs as an unpadded convolution on the copy: its blocks all read in place.
 #[allow(clippy::too_many_arguments)]
 fn run(
     g: &Geom,
@@ -446,74 +459,124 @@ fn run(
     let ipg = g.c_in / g.groups;
     let opg = g.c_out / g.groups;
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    // The input rows and columns the windows cover, padding included.
-    let (hp, wp) = (
-        (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1,
-        (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1,
-    );
-    // Channels per padded copy; the copy ends with zeros that the unstored pixels of the
-    // last block may read.
-    let slack = (PIX - 1) * g.sw;
-    let channels = PADDED_LEN.saturating_sub(slack) / (hp * wp).max(1);
-    let pad = (g.pt > 0 || g.pl > 0 || hp > g.h || wp > g.w) && channels >= 2;
-    let unpadded = Geom {
-        h: hp,
-        w: wp,
-        pt: 0,
-        pl: 0,
-        ..*g
-    };
+    let band = Band::plan(g, ipg);
+    let (mut in_place, mut patched) = (TapTable::new(), TapTable::new());
     for grp in 0..g.groups {
         let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
             return;
         };
-        let max_channels = if pad { channels } else { usize::MAX };
-        for_each_tile(g, ipg, max_channels, |tile| {
-            // The tile's inputs: in place, or a padded copy of its channels.
-            let (src, geom, taps) = if pad {
-                let n = tile.ic.1 - tile.ic.0;
-                let copy = padded.get_mut(..n * hp * wp + slack).unwrap_or_default();
-                pad_channels(g, x, tile.ic.0, hp, wp, copy);
-                let local = Tile { ic: (0, n), ..tile };
-                (&*copy, &unpadded, local)
-            } else {
-                (x, g, tile)
+        let mut oy0 = 0;
+        while oy0 < g.oh {
+            let rows = band.map_or(g.oh, |b| b.rows.min(g.oh - oy0));
+            let max_channels = band.map_or(usize::MAX, |b| b.channels);
+            // The band's geometry: its copy's rows and columns, unpadded.
+            let in_band = Geom {
+                h: (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+                w: (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+                oh: rows,
+                pt: 0,
+                pl: 0,
+                ..*g
             };
-            let first_tile = tile.ic.0 == 0 && tile.ky.0 == 0 && tile.kx.0 == 0;
-            let mut first = 0;
-            while first < opg {
-                let lanes = LANES.min(opg - first);
-                let oc0 = grp * opg + first;
-                let Some(out) = output.get_mut(oc0 * ohw..(oc0 + lanes) * ohw) else {
-                    return;
-                };
-                if first_tile {
-                    // The sums start from the bias.
-                    for (l, plane) in out.chunks_exact_mut(ohw.max(1)).enumerate() {
-                        plane.fill(bias.map_or(0.0, |b| b.get(oc0 + l)));
+            for_each_tile(g, ipg, max_channels, |tile| {
+                // The tile's inputs: in place, or the band's padded copy of its channels.
+                let (src, geom, taps) = match band {
+                    Some(_) => {
+                        let n = tile.ic.1 - tile.ic.0;
+                        let len = n * in_band.h * in_band.w + (PIX - 1) * g.sw;
+                        let copy = padded.get_mut(..len).unwrap_or_default();
+                        pad_channels(g, x, tile.ic.0, oy0 * g.sh, &in_band, copy);
+                        let local = Tile { ic: (0, n), ..tile };
+                        (&*copy, &in_band, local)
                     }
+                    None => (x, g, tile),
+                };
+                in_place_taps(geom, &taps, &mut in_place);
+                let first_tile = tile.ic.0 == 0 && tile.ky.0 == 0 && tile.kx.0 == 0;
+                let mut first = 0;
+                while first < opg {
+                    let lanes = LANES.min(opg - first);
+                    let oc0 = grp * opg + first;
+                    // The band's output rows of the block's channels: lane `l` at `l * ohw`.
+                    let at = oc0 * ohw + oy0 * g.ow;
+                    let Some(out) = output.get_mut(at..at + (lanes - 1) * ohw + rows * g.ow) else {
+                        return;
+                    };
+                    if first_tile {
+                        // The sums start from the bias.
+                        for l in 0..lanes {
+                            let b = bias.map_or(0.0, |b| b.get(oc0 + l));
+                            if let Some(plane) = out.get_mut(l * ohw..l * ohw + rows * g.ow) {
+                                plane.fill(b);
+                            }
+                        }
+                    }
+                    let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
+                    decode_tile(g, weight, grp, first, &tile, wt);
+                    let tables = (&in_place, &mut patched);
+                    tile_pass(geom, src, out, wt, &taps, lanes, ohw, tables, patch);
+                    first += lanes;
                 }
-                let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
-                decode_tile(g, weight, grp, first, &tile, wt);
-                tile_pass(geom, src, out, wt, &taps, lanes, patch);
-                first += lanes;
-            }
-        });
+            });
+            oy0 += rows;
+        }
     }
 }
 
-/// Copies input channels `c0..` (as many as `dst` holds planes of `hp × wp`) with their
-/// padding: plane row `r`, column `c` holds input row `r - pt`, column `c - pl`, or zero.
-/// What is left of `dst` after the planes is zeroed.
-fn pad_channels(g: &Geom, x: &[f32], c0: usize, hp: usize, wp: usize, dst: &mut [f32]) {
-    let hw = g.h * g.w;
+/// Output pixels of a band, at least, where they fit.
+const BAND_PIXELS: usize = 64;
+
+/// How a padded convolution is cut into bands of output rows whose inputs, for a tile of
+/// input channels, fit [`PADDED_LEN`] with their padding.
+#[derive(Clone, Copy)]
+struct Band {
+    rows: usize,
+    channels: usize,
+}
+
+impl Band {
+    /// The plan for a padded convolution (`None` for an unpadded one, or when not even one
+    /// padded input row fits): bands of at least [`BAND_PIXELS`] output pixels where they
+    /// fit (the weights are decoded again for every band), then as many channels per tile as
+    /// fit, then as many more output rows as fit, spread evenly.
+    fn plan(g: &Geom, ipg: usize) -> Option<Band> {
+        let width = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+        let height = |rows: usize| (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+        let padded = g.pt > 0 || g.pl > 0 || height(g.oh) > g.h || width > g.w;
+        // Room for the planes; the unstored pixels of the last block may read past them.
+        let room = PADDED_LEN.checked_sub((PIX - 1) * g.sw)?;
+        let plane = |rows: usize| height(rows) * width;
+        let most = (MAX_TAPS / (g.kh * g.kw).max(1)).clamp(1, ipg.max(1));
+        let mut rows = BAND_PIXELS.div_ceil(g.ow).min(g.oh);
+        while rows > 1 && plane(rows) > room {
+            rows -= 1;
+        }
+        let channels = most.min(room / plane(rows));
+        if !padded || channels == 0 {
+            return None;
+        }
+        while rows < g.oh && channels * plane(rows + 1) <= room {
+            rows += 1;
+        }
+        Some(Band {
+            rows: g.oh.div_ceil(g.oh.div_ceil(rows)),
+            channels,
+        })
+    }
+}
+
+/// Copies input channels `c0..` (as many as `dst` holds planes of `band.h × band.w`) with
+/// their padding, from padded input row `top`: plane row `r`, column `c` holds input row
+/// `top + r - pt`, column `c - pl`, or zero. What is left of `dst` after the planes is zeroed.
+fn pad_channels(g: &Geom, x: &[f32], c0: usize, top: usize, band: &Geom, dst: &mut [f32]) {
+    let (hw, wp) = (g.h * g.w, band.w);
     // Columns of a plane row that hold input columns.
     let lead = g.pl.min(wp);
     let end = (g.pl + g.w).min(wp);
-    let mut planes = dst.chunks_exact_mut(hp * wp);
+    let mut planes = dst.chunks_exact_mut(band.h * wp);
     for (c, plane) in (c0..).zip(&mut planes) {
         for (r, row) in plane.chunks_exact_mut(wp).enumerate() {
-            let iy = r.wrapping_sub(g.pt);
+            let iy = (top + r).wrapping_sub(g.pt);
             let src = match iy < g.h {
                 true => x.get(c * hw + iy * g.w..c * hw + (iy + 1) * g.w),
                 false => None,

@@ -38,6 +38,11 @@ impl TapTable {
         }
     }
 
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.max = 0;
+    }
+
     /// Appends a tap; a full table (impossible: tiles have at most [`MAX_TAPS`] taps) keeps
     /// its length, which the callers' length checks then catch.
     pub fn push(&mut self, offset: usize) {
