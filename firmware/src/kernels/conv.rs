@@ -32,8 +32,9 @@ const TILE_LEN: usize = MAX_TAPS * LANES;
 const MAX_TILE_COLS: usize = 32;
 /// Length of the patch (1 KiB of stack), which the depthwise path uses as its row buffer.
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
-/// Length of the buffer for zero-padded copies of input channels (4 KiB of stack).
-const PADDED_LEN: usize = 1024;
+/// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, beside the
+/// patch: a convolution uses one or the other).
+const PADDED_LEN: usize = 768;
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]
@@ -83,24 +84,17 @@ pub(crate) fn conv2d(
     let dw_span = (DW_PIX - 1) * g.sw + g.kw;
     let depthwise_ok = g.c_in == g.groups && g.c_out == g.groups && g.dw == 1;
     let mut wbuf = [0.0f32; TILE_LEN];
-    let mut buf = [0.0f32; PATCH_LEN];
-    let mut padded = [0.0f32; PADDED_LEN];
+    let mut scratch = [0.0f32; PATCH_LEN + PADDED_LEN];
+    let Some((buf, padded)) = scratch.split_first_chunk_mut::<PATCH_LEN>() else {
+        return;
+    };
     match (
         depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= PATCH_LEN,
         g.sw,
     ) {
-        (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
-        (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
-        _ => run(
-            &g,
-            input,
-            output,
-            weight,
-            bias,
-            &mut wbuf,
-            &mut buf,
-            &mut padded,
-        ),
+        (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, buf),
+        (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, buf),
+        _ => run(&g, input, output, weight, bias, &mut wbuf, buf, padded),
     }
 }
 
@@ -311,13 +305,20 @@ fn fill_patch(
 }
 
 /// Fills `table` with the offsets of the tile's taps from a block's first input, in `g`'s
-/// input.
+/// input: one entry per kernel row when its taps are 3 consecutive inputs (the micro-kernel
+/// adds them from one load), else one per tap.
 fn in_place_taps(g: &Geom, tile: &Tile, table: &mut TapTable) {
-    table.clear();
+    let rows = tile.cols() == 3 && g.sw == 1 && g.dw == 1;
+    table.clear(if rows { 3 } else { 1 });
     for ic in 0..tile.ic.1 - tile.ic.0 {
         for ky in 0..tile.ky.1 - tile.ky.0 {
-            for kx in 0..tile.cols() {
-                table.push(ic * g.h * g.w + ky * g.dh * g.w + kx * g.dw);
+            let row = ic * g.h * g.w + ky * g.dh * g.w;
+            if rows {
+                table.push(row);
+            } else {
+                for kx in 0..tile.cols() {
+                    table.push(row + kx * g.dw);
+                }
             }
         }
     }
@@ -388,7 +389,7 @@ fn tile_pass(
                 && accumulate(&mut acc, x, base(bx), g.sw, in_place, wt);
             if !read_in_place {
                 if patched_rows != Some(inside) {
-                    patched.clear();
+                    patched.clear(1);
                     for r in 0..rows {
                         let ky = tile.ky.0 + r % kh;
                         let row = match ky >= inside.0 && ky < inside.1 {
@@ -454,7 +455,7 @@ fn run(
     bias: Option<Vector<'_>>,
     wbuf: &mut [f32; TILE_LEN],
     patch: &mut [f32; PATCH_LEN],
-    padded: &mut [f32; PADDED_LEN],
+    padded: &mut [f32],
 ) {
     let ipg = g.c_in / g.groups;
     let opg = g.c_out / g.groups;

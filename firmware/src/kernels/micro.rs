@@ -22,11 +22,14 @@ pub(crate) const MAX_TAPS: usize = 128;
 pub(crate) type Block = [[f32; PIX]; LANES];
 
 /// The offsets of a tile's taps from a block's first input, in tap order, and their maximum,
-/// which bounds every read of [`accumulate`].
+/// which bounds every read of [`accumulate`]. Each entry stands for `run` consecutive taps
+/// one input apart (1, or 3 for the kernel rows of a 3-wide kernel at stride and dilation 1,
+/// which the assembly loop adds from one load of their inputs).
 pub(crate) struct TapTable {
     offs: [usize; MAX_TAPS],
     len: usize,
     max: usize,
+    run: usize,
 }
 
 impl TapTable {
@@ -35,12 +38,25 @@ impl TapTable {
             offs: [0; MAX_TAPS],
             len: 0,
             max: 0,
+            run: 1,
         }
     }
 
-    pub fn clear(&mut self) {
+    /// Empties the table, for entries of `run` taps (at least 1).
+    pub fn clear(&mut self, run: usize) {
         self.len = 0;
         self.max = 0;
+        self.run = run.max(1);
+    }
+
+    /// The taps of the table.
+    fn taps(&self) -> usize {
+        self.len * self.run
+    }
+
+    /// How far past its offset an entry reads, for one pixel.
+    fn reach(&self) -> usize {
+        self.run - 1
     }
 
     /// Appends a tap; a full table (impossible: tiles have at most [`MAX_TAPS`] taps) keeps
@@ -70,9 +86,9 @@ pub(crate) fn accumulate(
     wt: &[f32],
 ) -> bool {
     let last = base
-        .checked_add(taps.max)
+        .checked_add(taps.max + taps.reach())
         .and_then(|b| b.checked_add((PIX - 1) * sw));
-    let Some(wt) = wt.get(..taps.len * LANES) else {
+    let Some(wt) = wt.get(..taps.taps() * LANES) else {
         return false;
     };
     if taps.len == 0 || last.is_none_or(|last| last >= x.len()) {
@@ -82,11 +98,11 @@ pub(crate) fn accumulate(
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if sw == 1 || sw == 2 {
+    if (sw == 1 || sw == 2) && taps.run == 1 {
         arm::accumulate(acc, x, sw, taps, wt);
         return true;
     }
-    portable(acc, x, sw, taps.offsets(), wt);
+    portable(acc, x, sw, taps, wt);
     true
 }
 
@@ -109,7 +125,7 @@ pub(crate) fn accumulate_row(
     let step = PIX * sw;
     let last_read = (blocks.max(1) - 1).checked_mul(step).and_then(|r| {
         r.checked_add(base)?
-            .checked_add(taps.max)?
+            .checked_add(taps.max + taps.reach())?
             .checked_add(step - sw)
     });
     let last_write = stride
@@ -119,15 +135,15 @@ pub(crate) fn accumulate_row(
         && last_write.is_some_and(|w| w <= out.len())
         && taps.len > 0
         && blocks > 0
-        && wt.len() >= taps.len * LANES;
+        && wt.len() >= taps.taps() * LANES;
     if !fits {
         return false;
     }
-    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.len * LANES)) else {
+    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.taps() * LANES)) else {
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if sw == 1 || sw == 2 {
+    if (sw == 1 || sw == 2) && (taps.run == 1 || (taps.run == 3 && sw == 1)) {
         if let Some(out) = out.get_mut(at..) {
             arm::accumulate_row(out, stride, blocks, x, sw, taps, wt);
         }
@@ -143,7 +159,7 @@ pub(crate) fn accumulate_row(
             &mut acc,
             x.get(b * step..).unwrap_or_default(),
             sw,
-            taps.offsets(),
+            taps,
             wt,
         );
         for (l, a) in acc.iter().enumerate() {
@@ -157,8 +173,12 @@ pub(crate) fn accumulate_row(
 
 /// The portable loop; `x` starts at the block's base.
 #[allow(clippy::indexing_slicing)] // `j * sw` < `(PIX - 1) * sw + 1` = `xs.len()`
-fn portable(acc: &mut Block, x: &[f32], sw: usize, offs: &[usize], wt: &[f32]) {
-    for (&o, w) in offs.iter().zip(wt.chunks_exact(LANES)) {
+fn portable(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) {
+    let each_tap = taps
+        .offsets()
+        .iter()
+        .flat_map(|&o| (0..taps.run).map(move |k| o + k));
+    for (o, w) in each_tap.zip(wt.chunks_exact(LANES)) {
         let Some(xs) = x.get(o..o + (PIX - 1) * sw + 1) else {
             return;
         };
@@ -176,14 +196,100 @@ fn portable(acc: &mut Block, x: &[f32], sw: usize, offs: &[usize], wt: &[f32]) {
 mod arm {
     use super::{Block, TapTable, LANES, PIX};
 
-    /// The 16 multiply-accumulates of one tap: weights in s0-s3, inputs in s8-s11,
-    /// `acc[l][j]` in `s(16 + 4l + j)`.
+    /// The 16 multiply-accumulates of one tap: its weights in registers `$w0..$w3`, the
+    /// four pixels' inputs in `$x0..$x3`, `acc[l][j]` in `s(16 + 4l + j)`.
+    macro_rules! mla_4x4 {
+        ($w0:literal, $w1:literal, $w2:literal, $w3:literal,
+         $x0:literal, $x1:literal, $x2:literal, $x3:literal) => {
+            concat!(
+                "vmla.f32 s16, ",
+                $w0,
+                ", ",
+                $x0,
+                "\n",
+                "vmla.f32 s17, ",
+                $w0,
+                ", ",
+                $x1,
+                "\n",
+                "vmla.f32 s18, ",
+                $w0,
+                ", ",
+                $x2,
+                "\n",
+                "vmla.f32 s19, ",
+                $w0,
+                ", ",
+                $x3,
+                "\n",
+                "vmla.f32 s20, ",
+                $w1,
+                ", ",
+                $x0,
+                "\n",
+                "vmla.f32 s21, ",
+                $w1,
+                ", ",
+                $x1,
+                "\n",
+                "vmla.f32 s22, ",
+                $w1,
+                ", ",
+                $x2,
+                "\n",
+                "vmla.f32 s23, ",
+                $w1,
+                ", ",
+                $x3,
+                "\n",
+                "vmla.f32 s24, ",
+                $w2,
+                ", ",
+                $x0,
+                "\n",
+                "vmla.f32 s25, ",
+                $w2,
+                ", ",
+                $x1,
+                "\n",
+                "vmla.f32 s26, ",
+                $w2,
+                ", ",
+                $x2,
+                "\n",
+                "vmla.f32 s27, ",
+                $w2,
+                ", ",
+                $x3,
+                "\n",
+                "vmla.f32 s28, ",
+                $w3,
+                ", ",
+                $x0,
+                "\n",
+                "vmla.f32 s29, ",
+                $w3,
+                ", ",
+                $x1,
+                "\n",
+                "vmla.f32 s30, ",
+                $w3,
+                ", ",
+                $x2,
+                "\n",
+                "vmla.f32 s31, ",
+                $w3,
+                ", ",
+                $x3,
+                "\n",
+            )
+        };
+    }
+
+    /// One tap with weights in s0-s3 and inputs in s8-s11.
     macro_rules! tap_4x4 {
         () => {
-            "vmla.f32 s16, s0, s8\n vmla.f32 s17, s0, s9\n vmla.f32 s18, s0, s10\n vmla.f32 s19, s0, s11\n\
-             vmla.f32 s20, s1, s8\n vmla.f32 s21, s1, s9\n vmla.f32 s22, s1, s10\n vmla.f32 s23, s1, s11\n\
-             vmla.f32 s24, s2, s8\n vmla.f32 s25, s2, s9\n vmla.f32 s26, s2, s10\n vmla.f32 s27, s2, s11\n\
-             vmla.f32 s28, s3, s8\n vmla.f32 s29, s3, s9\n vmla.f32 s30, s3, s10\n vmla.f32 s31, s3, s11\n"
+            mla_4x4!("s0", "s1", "s2", "s3", "s8", "s9", "s10", "s11")
         };
     }
 
@@ -204,6 +310,36 @@ mod arm {
                 $w,
                 "!, {{s0-s3}}\n",
                 tap_4x4!(),
+                "subs ",
+                $n,
+                ", ",
+                $n,
+                ", #1\n",
+                "bne 3b\n",
+            )
+        };
+    }
+
+    /// The loop over kernel rows of three taps at stride 1: one load of the six inputs the
+    /// row reads for four pixels (s8-s13), its twelve weights in two loads.
+    macro_rules! rows3_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            concat!(
+                "3:\n",
+                "ldr {p}, [",
+                $offs,
+                "], #4\n",
+                "add {p}, {x}, {p}, lsl #2\n",
+                "vldmia {p}, {{s8-s13}}\n",
+                "vldmia ",
+                $w,
+                "!, {{s0-s7}}\n",
+                mla_4x4!("s0", "s1", "s2", "s3", "s8", "s9", "s10", "s11"),
+                mla_4x4!("s4", "s5", "s6", "s7", "s9", "s10", "s11", "s12"),
+                "vldmia ",
+                $w,
+                "!, {{s0-s3}}\n",
+                mla_4x4!("s0", "s1", "s2", "s3", "s10", "s11", "s12", "s13"),
                 "subs ",
                 $n,
                 ", ",
@@ -235,7 +371,9 @@ mod arm {
                     $($template),*,
                     $($operands)*
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _,
                     out("s16") _, out("s17") _, out("s18") _, out("s19") _,
                     out("s20") _, out("s21") _, out("s22") _, out("s23") _,
                     out("s24") _, out("s25") _, out("s26") _, out("s27") _,
@@ -296,9 +434,10 @@ mod arm {
         // Restated as in `accumulate`, for every block.
         let offs = taps.offsets();
         let step = PIX * sw;
-        let last_read = (blocks.max(1) - 1)
-            .checked_mul(step)
-            .and_then(|r| r.checked_add(taps.max)?.checked_add(step - sw));
+        let last_read = (blocks.max(1) - 1).checked_mul(step).and_then(|r| {
+            r.checked_add(taps.max + taps.reach())?
+                .checked_add(step - sw)
+        });
         let last_write = stride
             .checked_mul(LANES - 1)
             .and_then(|w| w.checked_add(blocks.checked_mul(PIX)?));
@@ -306,7 +445,7 @@ mod arm {
             && last_write.is_some_and(|w| w <= out.len())
             && !offs.is_empty()
             && blocks > 0
-            && wt.len() >= offs.len() * LANES;
+            && wt.len() >= taps.taps() * LANES;
         if !fits {
             return;
         }
@@ -314,7 +453,7 @@ mod arm {
         // into r3, r4, r5 with one instruction).
         let start = [offs.as_ptr() as usize, wt.as_ptr() as usize, offs.len()];
         macro_rules! run {
-            ($load:expr, $step:literal) => {
+            ($taps_loop:expr, $step:literal) => {
                 block_asm!(
                     "2:",
                     "mov {p}, {out}",
@@ -326,7 +465,7 @@ mod arm {
                     "add {p}, {p}, {stride}",
                     "vldmia {p}, {{s28-s31}}",
                     "ldm {start}, {{r3, r4, r5}}",
-                    taps_loop!("r3", "r4", "r5", $load),
+                    $taps_loop,
                     "mov {p}, {out}",
                     "vstmia {p}, {{s16-s19}}",
                     "add {p}, {p}, {stride}",
@@ -349,10 +488,10 @@ mod arm {
                 )
             };
         }
-        if sw == 1 {
-            run!(load_s1!(), "16");
-        } else {
-            run!(load_s2!(), "32");
+        match (taps.run, sw) {
+            (1, 1) => run!(taps_loop!("r3", "r4", "r5", load_s1!()), "16"),
+            (1, _) => run!(taps_loop!("r3", "r4", "r5", load_s2!()), "32"),
+            _ => run!(rows3_loop!("r3", "r4", "r5"), "16"),
         }
     }
 
