@@ -1,8 +1,10 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on one without.
 //!
-//! For each weight type, two networks with seeded random weights — a small conv + linear
-//! stand-in and one shaped like MLPerf-Tiny's ResNet-8 — are encoded with the format crate
+//! For each weight type, three networks with seeded random weights — a small conv + linear
+//! stand-in, one shaped like MLPerf-Tiny's ResNet-8, and a chain of convolutions that takes
+//! every path of the engine's convolution (including its assembly on the Cortex-M4F) — are
+//! encoded with the format crate
 //! and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
@@ -224,6 +226,97 @@ fn resnet8(dtype: WeightDtype) -> ModelRepr {
     )
 }
 
+/// One convolution of [`conv_zoo`]: output channels, kernel, stride, padding (top, left,
+/// bottom, right), dilation, groups.
+struct ZooConv {
+    c_out: u32,
+    kernel: [u32; 2],
+    stride: [u32; 2],
+    padding: [u32; 4],
+    dilation: [u32; 2],
+    groups: u32,
+}
+
+/// A chain of convolutions, no activations (so that every difference reaches the output),
+/// whose geometries take every path of the engine's convolution: a row too wide for a padded
+/// band (patches, in place and at both borders), strides 1, 2 and 3, kernels of 1, 3 and 5
+/// and 1x3/1x5, dilation 2, groups, depthwise at stride 1 and 2, maps whose width is not a
+/// multiple of the 4-pixel block, output channels not a multiple of the 4-channel block, and
+/// the pointwise path with a partial last block. `[1,1,1,1000]` → ... → `[1,9,1,3]`.
+fn conv_zoo(dtype: WeightDtype) -> ModelRepr {
+    let mut rng = Rng(0x7a6f_6f21);
+    let z = |c_out, kernel, stride, padding, dilation, groups| ZooConv {
+        c_out,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let wide = [
+        z(4, [1, 3], [1, 1], [0, 1, 0, 1], [1, 1], 1),
+        z(3, [1, 5], [1, 2], [0, 2, 0, 2], [1, 1], 1),
+    ];
+    let small = [
+        z(6, [3, 3], [1, 1], [1; 4], [1, 1], 1),
+        z(6, [3, 3], [1, 1], [1; 4], [1, 1], 6),
+        z(5, [3, 3], [2, 2], [1; 4], [1, 1], 1),
+        z(7, [1, 1], [1, 1], [0; 4], [1, 1], 1),
+        z(8, [5, 5], [1, 1], [2; 4], [1, 1], 1),
+        z(8, [3, 3], [1, 1], [2; 4], [2, 2], 1),
+        z(8, [3, 3], [2, 2], [1; 4], [1, 1], 8),
+        z(6, [3, 3], [3, 3], [1; 4], [1, 1], 2),
+        z(9, [1, 1], [1, 1], [0; 4], [1, 1], 1),
+    ];
+    let mut shapes: Vec<Vec<u32>> = vec![vec![1, 1, 1, 1000]];
+    let mut ops: Vec<OwnedOp> = Vec::new();
+    let mut chain = |shapes: &mut Vec<Vec<u32>>, ops: &mut Vec<OwnedOp>, convs: &[ZooConv]| {
+        for c in convs {
+            let input = shapes.len() as u32 - 1;
+            let s = shapes[input as usize].clone();
+            let out_len = |i: usize| {
+                let span = c.dilation[i] * (c.kernel[i] - 1) + 1;
+                (s[2 + i] + c.padding[i] + c.padding[2 + i] - span) / c.stride[i] + 1
+            };
+            shapes.push(vec![1, c.c_out, out_len(0), out_len(1)]);
+            let fan_in = s[1] / c.groups * c.kernel[0] * c.kernel[1];
+            ops.push(Op::Conv2d(Conv2d {
+                input,
+                output: input + 1,
+                in_channels: s[1],
+                out_channels: c.c_out,
+                kernel: c.kernel,
+                stride: c.stride,
+                padding: c.padding,
+                dilation: c.dilation,
+                groups: c.groups,
+                weight: rng.vec((c.c_out * fan_in) as usize, (3.0 / fan_in as f32).sqrt()),
+                bias: Some(rng.vec(c.c_out as usize, 0.1)),
+                act: Activation::None,
+            }));
+        }
+    };
+    chain(&mut shapes, &mut ops, &wide);
+    // `[1,3,1,500]` seen as `[1,6,10,25]`.
+    shapes.push(vec![1, 6, 10, 25]);
+    let reshaped = shapes.len() as u32 - 1;
+    ops.push(Op::Copy {
+        input: reshaped - 1,
+        output: reshaped,
+    });
+    chain(&mut shapes, &mut ops, &small);
+    let out = shapes.len() as u32 - 1;
+    assert_eq!(shapes[out as usize], [1, 9, 1, 3], "the zoo's shapes");
+    sequential_model(
+        "conv-zoo",
+        dtype,
+        &shapes,
+        (reshaped, 1500),
+        ops,
+        ("output", out),
+    )
+}
+
 /// A model whose tensors lie one after the other in the arena, except `alias.0`, a free flatten
 /// that lies on the `alias.1` elements of its input; input tensor 0, one named output.
 fn sequential_model<S: AsRef<[u32]>>(
@@ -329,7 +422,11 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder); 2] = [("standin", stand_in), ("resnet8", resnet8)];
+    let models: [(&str, ModelBuilder); 3] = [
+        ("standin", stand_in),
+        ("resnet8", resnet8),
+        ("conv-zoo", conv_zoo),
+    ];
     for ((name, build), dtype) in models
         .iter()
         .flat_map(|m| [(m, WeightDtype::F16), (m, WeightDtype::F32)])
