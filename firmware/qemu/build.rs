@@ -1,17 +1,19 @@
 //! Build script: the linker setup and the model to embed.
 //!
-//! In: `memory.x`, and the environment variables `NNBLOB_QEMU_BLOB` (a blob file) and
-//! `NNBLOB_QEMU_INPUT` (the input: little-endian f32s, one model input's worth).
-//! Out, in `OUT_DIR`: `memory.x` for cortex-m-rt's `link.x`; `model.nnb` and `input.bin`
-//! for `include_bytes!`; `model.rs` with the model's sizes as `const`s, so the arena and
-//! buffers are statics whose size the linker checks against the board's RAM.
+//! In: the target, which names the emulated board (the runner in `.cargo/config.toml` starts
+//! it); the board's memory layout in `memory/`; the environment variables `NNBLOB_QEMU_BLOB`
+//! (a blob file) and `NNBLOB_QEMU_INPUT` (the input: little-endian f32s, one model input's worth).
+//! Out, in `OUT_DIR`: `memory.x` for cortex-m-rt's `link.x`; `board.rs` with the board's core
+//! clock; `model.nnb` and `input.bin` for `include_bytes!`; `model.rs` with the model's sizes as
+//! `const`s, so the arena and buffers are statics whose size the linker checks against the
+//! board's RAM.
 //! The blob is validated here with the same engine compiled for the host: a broken blob
 //! fails the build with the engine's message instead of failing on the device.
 //!
 //! Alternatively `NNBLOB_QEMU_MODULE` names a folder written by `nnblob emit --rust`: the
 //! firmware then compiles that module (its `BLOB` static and `const` sizes) instead, and
 //! `NNBLOB_QEMU_LINKER_SECTIONS` may name a linker-script fragment (the emitted `nnblob.x`)
-//! appended to `memory.x`, as a cortex-m-rt project would add it.
+//! appended to the memory layout, as a cortex-m-rt project would add it to its `memory.x`.
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
@@ -19,6 +21,33 @@ const BLOB_VAR: &str = "NNBLOB_QEMU_BLOB";
 const INPUT_VAR: &str = "NNBLOB_QEMU_INPUT";
 const MODULE_VAR: &str = "NNBLOB_QEMU_MODULE";
 const SECTIONS_VAR: &str = "NNBLOB_QEMU_LINKER_SECTIONS";
+
+/// An emulated board: the target whose firmware it runs, its memory layout, its core clock.
+struct Board {
+    target: &'static str,
+    memory: &'static str,
+    core_hz: u64,
+}
+
+/// One board per target, as the runner in `.cargo/config.toml` starts them. The MPS2 FPGA
+/// images clock the core at 25 MHz; QEMU's nRF51 clocks it at 16 MHz.
+const BOARDS: [Board; 3] = [
+    Board {
+        target: "thumbv7em-none-eabihf",
+        memory: "memory/mps2.x",
+        core_hz: 25_000_000,
+    },
+    Board {
+        target: "thumbv7m-none-eabi",
+        memory: "memory/mps2.x",
+        core_hz: 25_000_000,
+    },
+    Board {
+        target: "thumbv6m-none-eabi",
+        memory: "memory/microbit.x",
+        core_hz: 16_000_000,
+    },
+];
 
 fn main() {
     if let Err(message) = run() {
@@ -29,13 +58,26 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
-    let mut memory = read(Path::new("memory.x"))?;
+    let target = env::var("TARGET").map_err(|_| "TARGET is not set")?;
+    let board = BOARDS.iter().find(|b| b.target == target).ok_or_else(|| {
+        let known: Vec<&str> = BOARDS.iter().map(|b| b.target).collect();
+        format!(
+            "no emulated board runs {target}; build for one of {}",
+            known.join(", ")
+        )
+    })?;
+    let mut memory = read(Path::new(board.memory))?;
     if let Some(sections) = optional_path(SECTIONS_VAR) {
         memory.extend(read(&sections)?);
     }
     write(&out.join("memory.x"), &memory)?;
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={}", board.memory);
+    let clock = format!(
+        "/// The board's core clock, which SysTick counts, in Hz.\npub const CORE_HZ: u64 = {};\n",
+        board.core_hz
+    );
+    write(&out.join("board.rs"), clock.as_bytes())?;
     // Linker flags here rather than in .cargo/config.toml, where a RUSTFLAGS in the
     // environment would silently replace them.
     println!("cargo:rustc-link-arg-bins=--nmagic");

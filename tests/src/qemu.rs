@@ -3,23 +3,26 @@
 //! In: a board, a blob (a file, or a module written by `nnblob emit --rust`) and an input file.
 //! Out: the built ELF and the firmware's report ([`Profile`]: output bits, instructions per
 //! inference and per op, deepest stack), plus the counting plugin's instruction count between the
-//! two `nnb_mark` calls around the inference. Needs `qemu-system-arm`, the thumb targets, a C
-//! compiler and binutils (`nm`, `readelf`); `tests/run.sh` installs what is missing.
+//! two `nnb_mark` calls around the inference, and the checks every run must pass. Needs
+//! `qemu-system-arm`, the thumb targets, a C compiler and binutils (`nm`, `readelf`);
+//! `tests/run.sh` installs what is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nnblob::emit::Profile;
+use nnblob::emit::{Profile, ENGINE_TARGETS};
 
 use crate::workspace_root;
 
 /// An emulated board, the target its firmware is built for, and its name in
 /// `nnblob::emit::ENGINE_TARGETS`. The runner in `firmware/qemu/.cargo/config.toml` maps each
-/// target to its board.
+/// target to its board; the firmware's build script knows its memory and clock.
 pub struct Board {
     pub machine: &'static str,
     pub target: &'static str,
     pub core: &'static str,
+    /// The core clock SysTick counts, in Hz (as in `firmware/qemu/build.rs`).
+    pub core_hz: u64,
 }
 
 /// MPS2 AN386: Cortex-M4F, single-precision FPU.
@@ -27,6 +30,7 @@ pub const CORTEX_M4F: Board = Board {
     machine: "mps2-an386",
     target: "thumbv7em-none-eabihf",
     core: "cortex-m4",
+    core_hz: 25_000_000,
 };
 
 /// MPS2 AN385: Cortex-M3, no FPU (the soft-float path).
@@ -34,14 +38,40 @@ pub const CORTEX_M3: Board = Board {
     machine: "mps2-an385",
     target: "thumbv7m-none-eabi",
     core: "cortex-m3",
+    core_hz: 25_000_000,
 };
+
+/// BBC micro:bit (nRF51): Cortex-M0, ARMv6-M, no FPU; 256 KiB of flash, 16 KiB of RAM. It
+/// stands for `cortex-m0plus` in `ENGINE_TARGETS`: the M0+ runs the same ARMv6-M code.
+pub const CORTEX_M0: Board = Board {
+    machine: "microbit",
+    target: "thumbv6m-none-eabi",
+    core: "cortex-m0plus",
+    core_hz: 16_000_000,
+};
+
+impl Board {
+    /// Instructions per SysTick tick at `-icount shift=0` (1 ns each), rounded up.
+    pub fn insns_per_tick(&self) -> u64 {
+        1_000_000_000u64.div_ceil(self.core_hz)
+    }
+
+    /// The deepest stack `nnblob footprint` reports for this board's core.
+    pub fn stack_figure(&self) -> usize {
+        ENGINE_TARGETS
+            .iter()
+            .find(|t| t.name == self.core)
+            .and_then(|t| t.stack_bytes)
+            .unwrap_or_else(|| panic!("no stack figure for {} in ENGINE_TARGETS", self.core))
+    }
+}
 
 /// How the blob reaches the firmware build (`firmware/qemu/build.rs`).
 pub enum Embed<'a> {
     /// A blob file, embedded with `include_bytes!`.
     Blob(&'a Path),
     /// A module written by `nnblob emit --rust`, with an optional linker fragment appended to
-    /// `memory.x`.
+    /// the board's memory layout (`firmware/qemu/memory/`).
     Module {
         module: &'a Path,
         linker_sections: Option<&'a Path>,
@@ -56,6 +86,31 @@ pub struct DeviceRun {
     pub report: String,
     /// The plugin's count between the two `nnb_mark` calls around the inference.
     pub plugin_insns: u64,
+}
+
+impl DeviceRun {
+    /// Checks what every run must show, whatever the model: SysTick's count and the counting
+    /// plugin's agree, and the deepest stack was measured and is within the figure
+    /// `nnblob footprint` reports for the board (`ENGINE_TARGETS`). `what` names the run.
+    pub fn assert_counts_and_stack(&self, board: &Board, what: &str) {
+        let (systick, plugin) = (self.profile.inference_insns, self.plugin_insns);
+        // SysTick counts in whole ticks and its window sits inside the plugin's (the clock
+        // reads and the marker calls are outside it): a wrong clock rate or a mishandled wrap
+        // shows as a difference far beyond this.
+        let tick = board.insns_per_tick();
+        assert!(
+            systick <= plugin + tick && plugin <= systick + 160 + tick,
+            "{what}: SysTick counts {systick} instructions, the plugin {plugin}"
+        );
+        let stack = self.profile.stack_bytes as usize;
+        assert!(stack > 0, "{what}: no stack use measured");
+        let figure = board.stack_figure();
+        assert!(
+            stack <= figure,
+            "{what}: stack {stack} bytes, more than the {figure} that `nnblob footprint` reports for {}; update ENGINE_TARGETS",
+            board.core
+        );
+    }
 }
 
 /// The example firmware for one board, blob and input.

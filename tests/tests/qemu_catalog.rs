@@ -10,7 +10,7 @@
 //! Cortex-M3 board (mps2-an385, soft float). Required: every output's bits equal the host's; one
 //! instruction count per op; SysTick and the counting plugin agree; the blob lies in its own
 //! `.nnblob` section in flash, 16-byte aligned (without a linker rule, and with the emitted
-//! `nnblob.x` appended to `memory.x`); the stack stays within the figure `nnblob footprint`
+//! `nnblob.x` appended to the board's memory layout); the stack stays within the figure `nnblob footprint`
 //! reports (`nnblob::emit::ENGINE_TARGETS`). Instructions per inference and per MAC (torch's
 //! count from the manifest) are printed: docs/DEVICE.md records them. Each report is kept as a
 //! profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
@@ -22,14 +22,15 @@ use std::path::Path;
 
 use nnblob::blob::{self, WeightDtype};
 use nnblob::checkpoint::{self, Options};
-use nnblob::emit::{self, ENGINE_TARGETS};
+use nnblob::emit;
 use nnblob::graph::{bind, catalog};
 use nnblob_firmware::Model;
 use nnblob_tests::qemu::{
     build_plugin, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3, CORTEX_M4F,
 };
 
-/// The board's RAM (`firmware/qemu/memory.x`): a model fits when its arena and buffers do.
+/// The MPS2 boards' RAM (`firmware/qemu/memory/mps2.x`): a model fits when its arena and
+/// buffers do.
 const BOARD_RAM_BYTES: usize = 4 << 20;
 /// The board's code memory, where the blob must lie.
 const BOARD_FLASH_END: u64 = 4 << 20;
@@ -64,7 +65,7 @@ fn convert(name: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
 
 /// Builds the example firmware around the emitted module in `module` and `input`, checks where
 /// the blob landed, and runs it on `board` in QEMU with the counting plugin; the report is kept
-/// beside the module as a profile. `sections`: a linker fragment appended to `memory.x`.
+/// beside the module as a profile. `sections`: a linker fragment appended to the board's memory layout.
 fn run_on_device(
     board: &Board,
     module: &Path,
@@ -173,23 +174,7 @@ fn check(
                 "{what}: device output bits differ from the host's"
             );
             assert_eq!(p.ops.len(), model.op_count(), "{what}: one count per op");
-            assert!(
-                p.inference_insns <= run.plugin_insns + 40
-                    && run.plugin_insns <= p.inference_insns + 200,
-                "{what}: SysTick counts {} instructions, the plugin {}",
-                p.inference_insns,
-                run.plugin_insns
-            );
-            let table = ENGINE_TARGETS
-                .iter()
-                .find(|t| t.name == board.core)
-                .and_then(|t| t.stack_bytes)
-                .expect("a stack figure for the board's core");
-            assert!(
-                p.stack_bytes as usize <= table,
-                "{what}: stack {} bytes, more than the {table} that `nnblob footprint` reports; update ENGINE_TARGETS",
-                p.stack_bytes
-            );
+            run.assert_counts_and_stack(board, &what);
             println!(
                 "| {name} | {}{} | {dtype:?} | {macs} | {} ({}) | {:.2} | {} | {} | {} |",
                 board.machine,

@@ -1,19 +1,23 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
-//! on the host, on a core with an FPU and on one without.
+//! on the host, on a core with an FPU and on cores without.
 //!
-//! For each weight type, three networks with seeded random weights — a small conv + linear
-//! stand-in, one shaped like MLPerf-Tiny's ResNet-8, and a chain of convolutions that takes
-//! every path of the engine's convolution (including its assembly on the Cortex-M4F) — are
-//! encoded with the format crate
-//! and run by the engine on the host (the reference). The blob and the
+//! For each weight type, four networks with seeded random weights — a small conv + linear
+//! stand-in, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
+//! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, and a chain
+//! of convolutions that takes every path of the engine's convolution (including its assembly
+//! on the Cortex-M4F) — are encoded with the format crate and run by the engine on the host
+//! (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
-//! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float). Every output's bits must equal
-//! the host's. The firmware counts instructions with SysTick; QEMU also runs with the
-//! counting plugin (`firmware/qemu/plugin/icount.c`), and the two counts must agree. The
-//! counts are printed (run with `--nocapture`); docs/DEVICE.md records them.
+//! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float); the micro network also on a
+//! Cortex-M0 (the BBC micro:bit, `thumbv6m-none-eabi`: ARMv6-M, soft float, 16 KiB of RAM).
+//! Every output's bits must equal the host's. The firmware counts instructions with SysTick;
+//! QEMU also runs with the counting plugin (`firmware/qemu/plugin/icount.c`), and the two
+//! counts must agree. The deepest stack must stay within the figure `nnblob footprint`
+//! reports for the core (`nnblob::emit::ENGINE_TARGETS`). The counts are printed (run with
+//! `--nocapture`); docs/DEVICE.md records them.
 //!
-//! Needs `qemu-system-arm`, the two targets (tests/run.sh installs them), a C compiler and
+//! Needs `qemu-system-arm`, the three targets (tests/run.sh installs them), a C compiler and
 //! `nm`, so a plain
 //! `cargo test` skips it: run it with `cargo test -p nnblob-tests --test qemu_device -- --ignored`.
 
@@ -21,12 +25,14 @@ use nnblob_firmware::Model;
 use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
 use nnblob_format::meta::{Activation, Binary, Broadcast, Conv2d, Linear, Op, Pool2d};
 use nnblob_format::WeightDtype;
-use nnblob_tests::qemu::{build_plugin, Board, Embed, Firmware, CORTEX_M3, CORTEX_M4F};
+use nnblob_tests::qemu::{build_plugin, Board, Embed, Firmware, CORTEX_M0, CORTEX_M3, CORTEX_M4F};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Both boards: one with an FPU, one without (soft float).
-const BOARDS: [&Board; 2] = [&CORTEX_M4F, &CORTEX_M3];
+/// The MPS2 boards: one core with an FPU, one without (soft float); 4 MiB of RAM each.
+const MPS2: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3];
+/// Every board; the micro:bit's 16 KiB of RAM take the smallest model only.
+const ALL_BOARDS: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0];
 
 /// A deterministic pseudo-random generator (xorshift), so the model is the same every run.
 struct Rng(u64);
@@ -50,75 +56,200 @@ impl Rng {
 /// `[1,3,32,32]` → conv 3→16 3x3 pad 1 + ReLU → maxpool 2 → conv 16→32 3x3 pad 1 + ReLU
 /// → global average pool → flatten → linear 32→10.
 fn stand_in(dtype: WeightDtype) -> ModelRepr {
-    let mut rng = Rng(0x6e6e_626c_6f62);
-    let conv = |input, output, c_in: u32, c_out: u32, rng: &mut Rng| {
+    let mut net = Net::new(0x6e6e_626c_6f62, &[1, 3, 32, 32]);
+    let x = net.conv(0, 16, 3, 1, 1, Activation::Relu);
+    let x = net.maxpool2(x);
+    let x = net.conv(x, 32, 3, 1, 1, Activation::Relu);
+    let (flat, logits) = net.pool_and_linear(x, None, 0.4);
+    sequential_model(
+        "standin-conv-linear",
+        dtype,
+        &net.shapes,
+        (flat, 32),
+        net.ops,
+        ("logits", logits),
+    )
+}
+
+/// A network under construction: tensors laid out one after the other (see
+/// [`sequential_model`]), seeded random weights, square feature maps.
+struct Net {
+    rng: Rng,
+    shapes: Vec<Vec<u32>>,
+    ops: Vec<OwnedOp>,
+}
+
+impl Net {
+    /// A network on an input of `shape`, weights drawn from `seed`.
+    fn new(seed: u64, shape: &[u32]) -> Net {
+        Net {
+            rng: Rng(seed),
+            shapes: vec![shape.to_vec()],
+            ops: Vec::new(),
+        }
+    }
+
+    /// A new tensor of `shape`, the output of the next op.
+    fn tensor(&mut self, shape: Vec<u32>) -> u32 {
+        self.shapes.push(shape);
+        self.shapes.len() as u32 - 1
+    }
+
+    /// A `k`x`k` convolution of `input` (padding `k / 2`) to `c_out` channels in `groups` groups.
+    fn conv(
+        &mut self,
+        input: u32,
+        c_out: u32,
+        k: u32,
+        stride: u32,
+        groups: u32,
+        act: Activation<Vec<f32>>,
+    ) -> u32 {
+        let spec = ConvSpec {
+            c_out,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [k / 2; 4],
+            dilation: [1, 1],
+            groups,
+        };
+        self.conv_with(input, &spec, act)
+    }
+
+    /// A convolution of `input` of any geometry.
+    fn conv_with(&mut self, input: u32, c: &ConvSpec, act: Activation<Vec<f32>>) -> u32 {
+        let s = self.shapes[input as usize].clone();
+        let out_len = |i: usize| {
+            let span = c.dilation[i] * (c.kernel[i] - 1) + 1;
+            (s[2 + i] + c.padding[i] + c.padding[2 + i] - span) / c.stride[i] + 1
+        };
+        let output = self.tensor(vec![1, c.c_out, out_len(0), out_len(1)]);
         // He-like scale keeps activations in a sensible range through the ReLUs.
-        let scale = (6.0 / (c_in * 9) as f32).sqrt();
-        Op::Conv2d(Conv2d {
+        let fan_in = s[1] / c.groups * c.kernel[0] * c.kernel[1];
+        let scale = (6.0 / fan_in as f32).sqrt();
+        let weight = self.rng.vec((c.c_out * fan_in) as usize, scale);
+        let bias = Some(self.rng.vec(c.c_out as usize, 0.1));
+        self.ops.push(Op::Conv2d(Conv2d {
             input,
             output,
-            in_channels: c_in,
-            out_channels: c_out,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-            weight: rng.vec((c_out * c_in * 9) as usize, scale),
-            bias: Some(rng.vec(c_out as usize, 0.1)),
+            in_channels: s[1],
+            out_channels: c.c_out,
+            kernel: c.kernel,
+            stride: c.stride,
+            padding: c.padding,
+            dilation: c.dilation,
+            groups: c.groups,
+            weight,
+            bias,
+            act,
+        }));
+        output
+    }
+
+    /// `input`'s elements seen as `shape` (a copy the planner would make free: the new tensor
+    /// must be [`sequential_model`]'s alias).
+    fn reshape(&mut self, input: u32, shape: Vec<u32>) -> u32 {
+        let output = self.tensor(shape);
+        self.ops.push(Op::Copy { input, output });
+        output
+    }
+
+    /// `relu(a + b)`.
+    fn add(&mut self, a: u32, b: u32) -> u32 {
+        let output = self.tensor(self.shapes[a as usize].clone());
+        self.ops.push(Op::Add(Binary {
+            a,
+            b,
+            output,
+            broadcast: Broadcast::None,
             act: Activation::Relu,
-        })
-    };
-    let ops: Vec<OwnedOp> = vec![
-        conv(0, 1, 3, 16, &mut rng),
-        Op::MaxPool2d(Pool2d {
-            input: 1,
-            output: 2,
+        }));
+        output
+    }
+
+    /// A 2x2 max pooling of `input`, stride 2.
+    fn maxpool2(&mut self, input: u32) -> u32 {
+        let s = &self.shapes[input as usize];
+        let output = self.tensor(vec![1, s[1], s[2] / 2, s[3] / 2]);
+        self.ops.push(Op::MaxPool2d(Pool2d {
+            input,
+            output,
             kernel: [2, 2],
             stride: [2, 2],
             padding: [0; 4],
             ceil_mode: false,
             count_include_pad: false,
-        }),
-        conv(2, 3, 16, 32, &mut rng),
-        Op::AdaptiveAvgPool2d {
-            input: 3,
-            output: 4,
-        },
-        // Flatten: the same arena range seen as `[1, 32]`.
-        Op::Copy {
-            input: 4,
-            output: 5,
-        },
-        Op::Linear(Linear {
-            input: 5,
-            output: 6,
-            in_features: 32,
+        }));
+        output
+    }
+
+    /// `input`'s channels averaged over the map (`pool`: a `k`x`k` AvgPool2d, else adaptive),
+    /// flattened, and a linear layer to 10 logits with weights in `[-scale, scale)`: the flat
+    /// tensor (which aliases the pooled one) and the logits.
+    fn pool_and_linear(&mut self, input: u32, pool: Option<u32>, scale: f32) -> (u32, u32) {
+        let c = self.shapes[input as usize][1];
+        let pooled = self.tensor(vec![1, c, 1, 1]);
+        self.ops.push(match pool {
+            Some(k) => Op::AvgPool2d(Pool2d {
+                input,
+                output: pooled,
+                kernel: [k, k],
+                stride: [k, k],
+                padding: [0; 4],
+                ceil_mode: false,
+                count_include_pad: true,
+            }),
+            None => Op::AdaptiveAvgPool2d {
+                input,
+                output: pooled,
+            },
+        });
+        // Flatten: the pooled range seen as `[1, c]`.
+        let flat = self.tensor(vec![1, c]);
+        self.ops.push(Op::Copy {
+            input: pooled,
+            output: flat,
+        });
+        let logits = self.tensor(vec![1, 10]);
+        let weight = self.rng.vec(10 * c as usize, scale);
+        let bias = Some(self.rng.vec(10, 0.1));
+        self.ops.push(Op::Linear(Linear {
+            input: flat,
+            output: logits,
+            in_features: c,
             out_features: 10,
-            weight: rng.vec(320, 0.4),
-            bias: Some(rng.vec(10, 0.1)),
+            weight,
+            bias,
             act: Activation::None,
-        }),
-    ];
-    // Arena: each tensor after the one before, except the flatten, which aliases its input.
-    let shapes: [&[u32]; 7] = [
-        &[1, 3, 32, 32],
-        &[1, 16, 32, 32],
-        &[1, 16, 16, 16],
-        &[1, 32, 16, 16],
-        &[1, 32, 1, 1],
-        &[1, 32],
-        &[1, 10],
-    ];
-    // The flatten (tensor 5) aliases its input, the 32 elements before it.
-    sequential_model(
-        "standin-conv-linear",
-        dtype,
-        &shapes,
-        (5, 32),
-        ops,
-        ("logits", 6),
-    )
+        }));
+        (flat, logits)
+    }
+
+    /// [`Net::pool_and_linear`] and a softmax: the model, named `name`.
+    fn classifier(
+        mut self,
+        input: u32,
+        pool: Option<u32>,
+        name: &str,
+        dtype: WeightDtype,
+    ) -> ModelRepr {
+        let (flat, logits) = self.pool_and_linear(input, pool, 0.3);
+        let probs = self.tensor(vec![1, 10]);
+        self.ops.push(Op::Softmax {
+            input: logits,
+            output: probs,
+            axis: 1,
+        });
+        let c = self.shapes[flat as usize][1];
+        sequential_model(
+            name,
+            dtype,
+            &self.shapes,
+            (flat, c),
+            self.ops,
+            ("probabilities", probs),
+        )
+    }
 }
 
 /// MLPerf-Tiny ResNet-8's shape (BatchNorm folded into the convolutions, as the converter
@@ -127,108 +258,39 @@ fn stand_in(dtype: WeightDtype) -> ModelRepr {
 /// stack 64 (the same) → AvgPool2d(8) → flatten → Linear 64→10 → softmax.
 /// 12,501,632 MACs, like the catalog's `resnet8`.
 fn resnet8(dtype: WeightDtype) -> ModelRepr {
-    let mut rng = Rng(0x0072_6573_6e65_7438);
-    let mut shapes: Vec<Vec<u32>> = vec![vec![1, 3, 32, 32]];
-    let mut ops: Vec<OwnedOp> = Vec::new();
-    let mut conv = |ops: &mut Vec<OwnedOp>,
-                    shapes: &mut Vec<Vec<u32>>,
-                    input: u32,
-                    c_out: u32,
-                    k: u32,
-                    stride: u32,
-                    act: Activation<Vec<f32>>| {
-        let s = shapes[input as usize].clone();
-        let (c_in, h) = (s[1], s[2]);
-        let pad = k / 2;
-        let oh = (h + 2 * pad - k) / stride + 1;
-        shapes.push(vec![1, c_out, oh, oh]);
-        let scale = (6.0 / (c_in * k * k) as f32).sqrt();
-        ops.push(Op::Conv2d(Conv2d {
-            input,
-            output: shapes.len() as u32 - 1,
-            in_channels: c_in,
-            out_channels: c_out,
-            kernel: [k, k],
-            stride: [stride, stride],
-            padding: [pad; 4],
-            dilation: [1, 1],
-            groups: 1,
-            weight: rng.vec((c_out * c_in * k * k) as usize, scale),
-            bias: Some(rng.vec(c_out as usize, 0.1)),
-            act,
-        }));
-        shapes.len() as u32 - 1
-    };
-    let add = |ops: &mut Vec<OwnedOp>, shapes: &mut Vec<Vec<u32>>, a: u32, b: u32| {
-        shapes.push(shapes[a as usize].clone());
-        ops.push(Op::Add(Binary {
-            a,
-            b,
-            output: shapes.len() as u32 - 1,
-            broadcast: Broadcast::None,
-            act: Activation::Relu,
-        }));
-        shapes.len() as u32 - 1
-    };
-    let x = conv(&mut ops, &mut shapes, 0, 16, 3, 1, Activation::Relu);
-    let y = conv(&mut ops, &mut shapes, x, 16, 3, 1, Activation::Relu);
-    let y = conv(&mut ops, &mut shapes, y, 16, 3, 1, Activation::None);
-    let mut x = add(&mut ops, &mut shapes, x, y);
+    let mut net = Net::new(0x0072_6573_6e65_7438, &[1, 3, 32, 32]);
+    let x = net.conv(0, 16, 3, 1, 1, Activation::Relu);
+    let y = net.conv(x, 16, 3, 1, 1, Activation::Relu);
+    let y = net.conv(y, 16, 3, 1, 1, Activation::None);
+    let mut x = net.add(x, y);
     for c in [32, 64] {
-        let y = conv(&mut ops, &mut shapes, x, c, 3, 2, Activation::Relu);
-        let y = conv(&mut ops, &mut shapes, y, c, 3, 1, Activation::None);
-        let s = conv(&mut ops, &mut shapes, x, c, 1, 2, Activation::None);
-        x = add(&mut ops, &mut shapes, y, s);
+        let y = net.conv(x, c, 3, 2, 1, Activation::Relu);
+        let y = net.conv(y, c, 3, 1, 1, Activation::None);
+        let s = net.conv(x, c, 1, 2, 1, Activation::None);
+        x = net.add(y, s);
     }
-    shapes.push(vec![1, 64, 1, 1]);
-    let pooled = shapes.len() as u32 - 1;
-    ops.push(Op::AvgPool2d(Pool2d {
-        input: x,
-        output: pooled,
-        kernel: [8, 8],
-        stride: [8, 8],
-        padding: [0; 4],
-        ceil_mode: false,
-        count_include_pad: true,
-    }));
-    // Flatten: the pooled range seen as `[1, 64]`.
-    shapes.push(vec![1, 64]);
-    let flat = shapes.len() as u32 - 1;
-    ops.push(Op::Copy {
-        input: pooled,
-        output: flat,
-    });
-    shapes.push(vec![1, 10]);
-    let logits = shapes.len() as u32 - 1;
-    ops.push(Op::Linear(Linear {
-        input: flat,
-        output: logits,
-        in_features: 64,
-        out_features: 10,
-        weight: rng.vec(640, 0.3),
-        bias: Some(rng.vec(10, 0.1)),
-        act: Activation::None,
-    }));
-    shapes.push(vec![1, 10]);
-    let probs = shapes.len() as u32 - 1;
-    ops.push(Op::Softmax {
-        input: logits,
-        output: probs,
-        axis: 1,
-    });
-    sequential_model(
-        "resnet8-shaped",
-        dtype,
-        &shapes,
-        (flat, 64),
-        ops,
-        ("probabilities", probs),
-    )
+    net.classifier(x, Some(8), "resnet8-shaped", dtype)
 }
 
-/// One convolution of [`conv_zoo`]: output channels, kernel, stride, padding (top, left,
-/// bottom, right), dilation, groups.
-struct ZooConv {
+/// A network for the micro:bit's 16 KiB of RAM with every kind of layer of the catalog's
+/// convolutional models: `[1,3,8,8]` → conv 3→8 3x3 + ReLU → maxpool 2 → depthwise 3x3 + ReLU
+/// → pointwise 8→16 + ReLU → conv 16→16 3x3 stride 2 + ReLU → conv 16→16 3x3, identity
+/// shortcut, Add + ReLU → global average pool → flatten → Linear 16→10 → softmax.
+fn micro(dtype: WeightDtype) -> ModelRepr {
+    let mut net = Net::new(0x6d69_6372_6f30, &[1, 3, 8, 8]);
+    let x = net.conv(0, 8, 3, 1, 1, Activation::Relu);
+    let x = net.maxpool2(x);
+    let x = net.conv(x, 8, 3, 1, 8, Activation::Relu);
+    let x = net.conv(x, 16, 1, 1, 1, Activation::Relu);
+    let x = net.conv(x, 16, 3, 2, 1, Activation::Relu);
+    let y = net.conv(x, 16, 3, 1, 1, Activation::None);
+    let x = net.add(x, y);
+    net.classifier(x, None, "micro", dtype)
+}
+
+/// A convolution's geometry: output channels, kernel, stride, padding (top, left, bottom,
+/// right), dilation, groups.
+struct ConvSpec {
     c_out: u32,
     kernel: [u32; 2],
     stride: [u32; 2],
@@ -244,8 +306,7 @@ struct ZooConv {
 /// multiple of the 4-pixel block, output channels not a multiple of the 4-channel block, and
 /// the pointwise path with a partial last block. `[1,1,1,1000]` → ... → `[1,9,1,3]`.
 fn conv_zoo(dtype: WeightDtype) -> ModelRepr {
-    let mut rng = Rng(0x7a6f_6f21);
-    let z = |c_out, kernel, stride, padding, dilation, groups| ZooConv {
+    let c = |c_out, kernel, stride, padding, dilation, groups| ConvSpec {
         c_out,
         kernel,
         stride,
@@ -253,67 +314,37 @@ fn conv_zoo(dtype: WeightDtype) -> ModelRepr {
         dilation,
         groups,
     };
-    let wide = [
-        z(4, [1, 3], [1, 1], [0, 1, 0, 1], [1, 1], 1),
-        z(3, [1, 5], [1, 2], [0, 2, 0, 2], [1, 1], 1),
-    ];
-    let small = [
-        z(6, [3, 3], [1, 1], [1; 4], [1, 1], 1),
-        z(6, [3, 3], [1, 1], [1; 4], [1, 1], 6),
-        z(5, [3, 3], [2, 2], [1; 4], [1, 1], 1),
-        z(7, [1, 1], [1, 1], [0; 4], [1, 1], 1),
-        z(8, [5, 5], [1, 1], [2; 4], [1, 1], 1),
-        z(8, [3, 3], [1, 1], [2; 4], [2, 2], 1),
-        z(8, [3, 3], [2, 2], [1; 4], [1, 1], 8),
-        z(6, [3, 3], [3, 3], [1; 4], [1, 1], 2),
-        z(9, [1, 1], [1, 1], [0; 4], [1, 1], 1),
-    ];
-    let mut shapes: Vec<Vec<u32>> = vec![vec![1, 1, 1, 1000]];
-    let mut ops: Vec<OwnedOp> = Vec::new();
-    let mut chain = |shapes: &mut Vec<Vec<u32>>, ops: &mut Vec<OwnedOp>, convs: &[ZooConv]| {
-        for c in convs {
-            let input = shapes.len() as u32 - 1;
-            let s = shapes[input as usize].clone();
-            let out_len = |i: usize| {
-                let span = c.dilation[i] * (c.kernel[i] - 1) + 1;
-                (s[2 + i] + c.padding[i] + c.padding[2 + i] - span) / c.stride[i] + 1
-            };
-            shapes.push(vec![1, c.c_out, out_len(0), out_len(1)]);
-            let fan_in = s[1] / c.groups * c.kernel[0] * c.kernel[1];
-            ops.push(Op::Conv2d(Conv2d {
-                input,
-                output: input + 1,
-                in_channels: s[1],
-                out_channels: c.c_out,
-                kernel: c.kernel,
-                stride: c.stride,
-                padding: c.padding,
-                dilation: c.dilation,
-                groups: c.groups,
-                weight: rng.vec((c.c_out * fan_in) as usize, (3.0 / fan_in as f32).sqrt()),
-                bias: Some(rng.vec(c.c_out as usize, 0.1)),
-                act: Activation::None,
-            }));
-        }
-    };
-    chain(&mut shapes, &mut ops, &wide);
-    // `[1,3,1,500]` seen as `[1,6,10,25]`.
-    shapes.push(vec![1, 6, 10, 25]);
-    let reshaped = shapes.len() as u32 - 1;
-    ops.push(Op::Copy {
-        input: reshaped - 1,
-        output: reshaped,
-    });
-    chain(&mut shapes, &mut ops, &small);
-    let out = shapes.len() as u32 - 1;
-    assert_eq!(shapes[out as usize], [1, 9, 1, 3], "the zoo's shapes");
+    let mut net = Net::new(0x7a6f_6f21, &[1, 1, 1, 1000]);
+    let mut x = 0;
+    for spec in [
+        c(4, [1, 3], [1, 1], [0, 1, 0, 1], [1, 1], 1),
+        c(3, [1, 5], [1, 2], [0, 2, 0, 2], [1, 1], 1),
+    ] {
+        x = net.conv_with(x, &spec, Activation::None);
+    }
+    let reshaped = net.reshape(x, vec![1, 6, 10, 25]);
+    x = reshaped;
+    for spec in [
+        c(6, [3, 3], [1, 1], [1; 4], [1, 1], 1),
+        c(6, [3, 3], [1, 1], [1; 4], [1, 1], 6),
+        c(5, [3, 3], [2, 2], [1; 4], [1, 1], 1),
+        c(7, [1, 1], [1, 1], [0; 4], [1, 1], 1),
+        c(8, [5, 5], [1, 1], [2; 4], [1, 1], 1),
+        c(8, [3, 3], [1, 1], [2; 4], [2, 2], 1),
+        c(8, [3, 3], [2, 2], [1; 4], [1, 1], 8),
+        c(6, [3, 3], [3, 3], [1; 4], [1, 1], 2),
+        c(9, [1, 1], [1, 1], [0; 4], [1, 1], 1),
+    ] {
+        x = net.conv_with(x, &spec, Activation::None);
+    }
+    assert_eq!(net.shapes[x as usize], [1, 9, 1, 3], "the zoo's shapes");
     sequential_model(
         "conv-zoo",
         dtype,
-        &shapes,
+        &net.shapes,
         (reshaped, 1500),
-        ops,
-        ("output", out),
+        net.ops,
+        ("output", x),
     )
 }
 
@@ -422,12 +453,13 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder); 3] = [
-        ("standin", stand_in),
-        ("resnet8", resnet8),
-        ("conv-zoo", conv_zoo),
+    let models: [(&str, ModelBuilder, &[&Board]); 4] = [
+        ("standin", stand_in, MPS2),
+        ("resnet8", resnet8, MPS2),
+        ("micro", micro, ALL_BOARDS),
+        ("conv-zoo", conv_zoo, MPS2),
     ];
-    for ((name, build), dtype) in models
+    for ((name, build, boards), dtype) in models
         .iter()
         .flat_map(|m| [(m, WeightDtype::F16), (m, WeightDtype::F32)])
     {
@@ -456,7 +488,7 @@ fn device_outputs_are_bit_identical_to_host() {
         std::fs::write(&input_path, input_bytes).expect("write input");
 
         let macs = macs(&repr);
-        for board in BOARDS {
+        for board in *boards {
             let firmware = Firmware {
                 board,
                 embed: Embed::Blob(&blob_path),
@@ -470,22 +502,8 @@ fn device_outputs_are_bit_identical_to_host() {
                 board.machine
             );
             assert_eq!(run.ops.len(), repr.ops.len(), "one count per op");
-            assert!(
-                run.stack_bytes > 0,
-                "{}: no stack use measured",
-                board.machine
-            );
-            // SysTick counts in steps of 40 instructions and its window sits inside the
-            // plugin's (the clock reads and the marker calls are outside it): a wrong
-            // clock rate or a mishandled wrap shows as a difference far beyond this.
-            assert!(
-                run.inference_insns <= device.plugin_insns + 40
-                    && device.plugin_insns <= run.inference_insns + 200,
-                "{} {dtype:?}: SysTick counts {} instructions, the plugin {}",
-                board.machine,
-                run.inference_insns,
-                device.plugin_insns
-            );
+            device
+                .assert_counts_and_stack(board, &format!("{name} {dtype:?} on {}", board.machine));
             println!(
                 "{name} {} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
                 board.machine,

@@ -1,19 +1,22 @@
 //! Instruction counting with SysTick.
 //!
-//! SysTick runs from the core clock (25 MHz on the MPS2 boards). Under QEMU with
-//! `-icount shift=0` every guest instruction advances virtual time by exactly 1 ns, so one
-//! tick is [`INSNS_PER_TICK`] = 40 instructions: counts are exact multiples of 40 and
-//! deterministic from run to run. The 24-bit counter wraps every 2^24 ticks
-//! (671 M instructions); the SysTick exception counts the wraps.
+//! SysTick runs from the core clock ([`CORE_HZ`]: 25 MHz on the MPS2 boards, 16 MHz on the
+//! micro:bit). Under QEMU with `-icount shift=0` every guest instruction advances virtual time
+//! by exactly 1 ns, so one tick is 10^9 / [`CORE_HZ`] instructions (40 on MPS2, 62.5 on the
+//! micro:bit) and counts are deterministic from run to run. The 24-bit counter wraps every
+//! 2^24 ticks (671 M instructions on MPS2); the SysTick exception counts the wraps.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::{syst::SystClkSource, SCB, SYST};
 use cortex_m_rt::exception;
 
-/// Core clock of the MPS2 FPGA images, in Hz.
-const CORE_HZ: u64 = 25_000_000;
-/// Instructions per SysTick tick at `-icount shift=0` (1 ns per instruction).
-pub const INSNS_PER_TICK: u64 = 1_000_000_000 / CORE_HZ;
+/// The board's core clock in Hz, from the build script.
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
+use board::CORE_HZ;
+/// Instructions per second of virtual time at `-icount shift=0` (1 ns per instruction).
+const INSNS_PER_SECOND: u64 = 1_000_000_000;
 /// Largest 24-bit reload value: the counter goes RELOAD..=0, a period of RELOAD + 1 ticks.
 const RELOAD: u32 = 0x00FF_FFFF;
 
@@ -50,14 +53,19 @@ impl Clock {
             u64::from(wraps) * (u64::from(RELOAD) + 1) + u64::from(RELOAD - current)
         })
     }
-
-    /// Instructions since [`Clock::start`] (a multiple of [`INSNS_PER_TICK`]).
-    pub fn insns(&self) -> u64 {
-        self.ticks() * INSNS_PER_TICK
-    }
 }
 
+/// Instructions in `ticks`, to the tick (exact where a tick is a whole number of instructions,
+/// else rounded down). Callers convert after reading the clock, so that the arithmetic (64-bit
+/// division is a library call on ARMv6-M) stays out of the span measured.
+pub fn insns(ticks: u64) -> u64 {
+    // No overflow: 2^64 / 10^9 ticks are centuries of virtual time.
+    ticks * INSNS_PER_SECOND / CORE_HZ
+}
+
+// A load and a store, not `fetch_add`, which ARMv6-M lacks: this handler is the only writer
+// and does not preempt itself.
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    WRAPS.store(WRAPS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
