@@ -182,6 +182,14 @@ impl Tensor {
         }
     }
 
+    /// Bytes the reader copied for this tensor (0 when they borrow the file or an inflated record).
+    pub(crate) fn copied_bytes(&self) -> usize {
+        match &self.data {
+            Data::Shared(..) => 0,
+            Data::Owned(v) => v.len(),
+        }
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
