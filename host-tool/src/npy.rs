@@ -153,12 +153,7 @@ pub fn read_f32_lenient(path: &Path) -> Result<Array<f32>, NpyError> {
 
 /// Parses the bytes of an `.npy` file of element type `T`; `path` only names the file in errors.
 pub fn parse<T: Element>(path: &Path, bytes: &[u8]) -> Result<Array<T>, NpyError> {
-    if let Some(shape) = overflowing_shape(bytes) {
-        return Err(NpyError::ShapeTooLarge {
-            path: path.to_path_buf(),
-            shape,
-        });
-    }
+    precheck_header(path, bytes)?;
     let file = npyz::NpyFile::new(bytes).map_err(|e| NpyError::Header {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -246,28 +241,75 @@ fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
-/// The shape declared in the header if the product of its extents overflows `u64`.
+/// Refuses what `npyz` would mishandle before it parses the header: a header length past the end
+/// of the file (`npyz` allocates the declared length before reading) and a shape whose element
+/// count overflows `u64` (`npyz` multiplies the extents unchecked, which panics or wraps).
 ///
-/// `npyz` multiplies the extents unchecked, which panics (or wraps) on a hostile header, so the
-/// shape tuple is looked at first. Anything this scan does not understand is left to `npyz` to refuse.
-fn overflowing_shape(bytes: &[u8]) -> Option<Vec<u64>> {
-    let version = *bytes.get(6)?;
-    let (length_bytes, start) = if version == 1 { (2, 10) } else { (4, 12) };
+/// The header is parsed with the parser `npyz` uses (`py_literal`), and the last `shape` key wins
+/// as in the dict `npyz` builds, so both see the same shape however it is quoted or written.
+/// Anything this check does not understand is left to `npyz` to refuse.
+fn precheck_header(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
+    use py_literal::Value;
+    let (Some(b"\x93NUMPY"), Some(&version)) = (bytes.get(..6), bytes.get(6)) else {
+        return Ok(());
+    };
+    let (length_bytes, start) = match version {
+        1 => (2, 10),
+        2 | 3 => (4, 12),
+        _ => return Ok(()),
+    };
+    let Some(field) = bytes.get(8..8 + length_bytes) else {
+        return Ok(());
+    };
     let mut length = [0u8; 4];
-    length[..length_bytes].copy_from_slice(bytes.get(8..8 + length_bytes)?);
-    let end = start + usize::try_from(u32::from_le_bytes(length)).ok()?;
-    let header = std::str::from_utf8(bytes.get(start..end.min(bytes.len()))?).ok()?;
-    let after_key = &header[header.find("'shape'")? + "'shape'".len()..];
-    let tuple = &after_key[after_key.find('(')? + 1..];
-    let shape = tuple[..tuple.find(')')?]
-        .split(',')
-        .map(str::trim)
-        .filter(|extent| !extent.is_empty())
-        .map(|extent| extent.parse::<u64>().ok())
-        .collect::<Option<Vec<u64>>>()?;
+    length[..length_bytes].copy_from_slice(field);
+    let length = u32::from_le_bytes(length) as usize;
+    let Some(text) = bytes.get(start..start + length) else {
+        return Err(NpyError::Header {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the header declares {length} bytes but the file has {} after byte {start}",
+                bytes.len().saturating_sub(start)
+            ),
+        });
+    };
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let Some(Value::Dict(items)) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<Value>().ok())
+    else {
+        return Ok(());
+    };
+    let shape = items
+        .iter()
+        .rev()
+        .find_map(|(key, value)| match (key, value) {
+            (Value::String(k), Value::Tuple(v) | Value::List(v)) if k == "shape" => Some(v),
+            _ => None,
+        });
+    let Some(shape) = shape.and_then(|extents| {
+        extents
+            .iter()
+            .map(|e| match e {
+                Value::Integer(i) => i.to_string().parse::<u64>().ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<u64>>>()
+    }) else {
+        return Ok(());
+    };
     // Zero extents are skipped: `npyz` also forms the partial products (the strides).
-    let product = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d.max(1)));
-    product.is_none().then_some(shape)
+    if shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d.max(1)))
+        .is_none()
+    {
+        return Err(NpyError::ShapeTooLarge {
+            path: path.to_path_buf(),
+            shape,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a dtype other than `T`, naming what was found.
@@ -453,6 +495,28 @@ mod tests {
                 Err(NpyError::ShapeTooLarge { .. })
             ));
         }
+        // The same shapes written in the other ways Python literals allow (npyz accepts them all).
+        for dict in [
+            "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (4294967296, 4294967296, 4294967296), }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': [0x100000000, 0x100000000, 0x100000000], }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (4294967296, 4294967296, 4294967296), }",
+        ] {
+            let header = format!("{dict}\n");
+            let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+            huge.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            huge.extend_from_slice(header.as_bytes());
+            let err = parse::<f32>(path(), &huge).unwrap_err();
+            assert!(matches!(err, NpyError::ShapeTooLarge { .. }), "{dict}: {err}");
+        }
+        // A header length far past the end of the file is refused before anything is allocated.
+        let mut long = b"\x93NUMPY\x02\x00".to_vec();
+        long.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        long.extend_from_slice(b"{}");
+        let err = parse::<f32>(path(), &long).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.npy: not a valid .npy file: the header declares 4294967280 bytes but the file has 2 after byte 12"
+        );
         // Fits in u64 but not in any file: refused by the length check, nothing allocated.
         let big = npy_bytes("<f4", false, "(1099511627776,)", &[]);
         assert!(matches!(

@@ -18,6 +18,7 @@ use nnblob::checkpoint::{self, Options};
 use nnblob::eval::evaluate;
 use nnblob::graph::{bind, catalog, parse_spec, summarize, Graph, Tensor};
 use nnblob::npy;
+use nnblob::validate::{FirmwareError, FirmwareModel};
 use nnblob_firmware::Model;
 
 mod blob_common;
@@ -242,4 +243,36 @@ fn digits_example_accuracy_equals_torch() {
         };
         assert!(worst <= bound, "{dtype:?}: max relative error {worst:e}");
     }
+}
+
+#[test]
+fn stacked_samples_run_like_single_ones_and_wrong_lengths_are_named() {
+    let dir = models_dir().join("lenet5");
+    let blob = convert(
+        catalog::graph("lenet5").unwrap(),
+        &dir.join("state_dict.pth"),
+        WeightDtype::F32,
+    );
+    let inputs = read_npy(&dir.join("inputs.npy"));
+    let k = inputs.shape[0];
+    let mut model = FirmwareModel::new(&blob.bytes).unwrap();
+    let stacked = model.run_samples(&[&inputs.data], k).unwrap().remove(0);
+    let per_sample = stacked.len() / k;
+    for i in 0..k {
+        assert_eq!(
+            stacked[i * per_sample..(i + 1) * per_sample],
+            run_engine(&blob.bytes, row(&inputs, i))[..],
+            "sample {i}: the same bits alone as stacked"
+        );
+    }
+    let short = &inputs.data[..inputs.data.len() - 1];
+    let err = model.run_samples(&[short], k).unwrap_err();
+    assert!(matches!(err, FirmwareError::SampleLength { .. }), "{err}");
+    let err = model
+        .run_samples(&[row(&inputs, 0), row(&inputs, 0)], 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, FirmwareError::InputCount { given: 2, .. }),
+        "{err}"
+    );
 }

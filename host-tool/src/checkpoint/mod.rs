@@ -331,6 +331,9 @@ fn zip_root(archive: &zip::Archive) -> Result<String> {
     Ok(root.to_owned())
 }
 
+/// Bytes of copied (non-contiguous or byte-swapped) tensors allowed beyond twice their storages.
+const MAX_COPIED_BEYOND_STORAGES: u64 = 256 << 20;
+
 fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
     let kind = sniff(backing.bytes())?;
     if let Kind::Safetensors = kind {
@@ -344,6 +347,7 @@ fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
             .lookup(file.object.root, "pytorch-lightning_version")
             .is_some();
     let mut cache: HashMap<String, Storage> = HashMap::new();
+    let storage_bytes = std::cell::Cell::new(0u64);
     let bytes = backing.bytes();
     let mut fetch = |sid: &torch::StorageId| -> Result<Storage> {
         if let Some(s) = cache.get(&sid.key) {
@@ -385,14 +389,30 @@ fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
                 big_endian: false,
             },
         };
+        storage_bytes.set(storage_bytes.get() + storage.range.len() as u64);
         cache.insert(sid.key.clone(), storage.clone());
         Ok(storage)
     };
-    let tensors = selection
-        .entries
-        .iter()
-        .map(|(name, id)| torch::build_tensor(heap, name, *id, &mut fetch))
-        .collect::<Result<Vec<_>>>()?;
+    // Views that are not contiguous are copied, once per name: many names over one storage would
+    // otherwise turn a small file into any amount of memory.
+    let mut copied = 0u64;
+    let mut tensors = Vec::with_capacity(selection.entries.len());
+    for (name, id) in &selection.entries {
+        let t = torch::build_tensor(heap, name, *id, &mut fetch)?;
+        copied += t.copied_bytes() as u64;
+        let limit = storage_bytes
+            .get()
+            .saturating_mul(2)
+            .saturating_add(MAX_COPIED_BEYOND_STORAGES);
+        if copied > limit {
+            return Err(Error::too_large(format!(
+                "tensor {name}: the strided views read so far need {copied} bytes of copies, more than \
+                 twice the {} bytes of their storages plus {MAX_COPIED_BEYOND_STORAGES}",
+                storage_bytes.get()
+            )));
+        }
+        tensors.push(t);
+    }
     Ok(Checkpoint {
         format: if lightning {
             Format::Lightning

@@ -182,6 +182,14 @@ impl Tensor {
         }
     }
 
+    /// Bytes the reader copied for this tensor (0 when they borrow the file or an inflated record).
+    pub(crate) fn copied_bytes(&self) -> usize {
+        match &self.data {
+            Data::Shared(..) => 0,
+            Data::Owned(v) => v.len(),
+        }
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
@@ -368,7 +376,14 @@ fn gather(out: &mut Vec<u8>, src: &[u8], view: &View<'_>, es: usize) {
         return;
     }
     let size: Vec<usize> = view.size.iter().map(|&s| s as usize).collect();
-    let stride: Vec<usize> = view.stride.iter().map(|&s| s as usize * es).collect();
+    // A dimension of size 1 is never stepped through, so its stride (which may be any value, as in
+    // torch) is not scaled: only strides of longer dimensions are bounded by the storage check.
+    let stride: Vec<usize> = view
+        .size
+        .iter()
+        .zip(view.stride)
+        .map(|(&s, &st)| if s == 1 { 0 } else { st as usize * es })
+        .collect();
     let inner = size[dims - 1];
     let inner_stride = stride[dims - 1];
     let mut index = vec![0usize; dims - 1];
@@ -447,6 +462,20 @@ mod tests {
         assert_eq!(e.kind(), "storage-too-small");
         let e = materialise(&view(&[1 << 40, 1 << 40], &[1, 1], 0), &s).unwrap_err();
         assert_eq!(e.kind(), "too-large");
+    }
+
+    // Hand-computed: torch lets a dimension of size 1 carry any stride; elements 0 and 2 of the
+    // storage are the view's two values, and the huge stride must not overflow while gathering.
+    #[test]
+    fn a_huge_stride_on_a_dimension_of_size_one_is_ignored() {
+        let s = storage((0..24).collect(), false);
+        let v = View {
+            dtype: Dtype::F64,
+            ..view(&[1, 2], &[1 << 61, 2], 0)
+        };
+        let t = materialise(&v, &s).unwrap();
+        assert_eq!(t.bytes()[..8], s.bytes()[..8]);
+        assert_eq!(t.bytes()[8..], s.bytes()[16..24]);
     }
 
     #[test]

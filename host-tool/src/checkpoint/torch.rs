@@ -33,6 +33,11 @@ pub const PREFERRED_KEYS: &[&str] = &[
 const MAX_MODULE_DEPTH: usize = 256;
 /// Most modules visited (a tree with shared submodules could otherwise blow up).
 const MAX_MODULES: usize = 1 << 20;
+/// Most dict items examined while walking a module tree. A module shared under several names is
+/// walked once per name, like `Module.state_dict()` does, so a small pickle can multiply its items.
+const MAX_WALK_ITEMS: usize = 1 << 22;
+/// Most bytes of dotted names built while walking a module tree (long names repeated at every depth).
+const MAX_WALK_NAME_BYTES: usize = 64 << 20;
 
 /// What was selected.
 #[derive(Debug)]
@@ -297,6 +302,19 @@ fn walk_modules(
     let mut out = Vec::new();
     let mut todo: Vec<(ObjId, String, usize)> = vec![(root, String::new(), 0)];
     let mut visited = 0usize;
+    let mut items = 0usize;
+    let mut name_bytes = 0usize;
+    let mut spend = |n_items: usize, n_bytes: usize| -> Result<()> {
+        items = items.saturating_add(n_items);
+        name_bytes = name_bytes.saturating_add(n_bytes);
+        if items > MAX_WALK_ITEMS || name_bytes > MAX_WALK_NAME_BYTES {
+            return Err(Error::too_large(format!(
+                "the module tree expands to more than {MAX_WALK_ITEMS} entries or {MAX_WALK_NAME_BYTES} \
+                 bytes of names (modules shared under many names)"
+            )));
+        }
+        Ok(())
+    };
     while let Some((module, prefix, depth)) = todo.pop() {
         if depth > MAX_MODULE_DEPTH {
             return Err(Error::TooDeep {
@@ -316,6 +334,9 @@ fn walk_modules(
         };
         classes.push(heap.globals[o.class].qualified());
         let Some(state) = o.state else { continue };
+        if let Obj::Dict(d) = heap.get(state) {
+            spend(d.items.len(), 0)?;
+        }
         let non_persistent: Vec<&str> = heap
             .lookup(state, "_non_persistent_buffers_set")
             .map(|s| match heap.get(s) {
@@ -325,11 +346,13 @@ fn walk_modules(
                 _ => Vec::new(),
             })
             .unwrap_or_default();
+        spend(non_persistent.len(), 0)?;
         for (field, skip) in [("_parameters", &[][..]), ("_buffers", &non_persistent[..])] {
             let Some(d) = heap.lookup(state, field) else {
                 continue;
             };
             let Obj::Dict(d) = heap.get(d) else { continue };
+            spend(d.items.len().saturating_mul(skip.len().max(1)), 0)?;
             for (k, v) in heap.dict_items(&d.items) {
                 let Some(name) = heap.str(k) else { continue };
                 if skip.contains(&name) || matches!(heap.get(v), Obj::None) {
@@ -344,16 +367,19 @@ fn walk_modules(
                         ),
                     ));
                 }
+                spend(0, prefix.len() + name.len())?;
                 out.push((format!("{prefix}{name}"), v));
             }
         }
         if let Some(children) = heap.lookup(state, "_modules") {
             if let Obj::Dict(d) = heap.get(children) {
+                spend(d.items.len(), 0)?;
                 for (k, v) in heap.dict_items(&d.items).into_iter().rev() {
                     let Some(name) = heap.str(k) else { continue };
                     if matches!(heap.get(v), Obj::None) {
                         continue;
                     }
+                    spend(0, prefix.len() + name.len() + 1)?;
                     todo.push((v, format!("{prefix}{name}."), depth + 1));
                 }
             }
@@ -400,4 +426,118 @@ pub(crate) fn build_tensor(
         storage_key: &sid.key,
     };
     tensor::materialise(&view, &storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::pickle::{unpickle, Limits, Mode};
+
+    /// A pickle writer for module trees: every value is memoized under a caller-chosen LONG_BINPUT key.
+    struct P(Vec<u8>);
+
+    impl P {
+        fn str(&mut self, s: &str) -> &mut Self {
+            self.0.push(b'X');
+            self.0.extend((s.len() as u32).to_le_bytes());
+            self.0.extend(s.as_bytes());
+            self
+        }
+        fn put(&mut self, key: u32) -> &mut Self {
+            self.0.push(b'r');
+            self.0.extend(key.to_le_bytes());
+            self
+        }
+        fn get(&mut self, key: u32) -> &mut Self {
+            self.0.push(b'j');
+            self.0.extend(key.to_le_bytes());
+            self
+        }
+        fn op(&mut self, b: &[u8]) -> &mut Self {
+            self.0.extend(b);
+            self
+        }
+    }
+
+    const TENSOR: u32 = 1_000_000;
+    const CLASS: u32 = 1_000_001;
+
+    /// Protocol 2 header, one 1-element f32 tensor memoized as TENSOR and the class `__main__.M` as CLASS.
+    fn preamble() -> P {
+        let mut p = P(b"\x80\x02".to_vec());
+        p.op(b"ctorch._utils\n_rebuild_tensor_v2\n((")
+            .str("storage")
+            .op(b"ctorch\nFloatStorage\n")
+            .str("0")
+            .str("cpu")
+            .op(b"K\x01tQK\x00(K\x01t(K\x01t\x89}tR")
+            .put(TENSOR)
+            .op(b"0c__main__\nM\n")
+            .put(CLASS)
+            .op(b"0");
+        p
+    }
+
+    /// A module object left on the stack: `params` name the TENSOR, `children` name memo keys,
+    /// `padding` extra raw items in its `__dict__`.
+    fn module(p: &mut P, params: &[&str], children: &[(u32, u32)], padding: usize) {
+        p.get(CLASS).op(b")\x81}(").str("_parameters").op(b"}(");
+        for name in params {
+            p.str(name).get(TENSOR);
+        }
+        p.op(b"u").str("_modules").op(b"}(");
+        for &(name, child) in children {
+            p.get(name).get(child);
+        }
+        p.op(b"u");
+        for _ in 0..padding {
+            p.str("pad").op(b"N");
+        }
+        p.op(b"ub");
+    }
+
+    fn select_module_tree(p: P) -> Result<Selection> {
+        let mut bytes = p.0;
+        bytes.push(b'.');
+        let u = unpickle(&bytes, "test.pkl", Mode::Strict, &Limits::default()).unwrap();
+        select(&u.heap, u.root, None)
+    }
+
+    #[test]
+    fn a_module_shared_under_many_names_is_bounded() {
+        // Each level holds the one below twice: 2^16 leaves, each with 64 items in its __dict__.
+        let mut p = preamble();
+        p.str("a")
+            .put(2_000_000)
+            .op(b"0")
+            .str("b")
+            .put(2_000_001)
+            .op(b"0");
+        module(&mut p, &["w"], &[], 64);
+        for level in 1..=16 {
+            p.put(level - 1).op(b"0");
+            module(
+                &mut p,
+                &[],
+                &[(2_000_000, level - 1), (2_000_001, level - 1)],
+                0,
+            );
+        }
+        let e = select_module_tree(p).unwrap_err();
+        assert_eq!(e.kind(), "too-large", "{e}");
+    }
+
+    #[test]
+    fn long_module_names_repeated_at_every_depth_are_bounded() {
+        // A chain of 12 modules, each child named by the same memoized 1 MiB string: 78 MiB of names.
+        let mut p = preamble();
+        p.str(&"n".repeat(1 << 20)).put(2_000_000).op(b"0");
+        module(&mut p, &["w"], &[], 0);
+        for level in 1..=12 {
+            p.put(level - 1).op(b"0");
+            module(&mut p, &[], &[(2_000_000, level - 1)], 0);
+        }
+        let e = select_module_tree(p).unwrap_err();
+        assert_eq!(e.kind(), "too-large", "{e}");
+    }
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use nnblob_firmware::{IoInfo, Model};
 
 use crate::npy;
+use crate::validate::{FirmwareModel, TensorSpec};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -44,10 +44,6 @@ pub(super) enum Form {
     Unbatched,
     /// K samples stacked on a leading axis (K = 1: the model's shape itself).
     Stacked(usize),
-}
-
-fn dims(io: &IoInfo<'_>) -> Vec<usize> {
-    io.shape().iter().map(|&d| d as usize).collect()
 }
 
 fn tuple(shape: &[usize]) -> String {
@@ -93,16 +89,13 @@ pub(super) fn form(shape: &[usize], model: &[usize]) -> Option<Form> {
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let path = args.model.display().to_string();
     let bytes = std::fs::read(&args.model).with_context(|| path.clone())?;
-    let model = Model::from_bytes(&bytes).with_context(|| path.clone())?;
-    let ins: Vec<IoInfo<'_>> = (0..model.input_count())
-        .filter_map(|i| model.input(i))
-        .collect();
-    let outs: Vec<IoInfo<'_>> = (0..model.output_count())
-        .filter_map(|i| model.output(i))
-        .collect();
-    let names = |ios: &[IoInfo<'_>]| {
-        ios.iter()
-            .map(|io| format!("'{}' {}", io.name, tuple(&dims(io))))
+    let mut model = FirmwareModel::new(&bytes).with_context(|| path.clone())?;
+    let ins = model.inputs().to_vec();
+    let outs = model.outputs().to_vec();
+    let names = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| format!("'{}' {}", s.name, tuple(&s.shape)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -126,8 +119,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let mut common: Option<(Form, PathBuf)> = None;
     for (io, file) in ins.iter().zip(&args.inputs) {
         let a = npy::read_f32_lenient(file)?;
-        let want = dims(io);
-        let f = form(&a.shape, &want).with_context(|| {
+        let want = &io.shape;
+        let f = form(&a.shape, want).with_context(|| {
             let rest = want.get(1..).unwrap_or_default();
             format!(
                 "{}: shape {} does not fit the model's input '{}' of shape {}: give {} (one sample, \
@@ -135,9 +128,9 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
                 file.display(),
                 tuple(&a.shape),
                 io.name,
-                tuple(&want),
+                tuple(want),
                 tuple(rest),
-                tuple(&want),
+                tuple(want),
                 rest.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
             )
         })?;
@@ -158,32 +151,12 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let Some((form, _)) = common else {
         bail!("{path}: the model has no input");
     };
-    let samples = match form {
-        Form::Unbatched => 1,
-        Form::Stacked(k) => k,
-    };
-    let mut arena = vec![0.0f32; model.arena_len()];
-    let mut results: Vec<Vec<f32>> = outs
-        .iter()
-        .map(|o| Vec::with_capacity(o.len() * samples))
-        .collect();
-    let mut buffers: Vec<Vec<f32>> = outs.iter().map(|o| vec![0.0; o.len()]).collect();
-    for k in 0..samples {
-        let inputs: Vec<&[f32]> = ins
-            .iter()
-            .zip(&arrays)
-            .map(|(io, a)| &a.data[k * io.len()..(k + 1) * io.len()])
-            .collect();
-        let mut outputs: Vec<&mut [f32]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
-        model
-            .run_multi(&inputs, &mut outputs, &mut arena)
-            .with_context(|| format!("{path}: running sample {k}"))?;
-        for (r, b) in results.iter_mut().zip(&buffers) {
-            r.extend_from_slice(b);
-        }
-    }
-    for ((io, data), file) in outs.iter().zip(&results).zip(&args.outputs) {
-        let d = dims(io);
+    let inputs: Vec<&[f32]> = arrays.iter().map(|a| a.data.as_slice()).collect();
+    let results = model
+        .run_samples(&inputs, form.samples())
+        .with_context(|| path.clone())?;
+    for ((io, data), file) in outs.iter().zip(results).zip(&args.outputs) {
+        let d = &io.shape;
         let rest = if d.first() == Some(&1) {
             &d[1..]
         } else {
@@ -198,7 +171,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             file,
             &npy::Array {
                 shape: shape.clone(),
-                data: data.to_vec(),
+                data,
             },
         )?;
         eprintln!(

@@ -157,29 +157,20 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
 
     let tested_specs = firmware.outputs().to_vec();
     let reference_specs = reference.outputs().to_vec();
-    let mut tested: Vec<Vec<f32>> = vec![Vec::new(); tested_specs.len()];
+    let stacked_inputs: Vec<&[f32]> = samples.per_input.iter().map(Vec::as_slice).collect();
+    let tested = firmware
+        .run_samples(&stacked_inputs, samples.count)
+        .with_context(|| model_path.clone())?;
     let mut expected: Vec<Vec<f32>> = vec![Vec::new(); reference_specs.len()];
     for k in 0..samples.count {
         let sample = samples.sample(k);
-        let fw_inputs: Vec<NamedTensor> = firmware
-            .inputs()
-            .iter()
-            .zip(&sample)
-            .map(|(spec, data)| named(spec, data))
-            .collect();
         let ref_inputs: Vec<NamedTensor> = pairs
             .iter()
             .map(|&(fw_ix, ref_ix)| named(&reference.inputs()[ref_ix], sample[fw_ix]))
             .collect();
-        let fw_out = firmware
-            .run(&fw_inputs)
-            .with_context(|| format!("{model_path}: sample {k}"))?;
         let ref_out = reference
             .run(&ref_inputs)
             .with_context(|| format!("sample {k}"))?;
-        for (acc, t) in tested.iter_mut().zip(fw_out) {
-            acc.extend(t.array.data);
-        }
         for (acc, t) in expected.iter_mut().zip(ref_out) {
             acc.extend(t.array.data);
         }

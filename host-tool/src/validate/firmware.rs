@@ -22,6 +22,9 @@ pub enum FirmwareError {
     /// An input of the blob was not given (or given twice).
     #[error("input '{input}' must be given exactly once (the blob's inputs: {known})")]
     MissingInput { input: String, known: String },
+    /// Not one array per input of the blob.
+    #[error("{given} input(s) given, the blob's inputs are: {known}")]
+    InputCount { given: usize, known: String },
     /// A given tensor's shape differs from the blob's input shape.
     #[error("input '{input}': the blob expects shape {expected:?}, given {given:?}")]
     InputShape {
@@ -37,6 +40,20 @@ pub enum FirmwareError {
     /// The engine stopped while running.
     #[error("the engine failed to run: {0}")]
     Run(nnblob_firmware::Error),
+    /// The engine stopped while running one of several samples.
+    #[error("sample {sample}: the engine failed to run: {error}")]
+    RunSample {
+        sample: usize,
+        error: nnblob_firmware::Error,
+    },
+    /// Stacked samples whose lengths are not whole samples of the blob's inputs.
+    #[error("input '{input}': {given} values are not {samples} sample(s) of {per_sample}")]
+    SampleLength {
+        input: String,
+        given: usize,
+        samples: usize,
+        per_sample: usize,
+    },
 }
 
 /// A blob ready to run on the host, with its own arena.
@@ -113,6 +130,67 @@ impl<'b> FirmwareModel<'b> {
         self.model
             .run_multi(inputs, outputs, &mut self.arena)
             .map_err(FirmwareError::Run)
+    }
+
+    /// Runs `samples` samples one after the other: `inputs[i]` holds that many samples of the
+    /// blob's input `i` back to back (in the blob's order); the result holds, per output, the
+    /// samples' outputs back to back. `nnblob run`, `nnblob validate` and [`Self::run_each_row`]
+    /// all run stacked samples through here.
+    pub fn run_samples(
+        &mut self,
+        inputs: &[&[f32]],
+        samples: usize,
+    ) -> Result<Vec<Vec<f32>>, FirmwareError> {
+        let known = || {
+            self.inputs
+                .iter()
+                .map(|s| format!("{} {:?}", s.name, s.shape))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if inputs.len() != self.inputs.len() {
+            return Err(FirmwareError::InputCount {
+                given: inputs.len(),
+                known: known(),
+            });
+        }
+        let in_lens: Vec<usize> = self
+            .inputs
+            .iter()
+            .map(|s| s.shape.iter().product())
+            .collect();
+        for ((spec, data), &n) in self.inputs.iter().zip(inputs).zip(&in_lens) {
+            if Some(data.len()) != n.checked_mul(samples) {
+                return Err(FirmwareError::SampleLength {
+                    input: spec.name.clone(),
+                    given: data.len(),
+                    samples,
+                    per_sample: n,
+                });
+            }
+        }
+        let out_lens: Vec<usize> = self
+            .outputs
+            .iter()
+            .map(|s| s.shape.iter().product())
+            .collect();
+        let mut outputs: Vec<Vec<f32>> = out_lens.iter().map(|&n| vec![0.0; n * samples]).collect();
+        for k in 0..samples {
+            let sample: Vec<&[f32]> = inputs
+                .iter()
+                .zip(&in_lens)
+                .map(|(data, &n)| &data[k * n..(k + 1) * n])
+                .collect();
+            let mut views: Vec<&mut [f32]> = outputs
+                .iter_mut()
+                .zip(&out_lens)
+                .map(|(data, &n)| &mut data[k * n..(k + 1) * n])
+                .collect();
+            self.model
+                .run_multi(&sample, &mut views, &mut self.arena)
+                .map_err(|error| FirmwareError::RunSample { sample: k, error })?;
+        }
+        Ok(outputs)
     }
 
     /// Runs on `inputs` (matched to the blob's inputs by name, in any order).
@@ -197,13 +275,8 @@ impl<'b> FirmwareModel<'b> {
                 given: inputs.shape.clone(),
             });
         }
-        let out_len: usize = output.shape.iter().product();
         let out_shape = super::stacked_shape(rows, &output.shape);
-        let mut data = vec![0.0; rows * out_len];
-        for (k, out) in data.chunks_exact_mut(out_len).enumerate() {
-            let row = inputs.row(k).map(|(_, row)| row).unwrap_or_default();
-            self.run_slices(&[row], &mut [out])?;
-        }
+        let data = self.run_samples(&[&inputs.data], rows)?.remove(0);
         Ok(Array {
             shape: out_shape,
             data,

@@ -6,18 +6,15 @@
 #![allow(dead_code)]
 
 use nnblob::graph::{Graph, Op};
-use nnblob_firmware::Model;
+use nnblob::validate::FirmwareModel;
 
-/// Runs a blob on one sample per input (batch 1) with the firmware engine; one vector per output.
+/// Runs a blob on one sample per input (batch 1) with the firmware engine, through the runner
+/// `nnblob run` and `nnblob validate` use; one vector per output.
 pub fn run_engine(bytes: &[u8], inputs: &[&[f32]]) -> Vec<Vec<f32>> {
-    let model = Model::from_bytes(bytes).unwrap();
-    let mut arena = vec![0.0f32; model.arena_len()];
-    let mut outs: Vec<Vec<f32>> = (0..model.output_count())
-        .map(|i| vec![0.0; model.output_len(i)])
-        .collect();
-    let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
-    model.run_multi(inputs, &mut slices, &mut arena).unwrap();
-    outs
+    FirmwareModel::new(bytes)
+        .unwrap()
+        .run_samples(inputs, 1)
+        .unwrap()
 }
 
 pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
