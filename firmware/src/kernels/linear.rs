@@ -30,37 +30,61 @@ pub(crate) fn linear(
     weight: Matrix<'_>,
     bias: Option<Vector<'_>>,
 ) {
-    // Decoded weights of a tile, input-major: `wbuf[i * LANES + lane]`.
-    let mut wbuf = [0.0f32; TILE * LANES];
-    for m in 0..rows {
-        let x = input.get(m * in_f..(m + 1) * in_f).unwrap_or_default();
-        let Some(y) = output.get_mut(m * out_f..(m + 1) * out_f) else {
-            return;
-        };
-        for (o0, y) in (0..).step_by(LANES).zip(y.chunks_mut(LANES)) {
-            // Weight rows of the block; a missing lane reads the last row again.
-            let lanes = y.len();
-            let wrows: [usize; LANES] = core::array::from_fn(|l| o0 + l.min(lanes - 1));
-            let mut acc = wrows.map(|row| bias.map_or(0.0, |b| b.get(row)));
-            let mut i0 = fast(&mut acc, weight, o0, lanes, in_f, x);
-            // The inputs left, a tile at a time.
-            while i0 < in_f {
-                let n = TILE.min(in_f - i0);
-                let w = wbuf.get_mut(..n * LANES).unwrap_or_default();
-                for (l, &row) in wrows.iter().enumerate() {
-                    weight.decode_interleaved(row * in_f + i0, 1, w, LANES, l);
-                }
-                for (w, &x) in w.chunks_exact(LANES).zip(x.get(i0..).unwrap_or_default()) {
-                    for (a, &w) in acc.iter_mut().zip(w) {
-                        *a += w * x;
-                    }
-                }
-                i0 += n;
-            }
-            for (y, a) in y.iter_mut().zip(acc) {
-                *y = a;
-            }
+    // Decoded weights of a tile: `wbuf[lane][i]`.
+    let mut wbuf = [[0.0f32; TILE]; LANES];
+    let mut o0 = 0;
+    while o0 < out_f {
+        let lanes = LANES.min(out_f - o0);
+        // Weight rows of the block; a missing lane reads the last row again.
+        let wrows: [usize; LANES] = core::array::from_fn(|l| o0 + l.min(lanes - 1));
+        let init = wrows.map(|row| bias.map_or(0.0, |b| b.get(row)));
+        // Every input row from the bias through the inputs the fast loop covers; the
+        // partial sums wait in the output.
+        let mut done = 0;
+        for m in 0..rows {
+            let mut acc = init;
+            let x = input.get(m * in_f..(m + 1) * in_f).unwrap_or_default();
+            done = fast(&mut acc, weight, o0, lanes, in_f, x);
+            store(&acc, output, m * out_f + o0, lanes);
         }
+        // The inputs left, a tile at a time, decoded once for every input row.
+        let mut i0 = done;
+        while i0 < in_f {
+            let n = TILE.min(in_f - i0);
+            for (w, &row) in wbuf.iter_mut().zip(&wrows) {
+                weight.decode(row * in_f + i0, w.get_mut(..n).unwrap_or_default());
+            }
+            let [w0, w1, w2, w3] = &wbuf;
+            for m in 0..rows {
+                let at = m * out_f + o0;
+                let mut acc = init;
+                for (a, y) in acc
+                    .iter_mut()
+                    .zip(output.get(at..at + lanes).unwrap_or_default())
+                {
+                    *a = *y;
+                }
+                let x = input
+                    .get(m * in_f + i0..m * in_f + i0 + n)
+                    .unwrap_or_default();
+                for ((((&x, &a), &b), &c), &d) in x.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+                    acc[0] += a * x;
+                    acc[1] += b * x;
+                    acc[2] += c * x;
+                    acc[3] += d * x;
+                }
+                store(&acc, output, at, lanes);
+            }
+            i0 += n;
+        }
+        o0 += lanes;
+    }
+}
+
+/// Stores the first `lanes` sums to `out[at..]`.
+fn store(acc: &[f32; LANES], out: &mut [f32], at: usize, lanes: usize) {
+    for (y, &a) in out.iter_mut().skip(at).take(lanes).zip(acc) {
+        *y = a;
     }
 }
 
