@@ -109,20 +109,74 @@ proptest! {
     #[test]
     fn linear_matches_oracle(rows in 1usize..4, fi in 1usize..150, fo in 1usize..9, f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
         let dtype = if f16 { WeightDtype::F16 } else { WeightDtype::F32 };
-        let mut rng = Rng(seed | 1);
-        let (x, wt) = (rng.vec(rows * fi), rng.vec(fo * fi));
-        let b = bias.then(|| rng.vec(fo));
-        let ws = stored(dtype, &wt);
-        let mut want = Vec::new();
-        for m in 0..rows { for o in 0..fo {
+        check_linear(rows, fi, fo, dtype, bias, 1.0, seed);
+    }
+}
+
+/// Linear with `rows` input rows against the oracle: `bias (or 0) + w[o][0] * x[0] + ...` in
+/// increasing input index; weights uniform in `[-scale, scale)`.
+fn check_linear(
+    rows: usize,
+    fi: usize,
+    fo: usize,
+    dtype: WeightDtype,
+    bias: bool,
+    scale: f32,
+    seed: u64,
+) {
+    let mut rng = Rng(seed | 1);
+    let x = rng.vec(rows * fi);
+    let wt: Vec<f32> = rng.vec(fo * fi).iter().map(|w| w * scale).collect();
+    let b = bias.then(|| rng.vec(fo));
+    let ws = stored(dtype, &wt);
+    let mut want = Vec::new();
+    for m in 0..rows {
+        for o in 0..fo {
             let mut acc = b.as_ref().map_or(0.0, |b| b[o]);
-            for i in 0..fi { acc += ws[o * fi + i] * x[m * fi + i]; }
+            for i in 0..fi {
+                acc += ws[o * fi + i] * x[m * fi + i];
+            }
             want.push(acc);
-        }}
-        let op = Op::Linear(Linear { input: 0, output: 1, in_features: fi as u32, out_features: fo as u32, weight: wt, bias: b, act: Activation::None });
-        let shapes: [&[u32]; 2] = [&[rows as u32, fi as u32], &[rows as u32, fo as u32]];
-        let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
-        assert_bits(&got[0], &want);
+        }
+    }
+    let op = Op::Linear(Linear {
+        input: 0,
+        output: 1,
+        in_features: fi as u32,
+        out_features: fo as u32,
+        weight: wt,
+        bias: b,
+        act: Activation::None,
+    });
+    let shapes: [&[u32]; 2] = [&[rows as u32, fi as u32], &[rows as u32, fo as u32]];
+    let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
+    assert_bits(&got[0], &want);
+}
+
+/// Linear shapes each kernel path must get right, in both weight types: the Arm loop's
+/// 8-input steps with no tail (64, 640) or with a tail (37, 13, 9, 84), fp16 rows off the
+/// 4-byte boundary (odd inputs), fewer than one step (1, 7), blocks of 4 outputs with 1 to 3
+/// missing lanes, several input rows, inputs longer than a decoded tile (640), and fp16
+/// weights so small that they are subnormal.
+#[test]
+fn linear_named_cases() {
+    let cases = [
+        (1, 640, 128),
+        (1, 128, 8),
+        (1, 8, 128),
+        (3, 37, 13),
+        (2, 13, 6),
+        (2, 64, 10),
+        (1, 84, 10),
+        (4, 9, 7),
+        (1, 7, 5),
+        (3, 1, 1),
+    ];
+    for dtype in [WeightDtype::F16, WeightDtype::F32] {
+        for (k, &(rows, fi, fo)) in cases.iter().enumerate() {
+            check_linear(rows, fi, fo, dtype, k % 3 != 1, 1.0, k as u64);
+        }
+        check_linear(2, 40, 6, dtype, true, 1e-5, 99);
     }
 }
 

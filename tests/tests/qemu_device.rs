@@ -1,12 +1,13 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on cores without.
 //!
-//! For each weight type, four networks with seeded random weights — a small conv + linear
+//! For each weight type, six networks with seeded random weights — a small conv + linear
 //! stand-in, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
-//! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, and a chain
-//! of convolutions that takes every path of the engine's convolution (including its assembly
-//! on the Cortex-M4F) — are encoded with the format crate and run by the engine on the host
-//! (the reference). The blob and the
+//! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, a chain of
+//! convolutions that takes every path of the engine's convolution (including its assembly on
+//! the Cortex-M4F), a chain of Linear layers in the shapes the device's Linear loops treat
+//! apart, and one Linear whose weights are fp16's special values — are encoded with the
+//! format crate and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
 //! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float); the micro network also on a
@@ -348,6 +349,77 @@ fn conv_zoo(dtype: WeightDtype) -> ModelRepr {
     )
 }
 
+/// Linear layers in the shapes the device's loops treat apart: 3 input rows; inputs 37 and
+/// 13 (fp16 rows off the 4-byte boundary, and a tail after the 8-input steps), 24 and 16
+/// (whole steps); outputs 13 and 5 (blocks of 4 with missing lanes); one layer without bias.
+/// `[3,37]` → 37→13 → 13→24 + ReLU → 24→16 (no bias) → 16→5.
+fn linears(dtype: WeightDtype) -> ModelRepr {
+    let mut rng = Rng(0x6c69_6e65_6172);
+    let dims = [37u32, 13, 24, 16, 5];
+    let shapes: Vec<Vec<u32>> = dims.iter().map(|&d| vec![3, d]).collect();
+    let ops = (0..dims.len() - 1)
+        .map(|l| {
+            let (fi, fo) = (dims[l], dims[l + 1]);
+            Op::Linear(Linear {
+                input: l as u32,
+                output: l as u32 + 1,
+                in_features: fi,
+                out_features: fo,
+                weight: rng.vec((fi * fo) as usize, (3.0 / fi as f32).sqrt()),
+                bias: (l != 2).then(|| rng.vec(fo as usize, 0.1)),
+                act: if l == 1 {
+                    Activation::Relu
+                } else {
+                    Activation::None
+                },
+            })
+        })
+        .collect();
+    let last = dims.len() as u32 - 1;
+    sequential_model("linears", dtype, &shapes, NO_ALIAS, ops, ("y", last))
+}
+
+/// One Linear 8→11 whose output `o` is `w * x[o % 8]` for one special weight `w` (the other
+/// weights zero, no bias): subnormals, the extremes, infinities and NaNs with payloads, in
+/// both halves of a 32-bit word. The device widens fp16 with `VCVTB`/`VCVTT`, the host with
+/// integer code; the outputs' bits show both widen every such value alike. (No negative
+/// NaN: the soft-float arithmetic of the core without an FPU does not keep a NaN's sign
+/// through `w * x`, whatever the decoding.)
+fn special_weights(dtype: WeightDtype) -> ModelRepr {
+    let specials = [
+        f32::from_bits(0x3380_0000), // 2^-24, the least fp16 subnormal
+        -3.0 * f32::from_bits(0x3380_0000),
+        1023.0 * f32::from_bits(0x3380_0000), // the largest fp16 subnormal
+        f32::from_bits(0x3880_0000),          // 2^-14, the least fp16 normal
+        65504.0,
+        -65504.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::from_bits(0x7fc0_0000),
+        f32::from_bits(0x7fc0_2000), // a payload that fp16 keeps
+        -2.5,
+    ];
+    let (fi, fo) = (8usize, specials.len());
+    let mut weight = vec![0.0f32; fi * fo];
+    for (o, &w) in specials.iter().enumerate() {
+        weight[o * fi + o % fi] = w;
+    }
+    let shapes = [vec![1, fi as u32], vec![1, fo as u32]];
+    let ops = vec![Op::Linear(Linear {
+        input: 0,
+        output: 1,
+        in_features: fi as u32,
+        out_features: fo as u32,
+        weight,
+        bias: None,
+        act: Activation::None,
+    })];
+    sequential_model("special-weights", dtype, &shapes, NO_ALIAS, ops, ("y", 1))
+}
+
+/// For [`sequential_model`]: no tensor aliases another.
+const NO_ALIAS: (u32, u32) = (u32::MAX, 0);
+
 /// A model whose tensors lie one after the other in the arena, except `alias.0`, a free flatten
 /// that lies on the `alias.1` elements of its input; input tensor 0, one named output.
 fn sequential_model<S: AsRef<[u32]>>(
@@ -453,11 +525,13 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder, &[&Board]); 4] = [
+    let models: [(&str, ModelBuilder, &[&Board]); 6] = [
         ("standin", stand_in, MPS2),
         ("resnet8", resnet8, MPS2),
         ("micro", micro, ALL_BOARDS),
         ("conv-zoo", conv_zoo, MPS2),
+        ("linears", linears, MPS2),
+        ("special-weights", special_weights, MPS2),
     ];
     for ((name, build, boards), dtype) in models
         .iter()
