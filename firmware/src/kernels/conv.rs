@@ -22,7 +22,7 @@
 //! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
 //! f32, which does not change the result.
 
-use super::depthwise::{depthwise, DW_PIX};
+use super::depthwise::{depthwise, takes as takes_depthwise};
 use super::micro::{accumulate, Block, TapTable, LANES, MAX_TAPS, PIX};
 use crate::weights::{Matrix, Vector};
 
@@ -30,9 +30,10 @@ use crate::weights::{Matrix, Vector};
 const TILE_LEN: usize = MAX_TAPS * LANES;
 /// Kernel columns per tile at most, which bounds a patch row.
 const MAX_TILE_COLS: usize = 32;
-/// Length of the patch (1 KiB of stack), which the depthwise path uses as its row buffer.
+/// Length of the patch (1 KiB of stack).
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
-/// Length of the buffer for zero-padded copies of input channels (4 KiB of stack).
+/// Length of the buffer for zero-padded copies of input channels (4 KiB of stack), which
+/// the depthwise path uses for its planes.
 const PADDED_LEN: usize = 1024;
 
 /// Convolution geometry, validated by `validate::conv2d`.
@@ -79,19 +80,13 @@ pub(crate) fn conv2d(
         g.h = 1;
         g.oh = 1;
     }
-    // Depthwise blocks of [`DW_PIX`] pixels at stride 1 or 2, whose inputs fit the buffer.
-    let dw_span = (DW_PIX - 1) * g.sw + g.kw;
-    let depthwise_ok = g.c_in == g.groups && g.c_out == g.groups && g.dw == 1;
     let mut wbuf = [0.0f32; TILE_LEN];
     let mut buf = [0.0f32; PATCH_LEN];
     let mut padded = [0.0f32; PADDED_LEN];
-    match (
-        depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= PATCH_LEN,
-        g.sw,
-    ) {
-        (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
-        (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, &mut buf),
-        _ => run(
+    if takes_depthwise(&g, TILE_LEN, PADDED_LEN) {
+        depthwise(&g, input, output, weight, bias, &mut wbuf, &mut padded);
+    } else {
+        run(
             &g,
             input,
             output,
@@ -100,7 +95,7 @@ pub(crate) fn conv2d(
             &mut wbuf,
             &mut buf,
             &mut padded,
-        ),
+        );
     }
 }
 
