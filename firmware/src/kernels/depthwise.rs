@@ -114,24 +114,34 @@ pub(crate) fn depthwise(
         }
         let wt = wbuf.get(k * taps..(k + 1) * taps).unwrap_or_default();
         let b = [bias.map_or(0.0, |b| b.get(c)); MAX_BLOCK];
-        for (i, rows) in out.chunks_mut(band * g.ow.max(1)).enumerate() {
-            let oy0 = i * band;
-            let n = rows.len() / g.ow.max(1);
+        let ow = g.ow.max(1);
+        for (i, rows) in out.chunks_mut(band * ow).enumerate() {
+            let n = rows.len() / ow;
             fill_band(
                 g,
                 x,
-                oy0 * g.sh,
+                i * band * g.sh,
                 (n.max(1) - 1) * g.sh + window_rows(g),
                 plane,
             );
-            for (r, orow) in rows.chunks_exact_mut(g.ow.max(1)).enumerate() {
-                let Some(prow) = plane.get(r * g.sh * wp..) else {
-                    return;
-                };
-                for (j, o) in orow.chunks_mut(block).enumerate() {
-                    let xs = prow.get(j * block * g.sw..).unwrap_or_default();
-                    row_block(o, xs, g, wp * g.dh, wt, &b);
-                }
+            let row_step = g.sh * wp;
+            let at = |x: usize| plane.get(x..).unwrap_or_default();
+            if ow <= block {
+                // One block per row: a run down the band.
+                let run = Run::new(n, ow, row_step, ow);
+                blocks(rows, plane, run, g, wp, wt, &b);
+                continue;
+            }
+            // Whole blocks along each row, then a run of the rows' last blocks.
+            let (whole, last) = (ow / block, ow % block);
+            for (r, orow) in rows.chunks_exact_mut(ow).enumerate() {
+                let run = Run::new(whole, block, block * g.sw, block);
+                blocks(orow, at(r * row_step), run, g, wp, wt, &b);
+            }
+            if last > 0 {
+                let tail = rows.get_mut(whole * block..).unwrap_or_default();
+                let run = Run::new(n, last, row_step, ow);
+                blocks(tail, at(whole * block * g.sw), run, g, wp, wt, &b);
             }
         }
     }
@@ -143,38 +153,101 @@ pub(crate) fn depthwise(
 fn fill_band(g: &Geom, x: &[f32], first: usize, rows: usize, plane: &mut [f32]) {
     let wp = plane_width(g);
     let lead = g.pl.min(wp);
-    let cols = g.w.min(wp - lead);
+    // The band rows holding input rows: `inside.0..inside.1`.
+    let r0 = g.pt.saturating_sub(first).min(rows);
+    let r1 = (g.h + g.pt).saturating_sub(first).clamp(r0, rows);
     for (r, dst) in plane.chunks_exact_mut(wp).take(rows).enumerate() {
-        let iy = (first + r).wrapping_sub(g.pt);
-        let src = match iy < g.h {
-            true => x.get(iy * g.w..iy * g.w + cols),
-            false => None,
-        };
-        match (src, dst.get_mut(lead..lead + cols)) {
-            (Some(s), Some(d)) => d.copy_from_slice(s),
-            _ => dst.fill(0.0),
+        if r < r0 || r >= r1 {
+            dst.fill(0.0);
+        }
+    }
+    let src = x.get((first + r0).saturating_sub(g.pt) * g.w..);
+    let dst = plane.get_mut(r0 * wp + lead..);
+    if let (Some(src), Some(dst)) = (src, dst) {
+        let cols = g.w.min(wp - lead);
+        copy_rows(dst, wp, src, g.w, r1 - r0, cols);
+    }
+}
+
+/// Copies `rows` rows of `cols` values, `src_step` apart in `src`, to `dst`, `dst_step`
+/// apart; rows that would not fit are not copied.
+fn copy_rows(
+    dst: &mut [f32],
+    dst_step: usize,
+    src: &[f32],
+    src_step: usize,
+    rows: usize,
+    cols: usize,
+) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if arm::copy_rows(dst, dst_step, src, src_step, rows, cols) {
+        return;
+    }
+    for r in 0..rows {
+        let s = src.get(r * src_step..r * src_step + cols);
+        let d = dst.get_mut(r * dst_step..r * dst_step + cols);
+        if let (Some(s), Some(d)) = (s, d) {
+            d.copy_from_slice(s);
         }
     }
 }
 
-/// One block of output pixels: `out[j] = b[j] + Σ w[ky * kw + kx] * x[ky * pitch + j * sw + kx]`
-/// over the taps in `(ky, kx)` order, for `j < out.len()` (at most [`block_len`]). `x` must
-/// hold the inputs of a whole block ([`slack`]) for the row's last blocks.
-fn row_block(out: &mut [f32], x: &[f32], g: &Geom, pitch: usize, wt: &[f32], b: &[f32; MAX_BLOCK]) {
-    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if g.kw == 3 {
-        arm::block3(out, x, pitch, g.kh, g.sw, wt, b);
-        return;
-    }
-    let b = b[0];
-    match g.sw {
-        1 => portable::<1, { block_len(1) }>(out, x, pitch, g.kw, wt, b),
-        _ => portable::<2, { block_len(2) }>(out, x, pitch, g.kw, wt, b),
+/// Blocks of equal width, evenly spaced: block `i` reads the plane from `i * x_step` and
+/// writes `n` output pixels from `i * out_step`.
+#[derive(Clone, Copy)]
+struct Run {
+    count: usize,
+    n: usize,
+    x_step: usize,
+    out_step: usize,
+}
+
+impl Run {
+    fn new(count: usize, n: usize, x_step: usize, out_step: usize) -> Self {
+        Run {
+            count,
+            n,
+            x_step,
+            out_step,
+        }
     }
 }
 
-/// The portable loop for [`row_block`] at stride `SW`, over a whole block of `B` pixels (the
-/// sums of those past `out` are dropped).
+/// The blocks of `run`. Pixel `j` of a block whose inputs start at `x[s]` and outputs at
+/// `out[o]` is `out[o + j] = b[j] + Σ w[ky * kw + kx] * x[s + ky * pitch + j * sw + kx]`
+/// over the taps in `(ky, kx)` order. A block reads the inputs of [`block_len`] pixels
+/// (the plane's [`slack`] covers them).
+fn blocks(
+    out: &mut [f32],
+    x: &[f32],
+    run: Run,
+    g: &Geom,
+    wp: usize,
+    wt: &[f32],
+    b: &[f32; MAX_BLOCK],
+) {
+    let pitch = wp * g.dh;
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if g.kw == 3 {
+        arm::blocks3(out, x, run, pitch, g.kh, g.sw, wt, b);
+        return;
+    }
+    for i in 0..run.count {
+        let (Some(o), Some(xs)) = (
+            out.get_mut(i * run.out_step..i * run.out_step + run.n),
+            x.get(i * run.x_step..),
+        ) else {
+            return;
+        };
+        match g.sw {
+            1 => portable::<1, { block_len(1) }>(o, xs, pitch, g.kw, wt, b[0]),
+            _ => portable::<2, { block_len(2) }>(o, xs, pitch, g.kw, wt, b[0]),
+        }
+    }
+}
+
+/// The portable loop for one block of [`blocks`] at stride `SW`, over a whole block of `B`
+/// pixels (the sums of those past `out` are dropped).
 #[allow(clippy::indexing_slicing)] // `j * SW` < `(B - 1) * SW + 1` = `xs.len()`
 fn portable<const SW: usize, const B: usize>(
     out: &mut [f32],
@@ -205,7 +278,7 @@ fn portable<const SW: usize, const B: usize>(
 #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
 #[allow(unsafe_code)]
 mod arm {
-    use super::{block_len, MAX_BLOCK};
+    use super::{block_len, Run, MAX_BLOCK};
 
     /// The three multiply-adds of one pixel (accumulator `s$a`, inputs `s$x0..`), weights in
     /// s0-s2.
@@ -238,38 +311,71 @@ mod arm {
         };
     }
 
-    /// The loop over the kernel rows, then the stores. The accumulators are loaded from the
-    /// bias row; per kernel row, its weights go to s0-s2 and the block's inputs to `$inputs`;
-    /// `{skip}` jumps over the pixels past the block (12 bytes each, their three `VMLA`s, and
-    /// 4 bytes each, their `VSTR`). `add pc` branches to its own address + 4 plus the offset,
-    /// hence the `nop` (2 bytes) after it.
-    macro_rules! block_loop {
+    /// What the loop reads from memory besides its registers (byte offsets in the asm).
+    #[repr(C)]
+    struct Params {
+        /// The bias row.
+        bias: *const f32,
+        /// The weights, 3 per kernel row.
+        w: *const f32,
+        kh: usize,
+        /// Bytes from a kernel row's inputs to the next's.
+        pitch: usize,
+        /// Bytes from a block's inputs to the next block's.
+        x_step: usize,
+        /// Bytes from a block's outputs to the next block's.
+        out_step: usize,
+        /// Bytes of stores to jump over: those of the pixels past the block.
+        store_skip: usize,
+    }
+
+    /// The loop over the blocks of a run. Per block, the accumulators are loaded from the
+    /// bias row; per kernel row, its weights go to s0-s2 and the block's inputs to
+    /// `$inputs`; `{mla}` jumps over the multiply-adds of the pixels past the block (12 bytes
+    /// each: three `VMLA`s), the parameter `store_skip` over their stores (4 bytes each).
+    /// `add pc` branches to its own address + 4 plus the offset, hence the `nop` (2 bytes)
+    /// after it.
+    macro_rules! blocks_loop {
         ($acc:literal, $inputs:literal, $pixels:expr, $stores:expr,
-         $out:expr, $x:expr, $pitch:expr, $kh:expr, $w:expr, $b:expr, $skip:expr) => {
-            // SAFETY: see `block3`.
+         $params:expr, $x:expr, $out:expr, $count:expr, $mla:expr) => {
+            // SAFETY: see `blocks3`.
             unsafe {
                 core::arch::asm!(
-                    concat!("vldmia {b}, {{", $acc, "}}"),
-                    "2:",
+                    "3:",
+                    "ldr {t}, [{p}]",
+                    concat!("vldmia {t}, {{", $acc, "}}"),
+                    "ldr {w}, [{p}, #4]",
+                    "ldr {k}, [{p}, #8]",
+                    "mov {x}, {xb}",
+                    "4:",
                     "vldmia {w}!, {{s0-s2}}",
                     concat!("vldmia {x}, {{", $inputs, "}}"),
-                    "add {x}, {pitch}",
+                    "ldr {t}, [{p}, #12]",
+                    "add {x}, {t}",
                     "add pc, {mla}",
                     "nop",
                     $pixels,
-                    "subs {kh}, #1",
-                    "bne 2b",
-                    "add pc, {st}",
+                    "subs {k}, #1",
+                    "bne 4b",
+                    "ldr {t}, [{p}, #24]",
+                    "add pc, {t}",
                     "nop",
                     $stores,
-                    b = in(reg) $b.as_ptr(),
-                    w = inout(reg) $w.as_ptr() => _,
-                    x = inout(reg) $x.as_ptr() => _,
-                    pitch = in(reg) $pitch * 4,
-                    kh = inout(reg) $kh => _,
-                    mla = in(reg) $skip * 12,
-                    st = in(reg) $skip * 4,
-                    out = in(reg) $out.as_mut_ptr(),
+                    "ldr {t}, [{p}, #20]",
+                    "add {out}, {t}",
+                    "ldr {t}, [{p}, #16]",
+                    "add {xb}, {t}",
+                    "subs {count}, #1",
+                    "bne 3b",
+                    p = in(reg) &$params,
+                    xb = inout(reg) $x.as_ptr() => _,
+                    out = inout(reg) $out.as_mut_ptr() => _,
+                    count = inout(reg) $count => _,
+                    mla = in(reg) $mla,
+                    x = out(reg) _,
+                    w = out(reg) _,
+                    k = out(reg) _,
+                    t = out(reg) _,
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -284,31 +390,65 @@ mod arm {
         };
     }
 
-    /// [`super::row_block`] for 3-wide kernels of `kh` rows at stride `sw` 1 or 2: `w` holds
+    /// [`super::blocks`] for 3-wide kernels of `kh` rows at stride `sw` 1 or 2: `w` holds
     /// `3 * kh` weights, `b` the bias (its first [`block_len`] values are read).
-    pub(super) fn block3(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn blocks3(
         out: &mut [f32],
         x: &[f32],
+        run: Run,
         pitch: usize,
         kh: usize,
         sw: usize,
         w: &[f32],
         b: &[f32; MAX_BLOCK],
     ) {
-        // The checks the reads and writes below rely on: 1 to `block_len` pixels, at least
-        // one kernel row and its weights, and each kernel row's `(block_len - 1) * sw + 3`
-        // inputs (a whole block's) inside `x`.
-        let (n, max) = (out.len(), block_len(sw));
-        let last = (kh.max(1) - 1)
-            .checked_mul(pitch)
-            .and_then(|l| l.checked_add((max - 1) * sw + 3));
-        if n == 0 || n > max || kh == 0 || w.len() < 3 * kh || last.is_none_or(|l| l > x.len()) {
+        // The checks the reads and writes below rely on: at least one block of 1 to
+        // `block_len` pixels, at least one kernel row and its weights, each block's kernel
+        // rows of `(block_len - 1) * sw + 3` inputs inside `x` and its pixels inside `out`.
+        let max = block_len(sw);
+        let Run {
+            count,
+            n,
+            x_step,
+            out_step,
+        } = run;
+        let last = |step: usize, end: Option<usize>| {
+            (count.max(1) - 1)
+                .checked_mul(step)
+                .zip(end)
+                .and_then(|(a, b)| a.checked_add(b))
+        };
+        let reads = last(
+            x_step,
+            (kh.max(1) - 1)
+                .checked_mul(pitch)
+                .and_then(|l| l.checked_add((max - 1) * sw + 3)),
+        );
+        let writes = last(out_step, Some(n));
+        if count == 0
+            || n == 0
+            || n > max
+            || kh == 0
+            || w.len() < 3 * kh
+            || reads.is_none_or(|r| r > x.len())
+            || writes.is_none_or(|w| w > out.len())
+        {
             return;
         }
-        let skip = max - n;
-        // Accumulator `s20 + j` for pixel `j`; its inputs are `s3 + j`, `s4 + j`, `s5 + j`.
+        let params = Params {
+            bias: b.as_ptr(),
+            w: w.as_ptr(),
+            kh,
+            pitch: pitch.wrapping_mul(4),
+            x_step: x_step * 4,
+            out_step: out_step * 4,
+            store_skip: (max - n) * 4,
+        };
+        let mla = (max - n) * 12;
         if sw == 1 {
-            block_loop!(
+            // Accumulator `s20 + j` for pixel `j`; its inputs are `s3 + j` to `s5 + j`.
+            blocks_loop!(
                 "s20-s31",
                 "s3-s16",
                 concat!(
@@ -339,17 +479,15 @@ mod arm {
                     store!(21, 1),
                     store!(20, 0),
                 ),
-                out,
+                params,
                 x,
-                pitch,
-                kh,
-                w,
-                b,
-                skip
+                out,
+                count,
+                mla
             );
         } else if sw == 2 {
             // Accumulator `s23 + j` for pixel `j`; its inputs are `s3 + 2j` to `s5 + 2j`.
-            block_loop!(
+            blocks_loop!(
                 "s23-s31",
                 "s3-s21",
                 concat!(
@@ -374,15 +512,93 @@ mod arm {
                     store!(24, 1),
                     store!(23, 0),
                 ),
-                out,
+                params,
                 x,
-                pitch,
-                kh,
-                w,
-                b,
-                skip
+                out,
+                count,
+                mla
             );
         }
+    }
+
+    /// Copies one value (`$i`, at byte offset `4 * $i`).
+    macro_rules! copy {
+        ($i:literal) => {
+            concat!(
+                "vldr s0, [{s}, #4*",
+                $i,
+                "]\n vstr s0, [{d}, #4*",
+                $i,
+                "]\n"
+            )
+        };
+    }
+
+    /// [`super::copy_rows`]: per row, 16 values at a time with one load and one store, then
+    /// a jump into the copies of single values (8 bytes each) for the rest. Returns false,
+    /// and copies nothing, when there is no row or a row would not fit.
+    pub(super) fn copy_rows(
+        dst: &mut [f32],
+        dst_step: usize,
+        src: &[f32],
+        src_step: usize,
+        rows: usize,
+        cols: usize,
+    ) -> bool {
+        // The checks the reads and writes below rely on: at least one row of at least one
+        // value, and every row inside `src` and `dst`.
+        let fits = |step: usize, len: usize| {
+            (rows.max(1) - 1)
+                .checked_mul(step)
+                .and_then(|l| l.checked_add(cols))
+                .is_some_and(|end| end <= len)
+        };
+        if rows == 0 || cols == 0 || !fits(src_step, src.len()) || !fits(dst_step, dst.len()) {
+            return false;
+        }
+        // SAFETY: the checks above; each row reads `cols` values from `src` and writes them
+        // to `dst`, and the next row starts `src_step`/`dst_step` values further.
+        unsafe {
+            core::arch::asm!(
+                "3:",
+                "mov {s}, {src}",
+                "mov {d}, {dst}",
+                "mov {c}, {chunks}",
+                "cmp {c}, #0",
+                "beq 5f",
+                "4:",
+                "vldmia {s}!, {{s0-s15}}",
+                "vstmia {d}!, {{s0-s15}}",
+                "subs {c}, #1",
+                "bne 4b",
+                "5:",
+                "add pc, {skip}",
+                "nop",
+                copy!(14), copy!(13), copy!(12), copy!(11), copy!(10),
+                copy!(9), copy!(8), copy!(7), copy!(6), copy!(5),
+                copy!(4), copy!(3), copy!(2), copy!(1), copy!(0),
+                "add {src}, {src_step}",
+                "add {dst}, {dst_step}",
+                "subs {rows}, #1",
+                "bne 3b",
+                src = inout(reg) src.as_ptr() => _,
+                dst = inout(reg) dst.as_mut_ptr() => _,
+                rows = inout(reg) rows => _,
+                src_step = in(reg) src_step * 4,
+                dst_step = in(reg) dst_step * 4,
+                chunks = in(reg) cols / 16,
+                skip = in(reg) (15 - cols % 16) * 8,
+                s = out(reg) _,
+                d = out(reg) _,
+                c = out(reg) _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                options(nostack),
+            )
+        }
+        true
     }
 
     const _: () = assert!(
