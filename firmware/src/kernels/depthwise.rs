@@ -94,7 +94,8 @@ pub(crate) fn depthwise(
         return;
     }
     // The plane rows of the largest band and the slack after them. The padding columns are
-    // zeroed here once: the bands only write input columns, or whole rows of zeros.
+    // zeroed here once: the bands only write input columns, or whole rows of zeros (and
+    // not even those when one band holds the whole channel: its padding rows stay zero).
     let used = ((band - 1) * g.sh + window_rows(g)) * wp + slack(g.sw);
     let Some(plane) = plane.get_mut(..used) else {
         return;
@@ -117,13 +118,8 @@ pub(crate) fn depthwise(
         let ow = g.ow.max(1);
         for (i, rows) in out.chunks_mut(band * ow).enumerate() {
             let n = rows.len() / ow;
-            fill_band(
-                g,
-                x,
-                i * band * g.sh,
-                (n.max(1) - 1) * g.sh + window_rows(g),
-                plane,
-            );
+            let rows_in = (n.max(1) - 1) * g.sh + window_rows(g);
+            fill_band(g, x, i * band * g.sh, rows_in, plane, band < g.oh);
             let row_step = g.sh * wp;
             let at = |x: usize| plane.get(x..).unwrap_or_default();
             if ow <= block {
@@ -149,16 +145,25 @@ pub(crate) fn depthwise(
 
 /// Copies `rows` plane rows from padded row `first` of channel `x` into `plane`: an input
 /// row goes to its columns (the padding columns are left as they are: zero), a row in the
-/// padding is zeroed whole.
-fn fill_band(g: &Geom, x: &[f32], first: usize, rows: usize, plane: &mut [f32]) {
+/// padding is zeroed whole if `zero_padding` (else it must be zero already).
+fn fill_band(
+    g: &Geom,
+    x: &[f32],
+    first: usize,
+    rows: usize,
+    plane: &mut [f32],
+    zero_padding: bool,
+) {
     let wp = plane_width(g);
     let lead = g.pl.min(wp);
     // The band rows holding input rows: `inside.0..inside.1`.
     let r0 = g.pt.saturating_sub(first).min(rows);
     let r1 = (g.h + g.pt).saturating_sub(first).clamp(r0, rows);
-    for (r, dst) in plane.chunks_exact_mut(wp).take(rows).enumerate() {
-        if r < r0 || r >= r1 {
-            dst.fill(0.0);
+    if zero_padding {
+        for r in (0..r0).chain(r1..rows) {
+            if let Some(row) = plane.get_mut(r * wp..(r + 1) * wp) {
+                row.fill(0.0);
+            }
         }
     }
     let src = x.get((first + r0).saturating_sub(g.pt) * g.w..);
@@ -319,8 +324,6 @@ mod arm {
         /// The weights, 3 per kernel row.
         w: *const f32,
         kh: usize,
-        /// Bytes from a kernel row's inputs to the next's.
-        pitch: usize,
         /// Bytes from a block's inputs to the next block's.
         x_step: usize,
         /// Bytes from a block's outputs to the next block's.
@@ -337,7 +340,7 @@ mod arm {
     /// after it.
     macro_rules! blocks_loop {
         ($acc:literal, $inputs:literal, $pixels:expr, $stores:expr,
-         $params:expr, $x:expr, $out:expr, $count:expr, $mla:expr) => {
+         $params:expr, $x:expr, $out:expr, $count:expr, $mla:expr, $pitch:expr) => {
             // SAFETY: see `blocks3`.
             unsafe {
                 core::arch::asm!(
@@ -350,20 +353,19 @@ mod arm {
                     "4:",
                     "vldmia {w}!, {{s0-s2}}",
                     concat!("vldmia {x}, {{", $inputs, "}}"),
-                    "ldr {t}, [{p}, #12]",
-                    "add {x}, {t}",
+                    "add {x}, {pitch}",
                     "add pc, {mla}",
                     "nop",
                     $pixels,
                     "subs {k}, #1",
                     "bne 4b",
-                    "ldr {t}, [{p}, #24]",
+                    "ldr {t}, [{p}, #20]",
                     "add pc, {t}",
                     "nop",
                     $stores,
-                    "ldr {t}, [{p}, #20]",
-                    "add {out}, {t}",
                     "ldr {t}, [{p}, #16]",
+                    "add {out}, {t}",
+                    "ldr {t}, [{p}, #12]",
                     "add {xb}, {t}",
                     "subs {count}, #1",
                     "bne 3b",
@@ -372,6 +374,7 @@ mod arm {
                     out = inout(reg) $out.as_mut_ptr() => _,
                     count = inout(reg) $count => _,
                     mla = in(reg) $mla,
+                    pitch = in(reg) $pitch,
                     x = out(reg) _,
                     w = out(reg) _,
                     k = out(reg) _,
@@ -440,12 +443,13 @@ mod arm {
             bias: b.as_ptr(),
             w: w.as_ptr(),
             kh,
-            pitch: pitch.wrapping_mul(4),
             x_step: x_step * 4,
             out_step: out_step * 4,
             store_skip: (max - n) * 4,
         };
         let mla = (max - n) * 12;
+        // Bytes from a kernel row's inputs to the next's.
+        let pitch = pitch.wrapping_mul(4);
         if sw == 1 {
             // Accumulator `s20 + j` for pixel `j`; its inputs are `s3 + j` to `s5 + j`.
             blocks_loop!(
@@ -483,7 +487,8 @@ mod arm {
                 x,
                 out,
                 count,
-                mla
+                mla,
+                pitch
             );
         } else if sw == 2 {
             // Accumulator `s23 + j` for pixel `j`; its inputs are `s3 + 2j` to `s5 + 2j`.
@@ -516,7 +521,8 @@ mod arm {
                 x,
                 out,
                 count,
-                mla
+                mla,
+                pitch
             );
         }
     }
