@@ -61,12 +61,19 @@ fn band_rows(g: &Geom, plane_len: usize) -> usize {
 /// Whether [`depthwise`] takes the convolution, given the lengths of its weight buffer and
 /// plane buffer: one input and one output channel per group, row stride 1 or 2, row
 /// dilation 1, a channel's weights fitting the one buffer and one output row's window the
-/// other.
+/// other. Where the assembly runs, only 3-wide kernels (its own): the general path, with
+/// its own assembly, is faster than the portable loop for the others.
 pub(crate) fn takes(g: &Geom, wbuf_len: usize, plane_len: usize) -> bool {
     g.c_in == g.groups
         && g.c_out == g.groups
         && g.dw == 1
         && (g.sw == 1 || g.sw == 2)
+        && (g.kw == 3
+            || !cfg!(all(
+                target_arch = "arm",
+                target_abi = "eabihf",
+                target_os = "none"
+            )))
         && g.kh * g.kw <= wbuf_len
         && band_rows(g, plane_len) > 0
 }
@@ -88,7 +95,7 @@ pub(crate) fn depthwise(
     plane: &mut [f32],
 ) {
     let (hw, ohw, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let (wp, band, block) = (plane_width(g), band_rows(g, plane.len()), block_len(g.sw));
+    let (wp, band) = (plane_width(g), band_rows(g, plane.len()));
     let per_decode = wbuf.len() / taps.max(1);
     if band == 0 || per_decode == 0 {
         return;
@@ -101,6 +108,8 @@ pub(crate) fn depthwise(
         return;
     };
     plane.fill(0.0);
+    let ow = g.ow.max(1);
+    let full = Runs::new(g, band);
     for c in 0..g.c_out {
         let (Some(x), Some(out)) = (
             input.get(c * hw..(c + 1) * hw),
@@ -115,30 +124,62 @@ pub(crate) fn depthwise(
         }
         let wt = wbuf.get(k * taps..(k + 1) * taps).unwrap_or_default();
         let b = [bias.map_or(0.0, |b| b.get(c)); MAX_BLOCK];
-        let ow = g.ow.max(1);
         for (i, rows) in out.chunks_mut(band * ow).enumerate() {
             let n = rows.len() / ow;
-            let rows_in = (n.max(1) - 1) * g.sh + window_rows(g);
-            fill_band(g, x, i * band * g.sh, rows_in, plane, band < g.oh);
-            let row_step = g.sh * wp;
-            let at = |x: usize| plane.get(x..).unwrap_or_default();
-            if ow <= block {
-                // One block per row: a run down the band.
-                let run = Run::new(n, ow, row_step, ow);
-                blocks(rows, plane, run, g, wp, wt, &b);
-                continue;
+            let last_band;
+            let runs = match n == band {
+                true => &full,
+                false => {
+                    last_band = Runs::new(g, n);
+                    &last_band
+                }
+            };
+            fill_band(g, x, i * band * g.sh, runs.rows_in, plane, band < g.oh);
+            if runs.whole.count > 0 {
+                for r in 0..n {
+                    let xs = plane.get(r * runs.row_step..).unwrap_or_default();
+                    let o = rows.get_mut(r * ow..).unwrap_or_default();
+                    blocks(o, xs, &runs.whole, wt, &b);
+                }
             }
-            // Whole blocks along each row, then a run of the rows' last blocks.
-            let (whole, last) = (ow / block, ow % block);
-            for (r, orow) in rows.chunks_exact_mut(ow).enumerate() {
-                let run = Run::new(whole, block, block * g.sw, block);
-                blocks(orow, at(r * row_step), run, g, wp, wt, &b);
+            if runs.last.count > 0 {
+                let xs = plane.get(runs.last_x..).unwrap_or_default();
+                let o = rows.get_mut(runs.last_out..).unwrap_or_default();
+                blocks(o, xs, &runs.last, wt, &b);
             }
-            if last > 0 {
-                let tail = rows.get_mut(whole * block..).unwrap_or_default();
-                let run = Run::new(n, last, row_step, ow);
-                blocks(tail, at(whole * block * g.sw), run, g, wp, wt, &b);
-            }
+        }
+    }
+}
+
+/// How a band of output rows is computed: the whole blocks of each row (one run per row,
+/// from the row's start), then the rows' last blocks (one run down the band, from input
+/// `last_x` and output `last_out`). Rows of at most one block have only the latter.
+#[derive(Clone, Copy)]
+struct Runs {
+    /// Plane rows the band reads.
+    rows_in: usize,
+    /// Plane values from an output row's inputs to the next's.
+    row_step: usize,
+    whole: Run,
+    last: Run,
+    last_x: usize,
+    last_out: usize,
+}
+
+impl Runs {
+    /// The runs of a band of `rows` output rows.
+    fn new(g: &Geom, rows: usize) -> Self {
+        let (ow, block, wp) = (g.ow.max(1), block_len(g.sw), plane_width(g));
+        let whole = if ow > block { ow / block } else { 0 };
+        let row_step = g.sh * wp;
+        let last = ow - whole * block;
+        Runs {
+            rows_in: (rows.max(1) - 1) * g.sh + window_rows(g),
+            row_step,
+            whole: Run::new(g, whole, block, block * g.sw, block),
+            last: Run::new(g, if last > 0 { rows } else { 0 }, last, row_step, ow),
+            last_x: whole * block * g.sw,
+            last_out: whole * block,
         }
     }
 }
@@ -156,7 +197,7 @@ fn fill_band(
 ) {
     let wp = plane_width(g);
     let lead = g.pl.min(wp);
-    // The band rows holding input rows: `inside.0..inside.1`.
+    // The band rows holding input rows: `r0..r1`.
     let r0 = g.pt.saturating_sub(first).min(rows);
     let r1 = (g.h + g.pt).saturating_sub(first).clamp(r0, rows);
     if zero_padding {
@@ -175,7 +216,7 @@ fn fill_band(
 }
 
 /// Copies `rows` rows of `cols` values, `src_step` apart in `src`, to `dst`, `dst_step`
-/// apart; rows that would not fit are not copied.
+/// apart (nothing, or only the rows that fit, if one would not fit).
 fn copy_rows(
     dst: &mut [f32],
     dst_step: usize,
@@ -185,9 +226,8 @@ fn copy_rows(
     cols: usize,
 ) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if arm::copy_rows(dst, dst_step, src, src_step, rows, cols) {
-        return;
-    }
+    arm::copy_rows(dst, dst_step, src, src_step, rows, cols);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
     for r in 0..rows {
         let s = src.get(r * src_step..r * src_step + cols);
         let d = dst.get_mut(r * dst_step..r * dst_step + cols);
@@ -197,75 +237,87 @@ fn copy_rows(
     }
 }
 
-/// Blocks of equal width, evenly spaced: block `i` reads the plane from `i * x_step` and
-/// writes `n` output pixels from `i * out_step`.
+/// Blocks of equal width, evenly spaced, and the extent of what they read and write (set by
+/// [`Run::new`], the only way to make one). Pixel `j` of block `i` is
+/// `out[i * out_step + j] = b[j] + Σ w[ky * kw + kx] * x[i * x_step + ky * pitch + j * sw + kx]`
+/// over the taps in `(ky, kx)` order, for `j < n`.
 #[derive(Clone, Copy)]
 struct Run {
     count: usize,
     n: usize,
     x_step: usize,
     out_step: usize,
+    kh: usize,
+    kw: usize,
+    sw: usize,
+    pitch: usize,
+    /// Inputs read from the run's start: every block reads its kernel rows' inputs for
+    /// [`block_len`] pixels, those it does not store included (the plane's [`slack`]
+    /// covers them). `usize::MAX` if that overflows.
+    reads: usize,
+    /// Outputs written from the run's start (`usize::MAX` if that overflows).
+    writes: usize,
 }
 
 impl Run {
-    fn new(count: usize, n: usize, x_step: usize, out_step: usize) -> Self {
+    #[inline(never)]
+    fn new(g: &Geom, count: usize, n: usize, x_step: usize, out_step: usize) -> Self {
+        let pitch = plane_width(g).saturating_mul(g.dh);
+        let last = count.saturating_sub(1);
+        let reads = last
+            .saturating_mul(x_step)
+            .saturating_add((g.kh.max(1) - 1).saturating_mul(pitch))
+            .saturating_add((block_len(g.sw) - 1) * g.sw + g.kw);
         Run {
             count,
             n,
             x_step,
             out_step,
+            kh: g.kh,
+            kw: g.kw,
+            sw: g.sw,
+            pitch,
+            reads,
+            writes: last.saturating_mul(out_step).saturating_add(n),
         }
     }
 }
 
-/// The blocks of `run`. Pixel `j` of a block whose inputs start at `x[s]` and outputs at
-/// `out[o]` is `out[o + j] = b[j] + Σ w[ky * kw + kx] * x[s + ky * pitch + j * sw + kx]`
-/// over the taps in `(ky, kx)` order. A block reads the inputs of [`block_len`] pixels
-/// (the plane's [`slack`] covers them).
-fn blocks(
-    out: &mut [f32],
-    x: &[f32],
-    run: Run,
-    g: &Geom,
-    wp: usize,
-    wt: &[f32],
-    b: &[f32; MAX_BLOCK],
-) {
-    let pitch = wp * g.dh;
+/// The blocks of `run`, reading the plane from `x` and writing from `out` (nothing if the
+/// run's extent does not fit them).
+fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], b: &[f32; MAX_BLOCK]) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if g.kw == 3 {
-        arm::blocks3(out, x, run, pitch, g.kh, g.sw, wt, b);
-        return;
-    }
-    for i in 0..run.count {
-        let (Some(o), Some(xs)) = (
-            out.get_mut(i * run.out_step..i * run.out_step + run.n),
-            x.get(i * run.x_step..),
-        ) else {
-            return;
-        };
-        match g.sw {
-            1 => portable::<1, { block_len(1) }>(o, xs, pitch, g.kw, wt, b[0]),
-            _ => portable::<2, { block_len(2) }>(o, xs, pitch, g.kw, wt, b[0]),
+    arm::blocks3(out, x, run, wt, b);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
+    if run.reads <= x.len() && run.writes <= out.len() && wt.len() >= run.kh * run.kw {
+        for i in 0..run.count {
+            let o = out.get_mut(i * run.out_step..i * run.out_step + run.n);
+            let xs = x.get(i * run.x_step..);
+            if let (Some(o), Some(xs)) = (o, xs) {
+                match run.sw {
+                    1 => portable::<1, { block_len(1) }>(o, xs, run, wt, b[0]),
+                    _ => portable::<2, { block_len(2) }>(o, xs, run, wt, b[0]),
+                }
+            }
         }
     }
 }
 
 /// The portable loop for one block of [`blocks`] at stride `SW`, over a whole block of `B`
 /// pixels (the sums of those past `out` are dropped).
+#[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
 #[allow(clippy::indexing_slicing)] // `j * SW` < `(B - 1) * SW + 1` = `xs.len()`
 fn portable<const SW: usize, const B: usize>(
     out: &mut [f32],
     x: &[f32],
-    pitch: usize,
-    kw: usize,
+    run: &Run,
     wt: &[f32],
     b: f32,
 ) {
     let mut acc = [b; B];
-    for (ky, ws) in wt.chunks_exact(kw.max(1)).enumerate() {
+    for (ky, ws) in wt.chunks_exact(run.kw.max(1)).take(run.kh).enumerate() {
         for (kx, &w) in ws.iter().enumerate() {
-            let at = ky * pitch + kx;
+            let at = ky * run.pitch + kx;
             let Some(xs) = x.get(at..at + (B - 1) * SW + 1) else {
                 return;
             };
@@ -393,49 +445,35 @@ mod arm {
         };
     }
 
-    /// [`super::blocks`] for 3-wide kernels of `kh` rows at stride `sw` 1 or 2: `w` holds
-    /// `3 * kh` weights, `b` the bias (its first [`block_len`] values are read).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn blocks3(
-        out: &mut [f32],
-        x: &[f32],
-        run: Run,
-        pitch: usize,
-        kh: usize,
-        sw: usize,
-        w: &[f32],
-        b: &[f32; MAX_BLOCK],
-    ) {
-        // The checks the reads and writes below rely on: at least one block of 1 to
-        // `block_len` pixels, at least one kernel row and its weights, each block's kernel
-        // rows of `(block_len - 1) * sw + 3` inputs inside `x` and its pixels inside `out`.
-        let max = block_len(sw);
+    /// [`super::blocks`] for 3-wide kernels at stride 1 or 2: `w` holds the run's `3 * kh`
+    /// weights, `b` the bias (its first [`block_len`] values are read).
+    pub(super) fn blocks3(out: &mut [f32], x: &[f32], run: &Run, w: &[f32], b: &[f32; MAX_BLOCK]) {
+        // The checks the reads and writes below rely on: a 3-wide kernel at stride 1 or 2,
+        // at least one block of 1 to `block_len` pixels, at least one kernel row and its
+        // weights, and the run's extent (its inputs of whole blocks, `(block_len - 1) * sw
+        // + 3` per kernel row, and its outputs) inside `x` and `out`.
         let Run {
             count,
             n,
             x_step,
             out_step,
-        } = run;
-        let last = |step: usize, end: Option<usize>| {
-            (count.max(1) - 1)
-                .checked_mul(step)
-                .zip(end)
-                .and_then(|(a, b)| a.checked_add(b))
-        };
-        let reads = last(
-            x_step,
-            (kh.max(1) - 1)
-                .checked_mul(pitch)
-                .and_then(|l| l.checked_add((max - 1) * sw + 3)),
-        );
-        let writes = last(out_step, Some(n));
-        if count == 0
+            kh,
+            kw,
+            sw,
+            pitch,
+            reads,
+            writes,
+        } = *run;
+        let max = block_len(sw);
+        if kw != 3
+            || !(sw == 1 || sw == 2)
+            || count == 0
             || n == 0
             || n > max
             || kh == 0
             || w.len() < 3 * kh
-            || reads.is_none_or(|r| r > x.len())
-            || writes.is_none_or(|w| w > out.len())
+            || reads > x.len()
+            || writes > out.len()
         {
             return;
         }
@@ -443,8 +481,8 @@ mod arm {
             bias: b.as_ptr(),
             w: w.as_ptr(),
             kh,
-            x_step: x_step * 4,
-            out_step: out_step * 4,
+            x_step: x_step.wrapping_mul(4),
+            out_step: out_step.wrapping_mul(4),
             store_skip: (max - n) * 4,
         };
         let mla = (max - n) * 12;
@@ -541,8 +579,8 @@ mod arm {
     }
 
     /// [`super::copy_rows`]: per row, 16 values at a time with one load and one store, then
-    /// a jump into the copies of single values (8 bytes each) for the rest. Returns false,
-    /// and copies nothing, when there is no row or a row would not fit.
+    /// a jump into the copies of single values (8 bytes each) for the rest. Copies nothing
+    /// when there is no row or a row would not fit.
     pub(super) fn copy_rows(
         dst: &mut [f32],
         dst_step: usize,
@@ -550,7 +588,7 @@ mod arm {
         src_step: usize,
         rows: usize,
         cols: usize,
-    ) -> bool {
+    ) {
         // The checks the reads and writes below rely on: at least one row of at least one
         // value, and every row inside `src` and `dst`.
         let fits = |step: usize, len: usize| {
@@ -560,7 +598,7 @@ mod arm {
                 .is_some_and(|end| end <= len)
         };
         if rows == 0 || cols == 0 || !fits(src_step, src.len()) || !fits(dst_step, dst.len()) {
-            return false;
+            return;
         }
         // SAFETY: the checks above; each row reads `cols` values from `src` and writes them
         // to `dst`, and the next row starts `src_step`/`dst_step` values further.
@@ -604,7 +642,6 @@ mod arm {
                 options(nostack),
             )
         }
-        true
     }
 
     const _: () = assert!(
