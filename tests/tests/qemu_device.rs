@@ -224,6 +224,79 @@ fn resnet8(dtype: WeightDtype) -> ModelRepr {
     )
 }
 
+/// Depthwise convolutions of the geometries the depthwise path's assembly handles differently,
+/// with seeded random weights: `[1,3,48,40]` → 3x3 stride 1 (planes in bands, rows of whole
+/// blocks and a narrower last one) → 3x3 stride 2 → 5x3 with row dilation 2 → 3x3 unpadded →
+/// 3x3 stride 2 TF-'same' → 3x3 stride 2 unpadded → 3x3 stride (1, 2) to a 1-pixel-wide map →
+/// 3x3 on it → 3x1 (a width the assembly leaves to the general path) → flatten → Linear →
+/// 10 outputs.
+fn depthwise_shapes(dtype: WeightDtype) -> ModelRepr {
+    let mut rng = Rng(0x6477_636f_6e76);
+    let c = 3u32;
+    let mut shapes: Vec<Vec<u32>> = vec![vec![1, c, 48, 40]];
+    let mut ops: Vec<OwnedOp> = Vec::new();
+    // (kernel, stride, padding [top, left, bottom, right], dilation, bias)
+    let layers: [([u32; 2], [u32; 2], [u32; 4], [u32; 2], bool); 9] = [
+        ([3, 3], [1, 1], [1; 4], [1, 1], true),
+        ([3, 3], [2, 2], [1; 4], [1, 1], false),
+        ([5, 3], [1, 1], [4, 1, 4, 1], [2, 1], true),
+        ([3, 3], [1, 1], [0; 4], [1, 1], true),
+        ([3, 3], [2, 2], [0, 0, 1, 1], [1, 1], true),
+        ([3, 3], [2, 2], [0; 4], [1, 1], true),
+        ([3, 3], [1, 2], [1, 0, 1, 0], [1, 1], false),
+        ([3, 3], [1, 1], [1; 4], [1, 1], true),
+        ([3, 1], [1, 1], [1, 0, 1, 0], [1, 1], true),
+    ];
+    for (k, stride, pad, dil, bias) in layers {
+        let s = shapes.last().expect("a shape").clone();
+        let out = |len: u32, i: usize| {
+            (len + pad[i] + pad[i + 2] - dil[i] * (k[i] - 1) - 1) / stride[i] + 1
+        };
+        shapes.push(vec![1, c, out(s[2], 0), out(s[3], 1)]);
+        ops.push(Op::Conv2d(Conv2d {
+            input: shapes.len() as u32 - 2,
+            output: shapes.len() as u32 - 1,
+            in_channels: c,
+            out_channels: c,
+            kernel: k,
+            stride,
+            padding: pad,
+            dilation: dil,
+            groups: c,
+            weight: rng.vec((c * k[0] * k[1]) as usize, 0.5),
+            bias: bias.then(|| rng.vec(c as usize, 0.1)),
+            act: Activation::None,
+        }));
+    }
+    let last = shapes.last().expect("a shape").clone();
+    let features: u32 = last.iter().product();
+    shapes.push(vec![1, features]);
+    let flat = shapes.len() as u32 - 1;
+    ops.push(Op::Copy {
+        input: flat - 1,
+        output: flat,
+    });
+    shapes.push(vec![1, 10]);
+    let logits = shapes.len() as u32 - 1;
+    ops.push(Op::Linear(Linear {
+        input: flat,
+        output: logits,
+        in_features: features,
+        out_features: 10,
+        weight: rng.vec(10 * features as usize, 0.3),
+        bias: Some(rng.vec(10, 0.1)),
+        act: Activation::None,
+    }));
+    sequential_model(
+        "depthwise-shapes",
+        dtype,
+        &shapes,
+        (flat, features),
+        ops,
+        ("logits", logits),
+    )
+}
+
 /// A model whose tensors lie one after the other in the arena, except `alias.0`, a free flatten
 /// that lies on the `alias.1` elements of its input; input tensor 0, one named output.
 fn sequential_model<S: AsRef<[u32]>>(
@@ -329,7 +402,11 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder); 2] = [("standin", stand_in), ("resnet8", resnet8)];
+    let models: [(&str, ModelBuilder); 3] = [
+        ("standin", stand_in),
+        ("resnet8", resnet8),
+        ("depthwise", depthwise_shapes),
+    ];
     for ((name, build), dtype) in models
         .iter()
         .flat_map(|m| [(m, WeightDtype::F16), (m, WeightDtype::F32)])
