@@ -76,20 +76,21 @@ fn conv_params() -> impl Strategy<Value = ConvP> {
         })
 }
 
-/// Depthwise geometries: rows up to 40 pixels wide (blocks read in place and blocks reaching
-/// into the padding or past the row, partial last blocks), strides 1 to 3, dilation 1 or 2
-/// (the strides and dilations the depthwise path does not take go to the general path).
+/// Depthwise geometries: maps 1 to 40 rows and 1 to 60 columns (rows of one block or
+/// several, a last block of any width; planes that fit the depthwise path's buffer whole or
+/// only in bands), strides 1 to 3, row and column dilations 1 or 2 (the strides and
+/// dilations the depthwise path does not take go to the general path).
 fn depthwise_params() -> impl Strategy<Value = ConvP> {
     (
-        1usize..5,
+        1usize..4,
         1usize..6,
         1usize..6,
         1usize..4,
         1usize..4,
-        1usize..3,
+        [1usize..3, 1usize..3],
         [0usize..3, 0usize..3, 0usize..3, 0usize..3],
-        1usize..12,
         1usize..41,
+        1usize..61,
     )
         .prop_filter_map("window fits", |(c, kh, kw, sh, sw, d, pad, h, w)| {
             let p = ConvP {
@@ -100,10 +101,12 @@ fn depthwise_params() -> impl Strategy<Value = ConvP> {
                 k: [kh, kw],
                 s: [sh, sw],
                 pad,
-                d: [d, d],
+                d,
                 g: c,
             };
-            (h + pad[0] + pad[2] > d * (kh - 1) && w + pad[1] + pad[3] > d * (kw - 1)).then_some(p)
+            let fits = |len: usize, k: usize, d: usize| len > d * (k - 1);
+            (fits(h + pad[0] + pad[2], kh, d[0]) && fits(w + pad[1] + pad[3], kw, d[1]))
+                .then_some(p)
         })
 }
 
@@ -135,6 +138,56 @@ fn depthwise_3x3_stride2_tf_same_padding() {
         g: 8,
     };
     check(&p, WeightDtype::F16, true, 3);
+}
+
+#[test]
+fn depthwise_planes_in_bands() {
+    // Padded planes larger than the depthwise path's buffer: bands of output rows, the
+    // last one shorter, whose padding rows must be zeroed again after the previous band's
+    // input rows; rows of several blocks and a narrower last one; 3-wide kernels of 3 and
+    // 5 rows, the second with a row dilation of 2.
+    for (h, w, k, s, d, pad) in [
+        (60, 50, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+        (61, 49, [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+        (45, 39, [5, 3], [1, 2], [2, 1], [4, 0, 3, 2]),
+    ] {
+        let p = ConvP {
+            c: 3,
+            h,
+            w,
+            o: 3,
+            k,
+            s,
+            pad,
+            d,
+            g: 3,
+        };
+        check(&p, WeightDtype::F16, true, 23);
+    }
+}
+
+#[test]
+fn depthwise_one_pixel_wide_and_one_row_high() {
+    // Rows of one pixel (blocks of one, at both strides) and maps of one row.
+    for (h, w, s) in [
+        (9, 1, [1, 1]),
+        (9, 1, [2, 2]),
+        (1, 13, [1, 1]),
+        (1, 19, [1, 2]),
+    ] {
+        let p = ConvP {
+            c: 2,
+            h,
+            w,
+            o: 2,
+            k: [3, 3],
+            s,
+            pad: [1; 4],
+            d: [1, 1],
+            g: 2,
+        };
+        check(&p, WeightDtype::F32, false, 29);
+    }
 }
 
 #[test]

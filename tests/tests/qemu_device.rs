@@ -1,11 +1,12 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on cores without.
 //!
-//! For each weight type, six networks with seeded random weights — a small conv + linear
+//! For each weight type, seven networks with seeded random weights — a small conv + linear
 //! stand-in, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
 //! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, a chain of
 //! convolutions that takes every path of the engine's convolution (including its assembly on
-//! the Cortex-M4F), a chain of Linear layers in the shapes the device's Linear loops treat
+//! the Cortex-M4F), depthwise convolutions in the geometries its depthwise assembly treats
+//! apart, a chain of Linear layers in the shapes the device's Linear loops treat
 //! apart, and one Linear whose weights are fp16's special values — are encoded with the
 //! format crate and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
@@ -113,6 +114,7 @@ impl Net {
             padding: [k / 2; 4],
             dilation: [1, 1],
             groups,
+            bias: true,
         };
         self.conv_with(input, &spec, act)
     }
@@ -129,7 +131,7 @@ impl Net {
         let fan_in = s[1] / c.groups * c.kernel[0] * c.kernel[1];
         let scale = (6.0 / fan_in as f32).sqrt();
         let weight = self.rng.vec((c.c_out * fan_in) as usize, scale);
-        let bias = Some(self.rng.vec(c.c_out as usize, 0.1));
+        let bias = c.bias.then(|| self.rng.vec(c.c_out as usize, 0.1));
         self.ops.push(Op::Conv2d(Conv2d {
             input,
             output,
@@ -211,19 +213,25 @@ impl Net {
             input: pooled,
             output: flat,
         });
-        let logits = self.tensor(vec![1, 10]);
-        let weight = self.rng.vec(10 * c as usize, scale);
-        let bias = Some(self.rng.vec(10, 0.1));
+        (flat, self.linear(flat, 10, scale))
+    }
+
+    /// A linear layer from `[1, n]` to `out` features, weights in `[-scale, scale)`.
+    fn linear(&mut self, input: u32, out: u32, scale: f32) -> u32 {
+        let n = self.shapes[input as usize][1];
+        let output = self.tensor(vec![1, out]);
+        let weight = self.rng.vec((out * n) as usize, scale);
+        let bias = Some(self.rng.vec(out as usize, 0.1));
         self.ops.push(Op::Linear(Linear {
-            input: flat,
-            output: logits,
-            in_features: c,
-            out_features: 10,
+            input,
+            output,
+            in_features: n,
+            out_features: out,
             weight,
             bias,
             act: Activation::None,
         }));
-        (flat, logits)
+        output
     }
 
     /// [`Net::pool_and_linear`] and a softmax: the model, named `name`.
@@ -290,7 +298,7 @@ fn micro(dtype: WeightDtype) -> ModelRepr {
 }
 
 /// A convolution's geometry: output channels, kernel, stride, padding (top, left, bottom,
-/// right), dilation, groups.
+/// right), dilation, groups; and whether it has a bias.
 struct ConvSpec {
     c_out: u32,
     kernel: [u32; 2],
@@ -298,6 +306,29 @@ struct ConvSpec {
     padding: [u32; 4],
     dilation: [u32; 2],
     groups: u32,
+    bias: bool,
+}
+
+impl ConvSpec {
+    /// A convolution with a bias.
+    fn new(
+        c_out: u32,
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: [u32; 4],
+        dilation: [u32; 2],
+        groups: u32,
+    ) -> ConvSpec {
+        ConvSpec {
+            c_out,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias: true,
+        }
+    }
 }
 
 /// A chain of convolutions, no activations (so that every difference reaches the output),
@@ -307,14 +338,7 @@ struct ConvSpec {
 /// multiple of the 4-pixel block, output channels not a multiple of the 4-channel block, and
 /// the pointwise path with a partial last block. `[1,1,1,1000]` → ... → `[1,9,1,3]`.
 fn conv_zoo(dtype: WeightDtype) -> ModelRepr {
-    let c = |c_out, kernel, stride, padding, dilation, groups| ConvSpec {
-        c_out,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        groups,
-    };
+    let c = ConvSpec::new;
     let mut net = Net::new(0x7a6f_6f21, &[1, 1, 1, 1000]);
     let mut x = 0;
     for spec in [
@@ -419,6 +443,47 @@ fn special_weights(dtype: WeightDtype) -> ModelRepr {
 
 /// For [`sequential_model`]: no tensor aliases another.
 const NO_ALIAS: (u32, u32) = (u32::MAX, 0);
+
+/// Depthwise convolutions of the geometries the depthwise path's assembly handles differently,
+/// with seeded random weights: `[1,3,48,40]` → 3x3 stride 1 (planes in bands, rows of whole
+/// blocks and a narrower last one) → 3x3 stride 2 → 5x3 with row dilation 2 → 3x3 unpadded →
+/// 3x3 stride 2 TF-'same' → 3x3 stride 2 unpadded → 3x3 stride (1, 2) to a 1-pixel-wide map →
+/// 3x3 on it → 3x1 (a width the assembly leaves to the general path) → flatten → Linear →
+/// 10 outputs.
+fn depthwise_shapes(dtype: WeightDtype) -> ModelRepr {
+    let mut net = Net::new(0x6477_636f_6e76, &[1, 3, 48, 40]);
+    let c =
+        |kernel, stride, padding, dilation| ConvSpec::new(3, kernel, stride, padding, dilation, 3);
+    let no_bias = |spec| ConvSpec {
+        bias: false,
+        ..spec
+    };
+    let mut x = 0;
+    for spec in [
+        c([3, 3], [1, 1], [1; 4], [1, 1]),
+        no_bias(c([3, 3], [2, 2], [1; 4], [1, 1])),
+        c([5, 3], [1, 1], [4, 1, 4, 1], [2, 1]),
+        c([3, 3], [1, 1], [0; 4], [1, 1]),
+        c([3, 3], [2, 2], [0, 0, 1, 1], [1, 1]),
+        c([3, 3], [2, 2], [0; 4], [1, 1]),
+        no_bias(c([3, 3], [1, 2], [1, 0, 1, 0], [1, 1])),
+        c([3, 3], [1, 1], [1; 4], [1, 1]),
+        c([3, 1], [1, 1], [1, 0, 1, 0], [1, 1]),
+    ] {
+        x = net.conv_with(x, &spec, Activation::None);
+    }
+    let features: u32 = net.shapes[x as usize].iter().product();
+    let flat = net.reshape(x, vec![1, features]);
+    let logits = net.linear(flat, 10, 0.3);
+    sequential_model(
+        "depthwise-shapes",
+        dtype,
+        &net.shapes,
+        (flat, features),
+        net.ops,
+        ("logits", logits),
+    )
+}
 
 /// A model whose tensors lie one after the other in the arena, except `alias.0`, a free flatten
 /// that lies on the `alias.1` elements of its input; input tensor 0, one named output.
@@ -525,11 +590,12 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder, &[&Board]); 6] = [
+    let models: [(&str, ModelBuilder, &[&Board]); 7] = [
         ("standin", stand_in, MPS2),
         ("resnet8", resnet8, MPS2),
         ("micro", micro, ALL_BOARDS),
         ("conv-zoo", conv_zoo, MPS2),
+        ("depthwise", depthwise_shapes, MPS2),
         ("linears", linears, MPS2),
         ("special-weights", special_weights, MPS2),
     ];

@@ -22,7 +22,7 @@
 //! padding contributing `w * 0.0`; partial sums between tiles are stored in the output as
 //! f32, which does not change the result.
 
-use super::depthwise::{depthwise, DW_PIX};
+use super::depthwise::{depthwise, takes as takes_depthwise};
 use super::micro::{accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX};
 use crate::weights::{Matrix, Vector};
 
@@ -30,7 +30,7 @@ use crate::weights::{Matrix, Vector};
 const TILE_LEN: usize = MAX_TAPS * LANES;
 /// Kernel columns per tile at most, which bounds a patch row.
 const MAX_TILE_COLS: usize = 32;
-/// Length of the patch (1 KiB of stack), which the depthwise path uses as its row buffer.
+/// Length of the patch (1 KiB of stack).
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
 /// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, beside the
 /// patch: a convolution uses one or the other).
@@ -80,22 +80,16 @@ pub(crate) fn conv2d(
         g.h = 1;
         g.oh = 1;
     }
-    // Depthwise blocks of [`DW_PIX`] pixels at stride 1 or 2, whose inputs fit the buffer.
-    let dw_span = (DW_PIX - 1) * g.sw + g.kw;
-    let depthwise_ok = g.c_in == g.groups && g.c_out == g.groups && g.dw == 1;
     let mut wbuf = [0.0f32; TILE_LEN];
     let mut scratch = [0.0f32; PATCH_LEN + PADDED_LEN];
-    let Some((buf, padded)) = scratch.split_first_chunk_mut::<PATCH_LEN>() else {
+    if takes_depthwise(&g, TILE_LEN, scratch.len()) {
+        depthwise(&g, input, output, weight, bias, &mut wbuf, &mut scratch);
+        return;
+    }
+    let Some((patch, padded)) = scratch.split_first_chunk_mut::<PATCH_LEN>() else {
         return;
     };
-    match (
-        depthwise_ok && g.kh * g.kw <= TILE_LEN && dw_span <= PATCH_LEN,
-        g.sw,
-    ) {
-        (true, 1) => depthwise::<1>(&g, input, output, weight, bias, &mut wbuf, buf),
-        (true, 2) => depthwise::<2>(&g, input, output, weight, bias, &mut wbuf, buf),
-        _ => run(&g, input, output, weight, bias, &mut wbuf, buf, padded),
-    }
+    run(&g, input, output, weight, bias, &mut wbuf, patch, padded);
 }
 
 /// A tile: the taps `(ic, ky, kx)` of the box `ic × ky × kx` (half-open ranges), which are
