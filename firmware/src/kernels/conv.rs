@@ -23,18 +23,21 @@
 //! f32, which does not change the result.
 
 use super::depthwise::{depthwise, takes as takes_depthwise};
-use super::micro::{accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX};
+use super::micro::{
+    accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX, SMALL_STACK,
+};
 use crate::weights::{Matrix, Vector};
 
-/// Decoded weights per tile, in f32s (2 KiB of stack): [`MAX_TAPS`] taps of [`LANES`].
+/// Decoded weights per tile, in f32s (2 KiB of stack, 1 KiB with [`SMALL_STACK`]):
+/// [`MAX_TAPS`] taps of [`LANES`].
 const TILE_LEN: usize = MAX_TAPS * LANES;
 /// Kernel columns per tile at most, which bounds a patch row.
 const MAX_TILE_COLS: usize = 32;
 /// Length of the patch (1 KiB of stack).
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
-/// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, beside the
-/// patch: a convolution uses one or the other).
-const PADDED_LEN: usize = 768;
+/// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, 1 KiB with
+/// [`SMALL_STACK`], beside the patch: a convolution uses one or the other).
+const PADDED_LEN: usize = if SMALL_STACK { 256 } else { 768 };
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]

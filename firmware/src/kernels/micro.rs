@@ -14,8 +14,17 @@
 pub(crate) const LANES: usize = nnblob_format::layout::CONV_OC_BLOCK;
 /// Output pixels of a block: neighbours along a row, `sw` input columns apart.
 pub(crate) const PIX: usize = 4;
+/// True on bare-metal cores without an Arm FPU (Cortex-M0+/M3, RISC-V): their RAM is often
+/// small, and their soft-float arithmetic makes the buffers' size matter little, so the
+/// convolution's stack buffers are smaller there. The results are the same bits either way
+/// (partial sums between tiles are stored as the f32 they are).
+pub(crate) const SMALL_STACK: bool = cfg!(all(
+    target_os = "none",
+    not(all(target_arch = "arm", target_abi = "eabihf"))
+));
+
 /// Taps in a table at most.
-pub(crate) const MAX_TAPS: usize = 128;
+pub(crate) const MAX_TAPS: usize = if SMALL_STACK { 64 } else { 128 };
 
 /// The accumulators of a block: `acc[lane][pixel]`, a lane's pixels side by side as in the
 /// output planes.
