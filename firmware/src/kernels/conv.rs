@@ -12,10 +12,13 @@
 //!   ([`super::micro`]) with their accumulators in registers. A pointwise convolution (1x1,
 //!   stride 1, unpadded) takes its pixels as one contiguous row.
 //!
-//! Zero padding is real zeros, as in PyTorch's definition. A block whose taps all read inside
-//! the input reads it in place, through a table of tap offsets; one that reaches into the
-//! padding reads a patch: a copy of the inputs it needs, with zeros in the padding, and its
-//! own table. The micro-kernel carries no tests.
+//! Zero padding is real zeros, as in PyTorch's definition. A padded convolution copies, tile
+//! by tile, the input rows a band of output rows reads with their padding (whole maps when
+//! they are small) and runs unpadded on the copy ([`Band`]). Blocks read their inputs in place
+//! through a table of tap offsets; a block that would still read outside its input (in a
+//! convolution too wide for a band, or the last block of an unpadded one) reads a patch: a
+//! copy of the inputs it needs, with zeros in the padding, and its own table. The
+//! micro-kernel's loop carries no tests.
 //!
 //! Summation order (fixed, documented in docs/FIRMWARE.md): every output is
 //! `bias (or 0) + t_0 + t_1 + ...` over *all* its taps in `(ic, ky, kx)` order, a tap in the
@@ -144,8 +147,9 @@ impl PatchLayout {
 }
 
 /// Calls `f` on the tiles of `ipg` input channels, in tap order: at most [`MAX_TAPS`] taps,
-/// and kernel rows whose patch (with its row of zeros) fits [`PATCH_LEN`]. Whole input channels when one fits, split
-/// evenly; else kernel rows of a channel; else parts of a row (at most [`MAX_TILE_COLS`]).
+/// and kernel rows whose patch (with its row of zeros) fits [`PATCH_LEN`]. Whole input
+/// channels when one fits (at most `max_channels`), split evenly; else kernel rows of a
+/// channel; else parts of a row (at most [`MAX_TILE_COLS`]).
 fn for_each_tile(g: &Geom, ipg: usize, max_channels: usize, mut f: impl FnMut(Tile)) {
     let (kh, kw) = (g.kh, g.kw);
     let cols = kw.min(MAX_TILE_COLS);
@@ -322,8 +326,8 @@ fn in_place_taps(g: &Geom, tile: &Tile, table: &mut TapTable) {
 }
 
 /// Adds one tile's taps to the partial sums in `out` (`lanes` output planes, `ohw` apart),
-/// block by block with the micro-kernel: in place when a block's taps all read inside the input (a
-/// run of such blocks in one call), else from a patch.
+/// block by block with the micro-kernel: in place when a block's taps all read inside the
+/// input (a run of such blocks in one call), else from a patch.
 #[allow(clippy::too_many_arguments)]
 fn tile_pass(
     g: &Geom,

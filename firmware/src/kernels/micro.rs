@@ -6,7 +6,10 @@
 //! The portable loop runs everywhere. On Arm cores with a single-precision FPU and the
 //! hard-float ABI (Cortex-M4F, M7, M33, ...) an assembly loop runs instead for pixel strides 1
 //! and 2: it keeps the 16 accumulators in registers and loads four weights, and at stride 1
-//! four inputs, with one instruction each. Both give the same bits: `VMLA.F32` rounds the
+//! four inputs, with one instruction each; for a 3-wide kernel row at stride 1 it loads the
+//! row's six inputs once for its three taps. [`accumulate_row`] runs a row of blocks in one
+//! call, their partial sums loaded from and stored to the output planes by the loop itself.
+//! Both give the same bits: `VMLA.F32` rounds the
 //! product before adding it (it is not a fused multiply-add), exactly like `acc += w * x`, and
 //! each accumulator sees the taps in the same order. The QEMU tests compare the two, bit for bit.
 
@@ -422,10 +425,11 @@ mod arm {
                 )
             };
         }
-        if sw == 1 {
-            run!(load_s1!());
-        } else {
-            run!(load_s2!());
+        match sw {
+            1 => run!(load_s1!()),
+            2 => run!(load_s2!()),
+            // The caller sends no other stride; reading as one of the above could overrun.
+            _ => {}
         }
     }
 
@@ -499,8 +503,10 @@ mod arm {
         }
         match (taps.run, sw) {
             (1, 1) => run!(taps_loop!("r3", "r4", "r5", load_s1!()), "16"),
-            (1, _) => run!(taps_loop!("r3", "r4", "r5", load_s2!()), "32"),
-            _ => run!(rows3_loop!("r3", "r4", "r5"), "16"),
+            (1, 2) => run!(taps_loop!("r3", "r4", "r5", load_s2!()), "32"),
+            (3, 1) => run!(rows3_loop!("r3", "r4", "r5"), "16"),
+            // The caller sends no other kind; reading as one of the above could overrun.
+            _ => {}
         }
     }
 

@@ -214,7 +214,9 @@ fn print(r: &Report) {
     let m = &r.ram_bytes;
     let stack = match (m.stack, m.stack_source) {
         (Some(s), Some("profile")) => format!("stack {s} (measured in the profile's run)"),
-        (Some(s), _) => format!("stack {s} (deepest measured under QEMU, catalog models)"),
+        (Some(s), _) => {
+            format!("stack {s} (deepest measured under QEMU: catalog models and test networks)")
+        }
         (None, _) => "stack not measured on this target".into(),
     };
     println!(
