@@ -1,13 +1,13 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on cores without.
 //!
-//! For each weight type, seven networks with seeded random weights — a small conv + linear
+//! For each weight type, eight networks with seeded random weights — a small conv + linear
 //! stand-in, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
 //! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, a chain of
 //! convolutions that takes every path of the engine's convolution (including its assembly on
 //! the Cortex-M4F), depthwise convolutions in the geometries its depthwise assembly treats
-//! apart, a chain of Linear layers in the shapes the device's Linear loops treat
-//! apart, and one Linear whose weights are fp16's special values — are encoded with the
+//! apart, a chain of Linear layers in the shapes the device's Linear loops treat apart, and
+//! a Linear and a convolution whose weights are fp16's special values — are encoded with the
 //! format crate and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
@@ -410,6 +410,16 @@ fn linears(dtype: WeightDtype) -> ModelRepr {
 /// NaN: the soft-float arithmetic of the core without an FPU does not keep a NaN's sign
 /// through `w * x`, whatever the decoding.)
 fn special_weights(dtype: WeightDtype) -> ModelRepr {
+    special_weights_in(dtype, false)
+}
+
+/// [`special_weights`] as a 1x1 convolution on `[1,8,1,1]`: its weights go through the
+/// convolution's decoder, which widens whole 4-channel blocks with the FPU on the device.
+fn special_conv_weights(dtype: WeightDtype) -> ModelRepr {
+    special_weights_in(dtype, true)
+}
+
+fn special_weights_in(dtype: WeightDtype, conv: bool) -> ModelRepr {
     let specials = [
         f32::from_bits(0x3380_0000), // 2^-24, the least fp16 subnormal
         -3.0 * f32::from_bits(0x3380_0000),
@@ -428,17 +438,42 @@ fn special_weights(dtype: WeightDtype) -> ModelRepr {
     for (o, &w) in specials.iter().enumerate() {
         weight[o * fi + o % fi] = w;
     }
-    let shapes = [vec![1, fi as u32], vec![1, fo as u32]];
-    let ops = vec![Op::Linear(Linear {
-        input: 0,
-        output: 1,
-        in_features: fi as u32,
-        out_features: fo as u32,
-        weight,
-        bias: None,
-        act: Activation::None,
-    })];
-    sequential_model("special-weights", dtype, &shapes, NO_ALIAS, ops, ("y", 1))
+    let (shapes, op) = if conv {
+        let op = Op::Conv2d(Conv2d {
+            input: 0,
+            output: 1,
+            in_channels: fi as u32,
+            out_channels: fo as u32,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+            weight,
+            bias: None,
+            act: Activation::None,
+        });
+        ([vec![1, fi as u32, 1, 1], vec![1, fo as u32, 1, 1]], op)
+    } else {
+        let op = Op::Linear(Linear {
+            input: 0,
+            output: 1,
+            in_features: fi as u32,
+            out_features: fo as u32,
+            weight,
+            bias: None,
+            act: Activation::None,
+        });
+        ([vec![1, fi as u32], vec![1, fo as u32]], op)
+    };
+    sequential_model(
+        "special-weights",
+        dtype,
+        &shapes,
+        NO_ALIAS,
+        vec![op],
+        ("y", 1),
+    )
 }
 
 /// For [`sequential_model`]: no tensor aliases another.
@@ -590,7 +625,7 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder, &[&Board]); 7] = [
+    let models: [(&str, ModelBuilder, &[&Board]); 8] = [
         ("standin", stand_in, MPS2),
         ("resnet8", resnet8, MPS2),
         ("micro", micro, ALL_BOARDS),
@@ -598,6 +633,7 @@ fn device_outputs_are_bit_identical_to_host() {
         ("depthwise", depthwise_shapes, MPS2),
         ("linears", linears, MPS2),
         ("special-weights", special_weights, MPS2),
+        ("special-conv-weights", special_conv_weights, MPS2),
     ];
     for ((name, build, boards), dtype) in models
         .iter()

@@ -184,20 +184,49 @@ pub(crate) fn accumulate_row(
 }
 
 /// The portable loop; `x` starts at the block's base.
-#[allow(clippy::indexing_slicing)] // `j * sw` < `(PIX - 1) * sw + 1` = `xs.len()`
 fn portable(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) {
-    let each_tap = taps
-        .offsets()
-        .iter()
-        .flat_map(|&o| (0..taps.run).map(move |k| o + k));
-    for (o, w) in each_tap.zip(wt.chunks_exact(LANES)) {
-        let Some(xs) = x.get(o..o + (PIX - 1) * sw + 1) else {
-            return;
-        };
-        for (a, &w) in acc.iter_mut().zip(w) {
-            for (j, a) in a.iter_mut().enumerate() {
-                *a += w * xs[j * sw];
+    let mut weights = wt.chunks_exact(LANES);
+    for &o in taps.offsets() {
+        if taps.run == 3 && sw == 1 {
+            // A kernel row: its six inputs loaded once for its three taps.
+            let Some(Ok(xs)) = x.get(o..o + PIX + 2).map(<&[f32; PIX + 2]>::try_from) else {
+                return;
+            };
+            for k in 0..3 {
+                let Some(w) = weights.next() else {
+                    return;
+                };
+                add_tap(acc, w, |j| xs.get(j + k).copied().unwrap_or(0.0));
             }
+            continue;
+        }
+        for tap in o..o + taps.run {
+            let Some(w) = weights.next() else {
+                return;
+            };
+            if sw == 1 {
+                // Four consecutive inputs: the compiler keeps each lane's pixels in one vector.
+                let Some(Ok(xs)) = x.get(tap..tap + PIX).map(<&[f32; PIX]>::try_from) else {
+                    return;
+                };
+                add_tap(acc, w, |j| xs.get(j).copied().unwrap_or(0.0));
+            } else {
+                let Some(xs) = x.get(tap..tap + (PIX - 1) * sw + 1) else {
+                    return;
+                };
+                add_tap(acc, w, |j| xs.get(j * sw).copied().unwrap_or(0.0));
+            }
+        }
+    }
+}
+
+/// `acc[l][j] += w[l] * input(j)`.
+#[inline(always)]
+fn add_tap(acc: &mut Block, w: &[f32], input: impl Fn(usize) -> f32) {
+    let xs: [f32; PIX] = core::array::from_fn(input);
+    for (a, &w) in acc.iter_mut().zip(w) {
+        for (a, x) in a.iter_mut().zip(xs) {
+            *a += w * x;
         }
     }
 }
