@@ -81,6 +81,26 @@ impl TapTable {
         }
     }
 
+    /// Whether `blocks` blocks (at least one) side by side, `PIX * sw` inputs apart from
+    /// `x[base]` on, read only inside `x` (`x_len` elements), and `wt_len` weights cover the
+    /// table's taps (at least one). In constant time: `max` bounds every offset.
+    fn reads_fit(
+        &self,
+        x_len: usize,
+        base: usize,
+        sw: usize,
+        blocks: usize,
+        wt_len: usize,
+    ) -> bool {
+        let last = blocks.checked_sub(1).and_then(|b| {
+            b.checked_mul(PIX * sw)?
+                .checked_add(base)?
+                .checked_add(self.max + self.reach())?
+                .checked_add((PIX - 1) * sw)
+        });
+        self.len > 0 && wt_len >= self.taps() * LANES && last.is_some_and(|l| l < x_len)
+    }
+
     fn offsets(&self) -> &[usize] {
         self.offs.get(..self.len).unwrap_or_default()
     }
@@ -97,16 +117,13 @@ pub(crate) fn accumulate(
     taps: &TapTable,
     wt: &[f32],
 ) -> bool {
-    let last = base
-        .checked_add(taps.max + taps.reach())
-        .and_then(|b| b.checked_add((PIX - 1) * sw));
-    let Some(wt) = wt.get(..taps.taps() * LANES) else {
-        return false;
-    };
-    if taps.len == 0 || last.is_none_or(|last| last >= x.len()) {
-        return taps.len == 0;
+    if taps.len == 0 {
+        return true;
     }
-    let Some(x) = x.get(base..) else {
+    if !taps.reads_fit(x.len(), base, sw, 1, wt.len()) {
+        return false;
+    }
+    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.taps() * LANES)) else {
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
@@ -134,21 +151,9 @@ pub(crate) fn accumulate_row(
     taps: &TapTable,
     wt: &[f32],
 ) -> bool {
-    let step = PIX * sw;
-    let last_read = (blocks.max(1) - 1).checked_mul(step).and_then(|r| {
-        r.checked_add(base)?
-            .checked_add(taps.max + taps.reach())?
-            .checked_add(step - sw)
-    });
-    let last_write = stride
-        .checked_mul(LANES - 1)
-        .and_then(|w| w.checked_add(at)?.checked_add(blocks.checked_mul(PIX)?));
-    let fits = last_read.is_some_and(|r| r < x.len())
-        && last_write.is_some_and(|w| w <= out.len())
-        && taps.len > 0
-        && blocks > 0
-        && wt.len() >= taps.taps() * LANES;
-    if !fits {
+    if !taps.reads_fit(x.len(), base, sw, blocks, wt.len())
+        || !writes_fit(out.len(), stride, at, blocks)
+    {
         return false;
     }
     let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.taps() * LANES)) else {
@@ -169,7 +174,7 @@ pub(crate) fn accumulate_row(
         });
         portable(
             &mut acc,
-            x.get(b * step..).unwrap_or_default(),
+            x.get(b * PIX * sw..).unwrap_or_default(),
             sw,
             taps,
             wt,
@@ -181,6 +186,15 @@ pub(crate) fn accumulate_row(
         }
     }
     true
+}
+
+/// Whether the accumulators of `blocks` blocks, lane `l`'s at `out[l * stride + at..]`, lie in
+/// `out` (`out_len` elements).
+fn writes_fit(out_len: usize, stride: usize, at: usize, blocks: usize) -> bool {
+    let end = stride
+        .checked_mul(LANES - 1)
+        .and_then(|w| w.checked_add(at)?.checked_add(blocks.checked_mul(PIX)?));
+    end.is_some_and(|e| e <= out_len)
 }
 
 /// The portable loop; `x` starts at the block's base.
@@ -432,8 +446,7 @@ mod arm {
         // of a caller can make them unsound: at least one tap, `LANES` weights per tap, and
         // every input a tap reads inside `x`.
         let offs = taps.offsets();
-        let last = taps.max.checked_add((PIX - 1) * sw);
-        if offs.is_empty() || wt.len() < offs.len() * LANES || last.is_none_or(|l| l >= x.len()) {
+        if !taps.reads_fit(x.len(), 0, sw, 1, wt.len()) {
             return;
         }
         // The accumulators are 16 consecutive f32s, read and written with one instruction
@@ -473,22 +486,11 @@ mod arm {
         taps: &TapTable,
         wt: &[f32],
     ) {
-        // Restated as in `accumulate`, for every block.
+        // Restated as in `accumulate`, for every block, and for the partial sums.
         let offs = taps.offsets();
-        let step = PIX * sw;
-        let last_read = (blocks.max(1) - 1).checked_mul(step).and_then(|r| {
-            r.checked_add(taps.max + taps.reach())?
-                .checked_add(step - sw)
-        });
-        let last_write = stride
-            .checked_mul(LANES - 1)
-            .and_then(|w| w.checked_add(blocks.checked_mul(PIX)?));
-        let fits = last_read.is_some_and(|r| r < x.len())
-            && last_write.is_some_and(|w| w <= out.len())
-            && !offs.is_empty()
-            && blocks > 0
-            && wt.len() >= taps.taps() * LANES;
-        if !fits {
+        if !taps.reads_fit(x.len(), 0, sw, blocks, wt.len())
+            || !super::writes_fit(out.len(), stride, 0, blocks)
+        {
             return;
         }
         // What the taps loop starts each block with: offsets, weights, tap count (loaded
