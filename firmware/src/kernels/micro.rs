@@ -197,52 +197,30 @@ fn writes_fit(out_len: usize, stride: usize, at: usize, blocks: usize) -> bool {
     end.is_some_and(|e| e <= out_len)
 }
 
-/// The portable loop; `x` starts at the block's base.
+/// The portable loop; `x` starts at the block's base. The accumulators stay in locals (in
+/// vector registers on the host) until the end.
 fn portable(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) {
-    let mut weights = wt.chunks_exact(LANES);
-    for &o in taps.offsets() {
-        if taps.run == 3 && sw == 1 {
-            // A kernel row: its six inputs loaded once for its three taps.
-            let Some(Ok(xs)) = x.get(o..o + PIX + 2).map(<&[f32; PIX + 2]>::try_from) else {
-                return;
-            };
-            for k in 0..3 {
-                let Some(w) = weights.next() else {
-                    return;
-                };
-                add_tap(acc, w, |j| xs.get(j + k).copied().unwrap_or(0.0));
+    let mut sums = *acc;
+    let each_tap = taps.offsets().iter().flat_map(|&o| o..o + taps.run);
+    for (tap, w) in each_tap.zip(wt.chunks_exact(LANES)) {
+        let xs: [f32; PIX] = if sw == 1 {
+            match x.get(tap..tap + PIX).map(<[f32; PIX]>::try_from) {
+                Some(Ok(xs)) => xs,
+                _ => break,
             }
-            continue;
-        }
-        for tap in o..o + taps.run {
-            let Some(w) = weights.next() else {
-                return;
+        } else {
+            let Some(xs) = x.get(tap..tap + (PIX - 1) * sw + 1) else {
+                break;
             };
-            if sw == 1 {
-                // Four consecutive inputs: the compiler keeps each lane's pixels in one vector.
-                let Some(Ok(xs)) = x.get(tap..tap + PIX).map(<&[f32; PIX]>::try_from) else {
-                    return;
-                };
-                add_tap(acc, w, |j| xs.get(j).copied().unwrap_or(0.0));
-            } else {
-                let Some(xs) = x.get(tap..tap + (PIX - 1) * sw + 1) else {
-                    return;
-                };
-                add_tap(acc, w, |j| xs.get(j * sw).copied().unwrap_or(0.0));
+            core::array::from_fn(|j| xs.get(j * sw).copied().unwrap_or(0.0))
+        };
+        for (a, &w) in sums.iter_mut().zip(w) {
+            for (a, x) in a.iter_mut().zip(xs) {
+                *a += w * x;
             }
         }
     }
-}
-
-/// `acc[l][j] += w[l] * input(j)`.
-#[inline(always)]
-fn add_tap(acc: &mut Block, w: &[f32], input: impl Fn(usize) -> f32) {
-    let xs: [f32; PIX] = core::array::from_fn(input);
-    for (a, &w) in acc.iter_mut().zip(w) {
-        for (a, x) in a.iter_mut().zip(xs) {
-            *a += w * x;
-        }
-    }
+    *acc = sums;
 }
 
 /// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).
