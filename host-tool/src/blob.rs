@@ -24,7 +24,7 @@
 //! - **Add/Mul**: the engine broadcasts the second operand only (`None`: same element count,
 //!   `Channel`: one value per channel of axis 1, `Scalar`: one value). The operand with the
 //!   output's element count goes first (add and mul are commutative, so swapping them is exact);
-//!   any other broadcast is refused.
+//!   any other broadcast, and one where neither operand has the output's size, is refused.
 //! - **Pools** keep PyTorch's rules: symmetric padding `[p, p, p, p]` of at most half the kernel,
 //!   `ceil_mode`, `count_include_pad`. Max pooling with dilation has no engine op and is refused.
 
@@ -524,7 +524,9 @@ impl Lowering<'_> {
                 } else {
                     (b, a)
                 };
-                let broadcast = broadcast_kind(ys, g.shape(second)).ok_or_else(|| {
+                let first_fits = numel(g.shape(first)) == numel(ys);
+                let broadcast = first_fits.then(|| broadcast_kind(ys, g.shape(second)));
+                let broadcast = broadcast.flatten().ok_or_else(|| {
                     unsupported(format!(
                         "broadcasting {} with {} is not supported by the engine (it takes equal \
                          shapes, one value per channel of axis 1, or one value)",

@@ -12,8 +12,9 @@
 //!   a free reshape (`flatten`, `reshape`, and `Dropout` if still present) always aliases its
 //!   input (the bytes are the same in row-major NCHW); an element-wise op (activations,
 //!   BatchNorm/scale-shift, PReLU, add, mul) writes in place over its first input when that input's
-//!   buffer is read for the last time at this step, has the output's size, and is not also the
-//!   buffer of another operand of the op (`y * y` cannot overwrite `y`).
+//!   buffer is read for the last time at this step, has the output's size, is not also the
+//!   buffer of another operand of the op (`y * y` cannot overwrite `y`) and holds no graph output
+//!   (`return y, relu(y)` needs `y` after the run).
 //! - **Lower bound.** The largest total size of buffers live at one step.
 //! - **Placement (greedy, as TensorFlow Lite Micro's greedy planner).** Buffers are taken in some
 //!   order; each goes at the lowest offset where it overlaps no already placed buffer whose
@@ -132,8 +133,14 @@ fn buffers(graph: &Graph) -> (Vec<Buffer>, Vec<Option<usize>>) {
             let alias = n.op.is_free_reshape() && n.fused.is_none();
             // In place only when no other operand of this node reads the same buffer (`y * y`).
             let others_elsewhere = n.inputs[1..].iter().all(|&o| buffer_of[o] != Some(b));
-            let in_place =
-                n.op.is_elementwise() && same_len && bufs[b].last == step && others_elsewhere;
+            // A graph output must still hold its value after the run, even when its last reader
+            // is the last step.
+            let holds_output = bufs[b].values.iter().any(|v| graph.outputs.contains(v));
+            let in_place = n.op.is_elementwise()
+                && same_len
+                && bufs[b].last == step
+                && others_elsewhere
+                && !holds_output;
             (same_len && (alias || in_place)).then_some(b)
         });
         match (share, life[out]) {

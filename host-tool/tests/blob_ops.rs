@@ -165,3 +165,49 @@ fn unsupported_broadcast_is_refused_by_name() {
     assert!(msg.contains("layer 'mul_1'"), "{msg}");
     assert!(msg.contains("[1, 4, 1, 5] with [1, 4, 3, 1]"), "{msg}");
 }
+
+/// Every output of `spec` (seeded random weights and inputs) on the engine against the host
+/// evaluator on the graph as written (before the passes), within 1e-6 relative.
+fn engine_matches_the_graph_as_written(spec: &str) {
+    use nnblob::graph::random::{random_inputs, random_state_dict};
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 3)).unwrap();
+    let inputs = random_inputs(&graph, 5);
+    let want = evaluate(&graph, &inputs).unwrap();
+    let built = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_or_else(|e| panic!("{e}"));
+    let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
+    let got = run_engine(&built.bytes, &slices);
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let err = relative_error(g, &w.data);
+        assert!(
+            err <= 1e-6,
+            "output {i}: engine vs evaluator {err:e}\n{spec}"
+        );
+    }
+}
+
+#[test]
+fn an_output_read_by_the_last_element_wise_op_is_not_overwritten() {
+    // The planner must not let relu(y) take y's memory in place: y is returned too.
+    engine_matches_the_graph_as_written(
+        "input x: [4]\nfc = Linear(4, 6)\nforward:\n    y = fc(x)\n    return y, relu(y)\n",
+    );
+    engine_matches_the_graph_as_written(
+        "input x: [4]\nforward:\n    y = x * x\n    return y, sigmoid(y)\n",
+    );
+}
+
+#[test]
+fn a_broadcast_where_neither_operand_has_the_output_size_is_refused() {
+    // [1, 3, 1] * [1, 1, 4] -> [1, 3, 4]: the engine broadcasts the second operand only.
+    let spec = "input a: [3, 1]\ninput b: [1, 4]\nforward:\n    return a * b\n";
+    let graph = parse_spec(spec, "case.nnspec", "case").unwrap();
+    let e = blob::build(graph, [0; 32], WeightDtype::F32).unwrap_err();
+    assert!(matches!(e, BlobError::Unsupported { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("broadcasting [1, 3, 1] with [1, 1, 4] is not supported"),
+        "{e}"
+    );
+}

@@ -136,6 +136,67 @@ fn extract_into_a_missing_directory_fails_cleanly() {
     );
 }
 
+/// Runs `nnblob ARGS` with a pseudo-terminal as stdin, stdout and stderr, through util-linux's
+/// `script`; the transcript of the terminal, or `None` where there is no `script`.
+fn nnblob_on_a_terminal(args: &[&str]) -> Option<String> {
+    let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let command = std::iter::once(env!("CARGO_BIN_EXE_nnblob"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn extract_and_convert_show_their_steps_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let args = [
+        "extract",
+        &fixture("zip_default.pth"),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let piped = nnblob(&args);
+    assert!(piped.status.success());
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        stderr.starts_with("wrote ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    let Some(transcript) = nnblob_on_a_terminal(&args) else {
+        eprintln!("no `script` command: the terminal half of this test is skipped");
+        return;
+    };
+    assert!(transcript.contains("reading "), "{transcript}");
+    assert!(transcript.contains("writing "), "{transcript}");
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models/lenet5/state_dict.pth")
+        .display()
+        .to_string();
+    let blob = dir.path().join("l5.nnb");
+    let args = [
+        "convert",
+        &weights,
+        "--arch",
+        "lenet5",
+        "-o",
+        blob.to_str().unwrap(),
+    ];
+    let transcript = nnblob_on_a_terminal(&args).unwrap();
+    for step in ["reading ", "hashing ", "compiling 'lenet5'", "writing "] {
+        assert!(transcript.contains(step), "no {step:?} in {transcript}");
+    }
+}
+
 #[test]
 fn unknown_key_names_the_keys_there_are() {
     let out = nnblob(&[

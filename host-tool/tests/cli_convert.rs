@@ -280,6 +280,93 @@ fn run_refuses_wrong_shapes_and_counts() {
     assert_eq!(listing(dir.path()), ["bad.npy", "l5.nnb"]);
 }
 
+/// A two-output blob with seeded random weights: `y` (shape [1, 6]) and `flatten(y)` (shape [6],
+/// no batch axis of 1), in `dir`.
+fn two_output_blob(dir: &std::path::Path) -> std::path::PathBuf {
+    use nnblob::blob::{self, WeightDtype};
+    use nnblob::graph::{bind, parse_spec, random::random_state_dict};
+    let spec =
+        "input x: [4]\nfc = Linear(4, 6)\nforward:\n    y = fc(x)\n    return y, flatten(y)\n";
+    let graph = parse_spec(spec, "two.nnspec", "two").unwrap();
+    let graph = bind(graph.clone(), random_state_dict(&graph, 1)).unwrap();
+    let built = blob::build(graph, [0; 32], WeightDtype::F32).unwrap();
+    let path = dir.join("two.nnb");
+    std::fs::write(&path, &built.bytes).unwrap();
+    path
+}
+
+fn write_npy(path: &std::path::Path, shape: Vec<usize>, data: Vec<f32>) {
+    nnblob::npy::write(path, &nnblob::npy::Array::new(shape, data).unwrap()).unwrap();
+}
+
+#[test]
+fn run_stacks_an_output_without_batch_axis_on_the_sample_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = two_output_blob(dir.path());
+    let x: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let stacked = dir.path().join("x2.npy");
+    write_npy(&stacked, vec![2, 4], x.clone());
+    let (y, z) = (dir.path().join("y.npy"), dir.path().join("z.npy"));
+    let o = nnblob(&["run", s(&blob), "-i", s(&stacked), "-o", s(&y), "-o", s(&z)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y = nnblob::npy::read::<f32>(&y).unwrap();
+    let z = nnblob::npy::read::<f32>(&z).unwrap();
+    assert_eq!(y.shape, [2, 6]);
+    assert_eq!(
+        z.shape,
+        [2, 6],
+        "flatten(y) of each sample, on the sample axis"
+    );
+    assert_eq!(z.data, y.data, "flatten only reshapes");
+    // Each row is what the sample alone gives.
+    for k in 0..2 {
+        let one = dir.path().join(format!("x{k}.npy"));
+        write_npy(&one, vec![4], x[4 * k..4 * k + 4].to_vec());
+        let zk = dir.path().join(format!("z{k}.npy"));
+        let yk = dir.path().join(format!("y{k}.npy"));
+        let o = nnblob(&["run", s(&blob), "-i", s(&one), "-o", s(&yk), "-o", s(&zk)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let zk = nnblob::npy::read::<f32>(&zk).unwrap();
+        assert_eq!(zk.shape, [6]);
+        assert_eq!(zk.data, z.data[6 * k..6 * k + 6]);
+    }
+}
+
+#[test]
+fn run_writes_all_outputs_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = two_output_blob(dir.path());
+    let x = dir.path().join("x.npy");
+    write_npy(&x, vec![1, 4], vec![0.5; 4]);
+    let y = dir.path().join("y.npy");
+    let z = dir.path().join("missing").join("z.npy");
+    let err = assert_fails(&nnblob(&[
+        "run",
+        s(&blob),
+        "-i",
+        s(&x),
+        "-o",
+        s(&y),
+        "-o",
+        s(&z),
+    ]));
+    assert!(err.contains("missing/z.npy"), "{err}");
+    assert_eq!(listing(dir.path()), ["two.nnb", "x.npy"]);
+    // One path for two outputs would keep only the last.
+    let err = assert_fails(&nnblob(&[
+        "run",
+        s(&blob),
+        "-i",
+        s(&x),
+        "-o",
+        s(&y),
+        "-o",
+        s(&y),
+    ]));
+    assert!(err.contains("given twice"), "{err}");
+    assert_eq!(listing(dir.path()), ["two.nnb", "x.npy"]);
+}
+
 #[test]
 fn archs_lists_torch_counts() {
     let o = nnblob(&["archs", "--json"]);

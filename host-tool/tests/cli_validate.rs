@@ -269,6 +269,33 @@ fn bench_times_both_engines() {
 }
 
 #[test]
+fn bench_names_both_files_when_the_inputs_do_not_pair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = convert(tmp.path(), "lenet5", "f32");
+    let onnx = fixture("resnet8", "model.onnx");
+    let err = expect_error(&nnblob(&[
+        "bench",
+        s(&blob),
+        "--onnx",
+        s(&onnx),
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ]));
+    assert!(
+        err.contains(&format!("{} and {}", blob.display(), onnx.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "blob input 'x' has shape [1, 1, 32, 32], ONNX input 'input' has shape [1, 3, 32, 32]"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn demo_reproduces_torch_on_the_digits_test_set() {
     let o = nnblob(&["demo"]);
     let out = expect_code(&o, 0);

@@ -114,3 +114,83 @@ fn errors_say_where_and_what() {
         );
     }
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    // Each would recurse once per level in the parser, the evaluator and the tree's drop.
+    let n = 100_000;
+    let cases = [
+        format!("{}x{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}x", "-".repeat(n)),
+        format!("x{}", " + x".repeat(n)),
+        format!("x{}", " * x".repeat(n)),
+        format!("{}x{}", "relu(".repeat(n), ")".repeat(n)),
+    ];
+    for body in cases {
+        let e = err(&format!("input x: [4]\nforward:\n    return {body}\n"));
+        assert!(e.starts_with("net.nnspec:3:"), "{e}");
+        assert!(e.contains("nested more than 100 deep"), "{e}");
+    }
+    // A deep but reasonable expression still parses: 30 nested calls and a 30-term sum.
+    let calls = format!("{}x{}", "relu(".repeat(30), ")".repeat(30));
+    let g = parse_spec(
+        &format!("input x: [4]\nforward:\n    return {calls}\n"),
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    assert_eq!(g.nodes.len(), 30);
+    let sum = format!("x{}", " + x".repeat(29));
+    let g = parse_spec(
+        &format!("input x: [4]\nforward:\n    return {sum}\n"),
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    assert_eq!(g.nodes.len(), 29);
+}
+
+#[test]
+fn sizes_past_the_format_are_errors_not_overflows() {
+    let big = i64::MAX;
+    let cases = [
+        // (spec, line, what the message says)
+        (format!("input x: [{big}, {big}]\nforward:\n    return x\n"), 1, "more than 4294967295 elements"),
+        (
+            format!("input x: [4]\nfc = Linear(4, {big})\nforward:\n    return fc(x)\n"),
+            2,
+            "parameter 'weight'",
+        ),
+        (
+            format!("input x: [4]\nforward:\n    return reshape(x, [{big}, {big}, 4])\n"),
+            3,
+            "is invalid for an input of 4 elements",
+        ),
+        (
+            format!("input x: [1, 4, 4]\nforward:\n    return max_pool2d(x, 3, dilation={big})\n"),
+            3,
+            "does not fit the input",
+        ),
+        (
+            format!("input x: [1, 4, 4]\nforward:\n    return pad(x, ({big}, {big}, 0, 0))\n"),
+            3,
+            "too large",
+        ),
+        (
+            format!("input x: [1, 4, 4]\nc = Conv2d(1, 1, 3, padding=({big}, {big}, 1, 1))\nforward:\n    return c(x)\n"),
+            4,
+            "",
+        ),
+        (
+            "input x: [65536, 32768]\nforward:\n    return cat([x, x], dim=1)\n".to_string(),
+            3,
+            "more than 4294967295 elements",
+        ),
+    ];
+    for (spec, line, says) in cases {
+        let e = err(&spec);
+        assert!(e.starts_with(&format!("net.nnspec:{line}:")), "{e}\n{spec}");
+        assert!(e.contains(says), "{e}\n{spec}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+}

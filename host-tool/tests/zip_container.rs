@@ -120,6 +120,22 @@ fn a_local_header_that_disagrees_with_the_directory_is_refused() {
 }
 
 #[test]
+fn only_the_local_header_name_is_compared_the_directory_gives_method_and_sizes() {
+    // What docs/CHECKPOINTS.md states: the central directory is the one used; a local header's
+    // method and sizes are not read, only its name is compared.
+    let (pkl, data) = one_tensor();
+    let mut bytes = archive(vec![
+        Record::stored("a/data.pkl", &pkl),
+        Record::stored("a/data/0", &data),
+    ]);
+    let local = bytes.windows(8).position(|w| w == b"a/data/0").unwrap() - 30;
+    assert_eq!(&bytes[local..local + 4], b"PK\x03\x04");
+    bytes[local + 8..local + 10].copy_from_slice(&8u16.to_le_bytes()); // DEFLATED
+    bytes[local + 18..local + 26].copy_from_slice(&[0xff; 8]); // both sizes
+    assert_eq!(read(bytes).unwrap().tensors[0].bytes(), &data[..]);
+}
+
+#[test]
 fn a_missing_storage_record_is_named() {
     let (pkl, _) = one_tensor();
     let e = read(archive(vec![Record::stored("a/data.pkl", &pkl)])).unwrap_err();

@@ -4,10 +4,12 @@
 //! each record its bytes — a zero-copy range of the input for STORED records, an inflated buffer for
 //! DEFLATED ones (never more than the declared size: zip bombs are refused).
 //!
-//! Strictness, so that two readers cannot see different files in one archive: the central directory is
-//! the only index; every record's local header must agree with it; duplicate names, absolute or `..`
-//! names, overlapping records, records past the central directory, encryption and methods other than
-//! STORED/DEFLATED are refused. CRC-32 is verified unless it is 0 (some torch versions write 0).
+//! Strictness: the central directory is the only index (a record's method, sizes and CRC come from
+//! it); of a record's local header only the name is compared with the central record, its method
+//! and sizes are not read. Duplicate names, absolute or `..` names, overlapping records, records past
+//! the central directory, encryption and methods other than STORED/DEFLATED are refused. CRC-32 is
+//! verified unless it is 0 (torch can be told to write 0): a non-zero wrong CRC is refused, although
+//! torch itself does not check CRCs.
 //! ZIP64 records (torch writes them for large archives) are understood.
 
 use std::io::Read;

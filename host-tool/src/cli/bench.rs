@@ -130,11 +130,12 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     })
     .with_context(|| format!("{model_path}: running the firmware engine"))?;
 
-    let tract_timing = match &reference {
-        Some(reference) => {
+    let tract_timing = match (&reference, &args.onnx) {
+        (Some(reference), Some(onnx)) => {
             let mut notes = Vec::new();
             let pairs =
-                super::validate::pair_inputs(firmware.inputs(), reference.inputs(), &mut notes)?;
+                super::validate::pair_inputs(firmware.inputs(), reference.inputs(), &mut notes)
+                    .with_context(|| format!("{model_path} and {}", onnx.display()))?;
             let inputs: Vec<_> = pairs
                 .iter()
                 .map(|&(fw, tr)| super::validate::named(&reference.inputs()[tr], sample[fw]))
@@ -142,7 +143,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             let mut run = reference.runner(&inputs)?;
             Some(measure(args.warmup, args.runs, || Ok(run()?))?)
         }
-        None => None,
+        _ => None,
     };
     let ratio = tract_timing
         .as_ref()

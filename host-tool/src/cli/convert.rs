@@ -79,17 +79,23 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let graph = with_input_shapes(graph, &args.input_shape)
         .with_context(|| format!("--input-shape for '{}'", args.arch))?;
     let params = summarize(&graph).total_params;
+    let progress = super::progress::steps();
+    progress.set_message(format!("reading {}", args.weights.display()));
     let bound = bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
+    progress.set_message(format!("hashing {}", args.weights.display()));
     let sha = blob::sha256_file(&args.weights)
         .with_context(|| format!("hashing {}", args.weights.display()))?;
     let dtype = match args.dtype {
         Dtype::F16 => WeightDtype::F16,
         Dtype::F32 => WeightDtype::F32,
     };
+    progress.set_message(format!("compiling '{}'", args.arch));
     let built =
         blob::build(bound, sha, dtype).with_context(|| format!("compiling '{}'", args.arch))?;
+    progress.set_message(format!("writing {}", args.output.display()));
     crate::atomic_file::write_bytes(&args.output, &built.bytes)
         .with_context(|| format!("writing {}", args.output.display()))?;
+    progress.finish_and_clear();
     let report = Report::new(&built, params, dtype, &sha);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -177,7 +183,9 @@ fn with_input_shapes(mut graph: Graph, specs: &[String]) -> anyhow::Result<Graph
             ),
         };
         let v = graph.inputs[slot];
-        graph.values[v].shape = std::iter::once(1).chain(dims).collect();
+        let shape: Vec<usize> = std::iter::once(1).chain(dims).collect();
+        crate::graph::checked_numel(&shape).map_err(anyhow::Error::msg)?;
+        graph.values[v].shape = shape;
     }
     for n in 0..graph.nodes.len() {
         let node = &graph.nodes[n];

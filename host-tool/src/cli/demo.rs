@@ -7,13 +7,11 @@
 //! arena sizes, and the time of one inference. The checkpoint is converted in-process; nothing is
 //! written.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::blob::{self, WeightDtype};
@@ -87,19 +85,6 @@ fn find_digits(examples: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A progress bar on stderr when it is a terminal, hidden otherwise.
-fn progress(len: usize, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{msg:<16} [{bar:30}] {pos}/{len}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_string());
-    bar
-}
-
 /// Runs `run_one` on every row of `images`, timing the whole set.
 fn run_set(
     images: &Array<f32>,
@@ -107,7 +92,7 @@ fn run_set(
     mut run_one: impl FnMut(&[f32], &mut Vec<f32>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Row> {
     let n = images.rows();
-    let bar = progress(n, label);
+    let bar = super::progress::bar(n, label);
     let mut data = Vec::with_capacity(n * 10);
     let start = Instant::now();
     for k in 0..n {

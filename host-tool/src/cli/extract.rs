@@ -56,8 +56,12 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let options = Options {
         key: args.key.clone(),
     };
+    let progress = super::progress::steps();
+    progress.set_message(format!("reading {}", args.file.display()));
     let ckpt =
         checkpoint::open(&args.file, &options).with_context(|| args.file.display().to_string())?;
+    let bytes: usize = ckpt.tensors.iter().map(|t| t.bytes().len()).sum();
+    progress.set_message(format!("writing {} ({bytes} bytes)", args.output.display()));
     let mut metadata = HashMap::from([("format".to_owned(), ckpt.format.as_str().to_owned())]);
     if let Some(k) = &ckpt.key {
         metadata.insert("key".to_owned(), k.clone());
@@ -70,7 +74,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         safetensors::serialize_to_file(views, &Some(metadata), path).map_err(anyhow::Error::from)
     })
     .with_context(|| format!("writing {}", args.output.display()))?;
-    let bytes: usize = ckpt.tensors.iter().map(|t| t.bytes().len()).sum();
+    progress.finish_and_clear();
     eprintln!(
         "wrote {} tensors ({bytes} bytes) to {}",
         ckpt.tensors.len(),

@@ -1,13 +1,14 @@
 //! `nnblob run`: a blob and `.npy` inputs in, the firmware engine's outputs as `.npy` files out.
 //! The engine is the same `no_std` crate the device runs, so the outputs are the device's bits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use crate::atomic_file;
 use crate::npy;
-use crate::validate::{FirmwareModel, TensorSpec};
+use crate::validate::{stacked_shape, FirmwareModel, TensorSpec};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -18,7 +19,9 @@ Examples:
 Shapes: for a model input of shape [1, 3, 32, 32] (the blob's shapes carry the batch of 1), an
 .npy of shape (3, 32, 32) (batch omitted) or (1, 3, 32, 32) (batch included) is one sample, and
 (K, 3, 32, 32) is K samples run one after the other. The outputs take the same form: (10,) for an
-input without batch, (K, 10) for K samples. With several inputs, all must have the same form and K.
+input without batch, (K, 10) for K samples (and for K = 1); an output without a batch axis of 1,
+such as (6,) after flatten(x), is (6,) and (K, 6). With several inputs, all must have the same form
+and K. Either every output file is written or, on any error, none is.
 
 Inputs are float32 (float64 is rounded to float32); outputs are float32, little-endian, C order.
 Inputs and outputs are given in the model's order (`nnblob inspect MODEL.nnb` lists them).";
@@ -85,6 +88,18 @@ pub(super) fn form(shape: &[usize], model: &[usize]) -> Option<Form> {
     }
 }
 
+/// The shape of an output of model shape `model` for inputs of form `form`: without its batch of 1
+/// for unbatched inputs, with the K axis for K stacked samples (as `validate` stacks them).
+pub(super) fn output_shape(form: Form, model: &[usize]) -> Vec<usize> {
+    match form {
+        Form::Unbatched => match model.split_first() {
+            Some((1, rest)) => rest.to_vec(),
+            _ => model.to_vec(),
+        },
+        Form::Stacked(k) => stacked_shape(k, model),
+    }
+}
+
 /// Run `run`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let path = args.model.display().to_string();
@@ -114,6 +129,11 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             names(&outs),
             args.outputs.len()
         );
+    }
+    for (i, file) in args.outputs.iter().enumerate() {
+        if args.outputs[..i].contains(file) {
+            bail!("--output {} is given twice", file.display());
+        }
     }
     let mut arrays = Vec::new();
     let mut common: Option<(Form, PathBuf)> = None;
@@ -155,30 +175,29 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let results = model
         .run_samples(&inputs, form.samples())
         .with_context(|| path.clone())?;
+    let mut files: Vec<(&Path, Vec<u8>, Vec<usize>)> = Vec::with_capacity(outs.len());
     for ((io, data), file) in outs.iter().zip(results).zip(&args.outputs) {
-        let d = &io.shape;
-        let rest = if d.first() == Some(&1) {
-            &d[1..]
-        } else {
-            &d[..]
-        };
-        let shape: Vec<usize> = match form {
-            Form::Unbatched => rest.to_vec(),
-            Form::Stacked(_) if d.first() != Some(&1) => d.clone(),
-            Form::Stacked(k) => std::iter::once(k).chain(rest.iter().copied()).collect(),
-        };
-        npy::write(
-            file,
-            &npy::Array {
-                shape: shape.clone(),
-                data,
-            },
-        )?;
+        let shape = output_shape(form, &io.shape);
+        let array = npy::Array::new(shape.clone(), data).with_context(|| {
+            format!(
+                "{path}: output '{}' of shape {} gave a number of values that is not {} sample(s)",
+                io.name,
+                tuple(&io.shape),
+                form.samples()
+            )
+        })?;
+        let bytes =
+            npy::to_bytes(&array).with_context(|| format!("encoding {}", file.display()))?;
+        files.push((file, bytes, shape));
+    }
+    let set: Vec<(&Path, &[u8])> = files.iter().map(|(f, b, _)| (*f, b.as_slice())).collect();
+    atomic_file::write_all_bytes(&set)?;
+    for ((file, _, shape), io) in files.iter().zip(&outs) {
         eprintln!(
             "wrote {} ('{}', shape {})",
             file.display(),
             io.name,
-            tuple(&shape)
+            tuple(shape)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -198,5 +217,16 @@ mod tests {
         assert_eq!(form(&[0, 3, 8, 8], &m), None);
         assert_eq!(form(&[192], &m), None);
         assert_eq!(form(&[640], &[1, 640]), Some(Form::Unbatched));
+    }
+
+    #[test]
+    fn output_shapes_follow_the_input_form() {
+        assert_eq!(output_shape(Form::Unbatched, &[1, 10]), [10]);
+        assert_eq!(output_shape(Form::Stacked(1), &[1, 10]), [1, 10]);
+        assert_eq!(output_shape(Form::Stacked(4), &[1, 10]), [4, 10]);
+        // An output without a batch axis of 1 (flatten over every axis) gets the K axis in front.
+        assert_eq!(output_shape(Form::Unbatched, &[6]), [6]);
+        assert_eq!(output_shape(Form::Stacked(4), &[6]), [4, 6]);
+        assert_eq!(output_shape(Form::Stacked(4), &[2, 3]), [4, 2, 3]);
     }
 }

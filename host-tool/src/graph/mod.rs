@@ -59,6 +59,24 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// The most elements a value or a parameter may have (the format addresses tensors with 32-bit
+/// offsets). Shapes within it keep every count and every product of two counts inside `u64`.
+pub const MAX_ELEMENTS: usize = u32::MAX as usize;
+
+/// The number of elements of `shape`, or why it is too large (more than [`MAX_ELEMENTS`]).
+pub fn checked_numel(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            format!(
+                "shape {} has more than {MAX_ELEMENTS} elements",
+                fmt_shape(shape)
+            )
+        })
+}
+
 /// Writes a shape the way PyTorch prints sizes: `[1, 16, 32, 32]`.
 pub fn fmt_shape(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

@@ -30,7 +30,7 @@ pub struct Conv {
 }
 
 /// Output length of a convolution or pooling window along one axis (floor mode), or `None` when
-/// the padded input is shorter than the dilated kernel.
+/// the padded input is shorter than the dilated kernel (or a length overflows).
 pub(crate) fn window_out(
     input: usize,
     pad: usize,
@@ -38,8 +38,11 @@ pub(crate) fn window_out(
     stride: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let span = dilation * (kernel - 1) + 1;
-    (input + pad).checked_sub(span).map(|r| r / stride + 1)
+    let span = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+    input
+        .checked_add(pad)?
+        .checked_sub(span)
+        .map(|r| r / stride + 1)
 }
 
 impl Conv {
@@ -67,14 +70,14 @@ impl Conv {
         let p = &self.padding;
         let oh = window_out(
             h,
-            p.top + p.bottom,
+            p.top.saturating_add(p.bottom),
             self.kernel[0],
             self.stride[0],
             self.dilation[0],
         );
         let ow = window_out(
             w,
-            p.left + p.right,
+            p.left.saturating_add(p.right),
             self.kernel[1],
             self.stride[1],
             self.dilation[1],
@@ -83,8 +86,8 @@ impl Conv {
             (Some(oh), Some(ow)) => Ok((oh, ow)),
             _ => Err(format!(
                 "padded input {}x{} is smaller than the kernel {}x{} (dilation {}x{})",
-                h + p.top + p.bottom,
-                w + p.left + p.right,
+                h.saturating_add(p.top).saturating_add(p.bottom),
+                w.saturating_add(p.left).saturating_add(p.right),
                 self.kernel[0],
                 self.kernel[1],
                 self.dilation[0],

@@ -104,8 +104,18 @@ impl Op {
         }
     }
 
-    /// The output shape for these input shapes, or why they do not fit.
+    /// The output shape for these input shapes, or why they do not fit (an output of more than
+    /// [`crate::graph::MAX_ELEMENTS`] elements included).
     pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
+        for x in inputs {
+            crate::graph::checked_numel(x)?;
+        }
+        let out = self.infer_unchecked(inputs)?;
+        crate::graph::checked_numel(&out)?;
+        Ok(out)
+    }
+
+    fn infer_unchecked(&self, inputs: &[&[usize]]) -> ShapeResult {
         match self {
             Op::Conv(op) => op.infer(inputs),
             Op::Linear(op) => op.infer(inputs),

@@ -34,13 +34,14 @@ impl Pool {
             self.padding[axis],
             self.dilation[axis],
         );
-        let floor = window_out(input, 2 * p, k, s, d)?;
+        let floor = window_out(input, p.checked_mul(2)?, k, s, d)?;
         if !self.ceil_mode {
             return Some(floor);
         }
+        // `window_out` succeeded: these cannot overflow or go below zero.
         let span = d * (k - 1) + 1;
         let mut out = (input + 2 * p - span).div_ceil(s) + 1;
-        if (out - 1) * s >= input + p {
+        if (out - 1).checked_mul(s)? >= input + p {
             out -= 1;
         }
         Some(out)
@@ -56,7 +57,7 @@ impl Pool {
             ));
         }
         for axis in 0..2 {
-            if self.padding[axis] * 2 > self.kernel[axis] {
+            if self.padding[axis] > self.kernel[axis] / 2 {
                 return Err(format!(
                     "padding {} should be at most half of the kernel size {}",
                     self.padding[axis], self.kernel[axis]

@@ -17,11 +17,16 @@ impl ZeroPad {
             return Err(format!("expects a 4-d input, got {}", fmt_shape(x)));
         }
         let p = &self.padding;
+        let grow = |n: usize, a: usize, b: usize| {
+            n.checked_add(a)
+                .and_then(|n| n.checked_add(b))
+                .ok_or_else(|| format!("padding {a} + {b} is too large"))
+        };
         Ok(vec![
             x[0],
             x[1],
-            x[2] + p.top + p.bottom,
-            x[3] + p.left + p.right,
+            grow(x[2], p.top, p.bottom)?,
+            grow(x[3], p.left, p.right)?,
         ])
     }
 }
@@ -74,7 +79,13 @@ impl Reshape {
     pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
         expect_inputs(inputs, 1)?;
         let total = numel(inputs[0]);
-        let known: i64 = self.shape.iter().filter(|&&d| d >= 0).product();
+        let known: Option<i64> = self
+            .shape
+            .iter()
+            .filter(|&&d| d >= 0)
+            .try_fold(1i64, |n, &d| n.checked_mul(d));
+        // An overflowing product is more elements than any input has.
+        let known = known.unwrap_or(i64::MAX);
         let wild = self.shape.iter().filter(|&&d| d == -1).count();
         let bad = self.shape.iter().any(|&d| d < -1) || wild > 1;
         let fits = if wild == 1 {

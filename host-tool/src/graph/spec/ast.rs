@@ -58,15 +58,44 @@ pub struct Located {
     pub col: usize,
 }
 
+/// The deepest expression a spec may write, counting brackets, calls, unary minus and each
+/// operator of a `+`/`*` chain: far beyond what a network needs, and shallow enough that parsing,
+/// evaluating and dropping the tree (all recursive) cannot exhaust the stack.
+pub const MAX_DEPTH: usize = 100;
+
 pub struct Parser<'a> {
     toks: Vec<Token>,
     pos: usize,
     file: &'a str,
+    /// Nesting of the expression being parsed (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
     pub fn new(toks: Vec<Token>, file: &'a str) -> Self {
-        Parser { toks, pos: 0, file }
+        Parser {
+            toks,
+            pos: 0,
+            file,
+            depth: 0,
+        }
+    }
+
+    /// One level deeper into an expression; refused past [`MAX_DEPTH`]. Every call is matched
+    /// by a `self.depth -= 1` when the level is done.
+    fn deeper(&mut self) -> Result<(), SpecError> {
+        if self.depth >= MAX_DEPTH {
+            let t = self.peek();
+            return Err(self.error_at(
+                t,
+                format!(
+                    "expression nested more than {MAX_DEPTH} deep (brackets, calls and operators); \
+                     split it over several lines with names"
+                ),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn peek(&self) -> &Token {
@@ -205,44 +234,52 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self) -> Result<Expr, SpecError> {
-        let mut lhs = self.term()?;
-        while self.peek().tok == Tok::Punct('+') {
-            let t = self.next();
-            let rhs = self.term()?;
-            lhs = Expr {
-                kind: ExprKind::Binary('+', Box::new(lhs), Box::new(rhs)),
-                line: t.line,
-                col: t.col,
-            };
-        }
-        Ok(lhs)
+        self.chain('+', Self::term)
     }
 
     fn term(&mut self) -> Result<Expr, SpecError> {
-        let mut lhs = self.unary()?;
-        while self.peek().tok == Tok::Punct('*') {
-            let t = self.next();
-            let rhs = self.unary()?;
-            lhs = Expr {
-                kind: ExprKind::Binary('*', Box::new(lhs), Box::new(rhs)),
-                line: t.line,
-                col: t.col,
-            };
-        }
-        Ok(lhs)
+        self.chain('*', Self::unary)
+    }
+
+    /// `operand { op operand }`, left-nested; each operator is one level of [`MAX_DEPTH`].
+    fn chain(
+        &mut self,
+        op: char,
+        operand: fn(&mut Self) -> Result<Expr, SpecError>,
+    ) -> Result<Expr, SpecError> {
+        let outer = self.depth;
+        let result = (|| {
+            let mut lhs = operand(self)?;
+            while self.peek().tok == Tok::Punct(op) {
+                self.deeper()?;
+                let t = self.next();
+                let rhs = operand(self)?;
+                lhs = Expr {
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                    line: t.line,
+                    col: t.col,
+                };
+            }
+            Ok(lhs)
+        })();
+        self.depth = outer;
+        result
     }
 
     fn unary(&mut self) -> Result<Expr, SpecError> {
-        if self.peek().tok == Tok::Punct('-') {
+        self.deeper()?;
+        let result = if self.peek().tok == Tok::Punct('-') {
             let t = self.next();
-            let inner = self.unary()?;
-            return Ok(Expr {
+            self.unary().map(|inner| Expr {
                 kind: ExprKind::Neg(Box::new(inner)),
                 line: t.line,
                 col: t.col,
-            });
-        }
-        self.atom()
+            })
+        } else {
+            self.atom()
+        };
+        self.depth -= 1;
+        result
     }
 
     fn atom(&mut self) -> Result<Expr, SpecError> {

@@ -11,7 +11,7 @@ mod signatures;
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{fmt_shape, Graph, Node, Op, Value, ValueId};
+use super::{checked_numel, fmt_shape, Graph, Node, Op, Value, ValueId};
 use ast::{Expr, ExprKind, Stmt};
 use signatures::{build, function_signature, module_signature, tensor_params, Args, Lit};
 
@@ -79,6 +79,7 @@ pub fn parse_spec(text: &str, file: &str, name: &str) -> Result<Graph, SpecError
                 }
                 let mut shape = vec![1];
                 shape.extend(dims.iter().map(|&d| d as usize));
+                checked_numel(&shape).map_err(|m| err(format!("input '{name}': {m}")))?;
                 let v = b.new_value(&name, shape);
                 b.graph.inputs.push(v);
                 b.vars.insert(name, v);
@@ -214,6 +215,10 @@ impl Builder<'_> {
         let op = Args::bind(ctor, &sig, positional, keywords)
             .and_then(|a| build(ctor, &a))
             .map_err(|m| self.err(e, format!("module '{name}': {m}")))?;
+        for (param, shape) in op.params() {
+            checked_numel(&shape)
+                .map_err(|m| self.err(e, format!("module '{name}': parameter '{param}': {m}")))?;
+        }
         if self.modules.insert(name.clone(), (op, line, col)).is_some() {
             return Err(self.err(e, format!("module '{name}' is declared twice")));
         }
