@@ -31,9 +31,13 @@ step "cargo test"
 cargo test --workspace --locked
 
 step "firmware under QEMU: device outputs equal the host's bit for bit (docs/DEVICE.md)"
-if ! command -v qemu-system-arm >/dev/null 2>&1; then
+# Debian/Ubuntu packages: qemu-system-arm for the Cortex-M boards, qemu-system-misc for RISC-V.
+qemu_packages=()
+command -v qemu-system-arm >/dev/null 2>&1 || qemu_packages+=(qemu-system-arm)
+command -v qemu-system-riscv32 >/dev/null 2>&1 || qemu_packages+=(qemu-system-misc)
+if [ ${#qemu_packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update && $sudo apt-get install -y qemu-system-arm
+  $sudo apt-get update && $sudo apt-get install -y "${qemu_packages[@]}"
 fi
 cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
 cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture

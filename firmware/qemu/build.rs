@@ -3,8 +3,8 @@
 //! In: the target, which names the emulated board (the runner in `.cargo/config.toml` starts
 //! it); the board's memory layout in `memory/`; the environment variables `NNBLOB_QEMU_BLOB`
 //! (a blob file) and `NNBLOB_QEMU_INPUT` (the input: little-endian f32s, one model input's worth).
-//! Out, in `OUT_DIR`: `memory.x` for cortex-m-rt's `link.x`; `board.rs` with the board's core
-//! clock; `model.nnb` and `input.bin` for `include_bytes!`; `model.rs` with the model's sizes as
+//! Out, in `OUT_DIR`: `memory.x` for the runtime's `link.x` (cortex-m-rt's, riscv-rt's);
+//! `board.rs` with the core clock of a Cortex-M board (its SysTick counts it); `model.nnb` and `input.bin` for `include_bytes!`; `model.rs` with the model's sizes as
 //! `const`s, so the arena and buffers are statics whose size the linker checks against the
 //! board's RAM.
 //! The blob is validated here with the same engine compiled for the host: a broken blob
@@ -22,30 +22,42 @@ const INPUT_VAR: &str = "NNBLOB_QEMU_INPUT";
 const MODULE_VAR: &str = "NNBLOB_QEMU_MODULE";
 const SECTIONS_VAR: &str = "NNBLOB_QEMU_LINKER_SECTIONS";
 
-/// An emulated board: the target whose firmware it runs, its memory layout, its core clock.
+/// An emulated board: the target whose firmware it runs, its memory layout, the core clock
+/// SysTick counts (`None` on RISC-V, whose `minstret` counts instructions), the linker scripts
+/// to pass (cortex-m-rt's `link.x` includes `memory.x`; riscv-rt's wants it passed first).
 struct Board {
     target: &'static str,
     memory: &'static str,
-    core_hz: u64,
+    core_hz: Option<u64>,
+    scripts: &'static [&'static str],
 }
 
 /// One board per target, as the runner in `.cargo/config.toml` starts them. The MPS2 FPGA
 /// images clock the core at 25 MHz; QEMU's nRF51 clocks it at 16 MHz.
-const BOARDS: [Board; 3] = [
+const BOARDS: [Board; 4] = [
     Board {
         target: "thumbv7em-none-eabihf",
         memory: "memory/mps2.x",
-        core_hz: 25_000_000,
+        core_hz: Some(25_000_000),
+        scripts: &["link.x"],
     },
     Board {
         target: "thumbv7m-none-eabi",
         memory: "memory/mps2.x",
-        core_hz: 25_000_000,
+        core_hz: Some(25_000_000),
+        scripts: &["link.x"],
     },
     Board {
         target: "thumbv6m-none-eabi",
         memory: "memory/microbit.x",
-        core_hz: 16_000_000,
+        core_hz: Some(16_000_000),
+        scripts: &["link.x"],
+    },
+    Board {
+        target: "riscv32imac-unknown-none-elf",
+        memory: "memory/virt.x",
+        core_hz: None,
+        scripts: &["memory.x", "link.x"],
     },
 ];
 
@@ -73,15 +85,18 @@ fn run() -> Result<(), String> {
     write(&out.join("memory.x"), &memory)?;
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={}", board.memory);
-    let clock = format!(
-        "/// The board's core clock, which SysTick counts, in Hz.\npub const CORE_HZ: u64 = {};\n",
-        board.core_hz
-    );
-    write(&out.join("board.rs"), clock.as_bytes())?;
+    if let Some(core_hz) = board.core_hz {
+        let clock = format!(
+            "/// The board's core clock, which SysTick counts, in Hz.\npub const CORE_HZ: u64 = {core_hz};\n"
+        );
+        write(&out.join("board.rs"), clock.as_bytes())?;
+    }
     // Linker flags here rather than in .cargo/config.toml, where a RUSTFLAGS in the
     // environment would silently replace them.
     println!("cargo:rustc-link-arg-bins=--nmagic");
-    println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    for script in board.scripts {
+        println!("cargo:rustc-link-arg-bins=-T{script}");
+    }
 
     let module = optional_path(MODULE_VAR);
     let blob_path = match &module {

@@ -4,9 +4,10 @@
 //! Out: the built ELF and the firmware's report ([`Profile`]: output bits, instructions per
 //! inference and per op, deepest stack), plus the counting plugin's instruction count between the
 //! two `nnb_mark` calls around the inference, and the checks every run must pass. Needs
-//! `qemu-system-arm`, the thumb targets, a C compiler and binutils (`nm`, `readelf`);
-//! `tests/run.sh` installs what is missing.
+//! `qemu-system-arm` and `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler and
+//! binutils (`nm`, `readelf`); `tests/run.sh` installs what is missing.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,8 +22,11 @@ pub struct Board {
     pub machine: &'static str,
     pub target: &'static str,
     pub core: &'static str,
-    /// The core clock SysTick counts, in Hz (as in `firmware/qemu/build.rs`).
-    pub core_hz: u64,
+    /// The core clock SysTick counts, in Hz (as in `firmware/qemu/build.rs`); `None` where the
+    /// firmware counts instructions themselves (RISC-V's `minstret`).
+    pub core_hz: Option<u64>,
+    /// The addresses of its code memory (`firmware/qemu/memory/`), where the blob must lie.
+    pub code: Range<u64>,
 }
 
 /// MPS2 AN386: Cortex-M4F, single-precision FPU.
@@ -30,7 +34,8 @@ pub const CORTEX_M4F: Board = Board {
     machine: "mps2-an386",
     target: "thumbv7em-none-eabihf",
     core: "cortex-m4",
-    core_hz: 25_000_000,
+    core_hz: Some(25_000_000),
+    code: 0..4 << 20,
 };
 
 /// MPS2 AN385: Cortex-M3, no FPU (the soft-float path).
@@ -38,7 +43,8 @@ pub const CORTEX_M3: Board = Board {
     machine: "mps2-an385",
     target: "thumbv7m-none-eabi",
     core: "cortex-m3",
-    core_hz: 25_000_000,
+    core_hz: Some(25_000_000),
+    code: 0..4 << 20,
 };
 
 /// BBC micro:bit (nRF51): Cortex-M0, ARMv6-M, no FPU; 256 KiB of flash, 16 KiB of RAM. It
@@ -47,13 +53,26 @@ pub const CORTEX_M0: Board = Board {
     machine: "microbit",
     target: "thumbv6m-none-eabi",
     core: "cortex-m0plus",
-    core_hz: 16_000_000,
+    core_hz: Some(16_000_000),
+    code: 0..256 << 10,
+};
+
+/// QEMU's `virt` machine with an RV32IMAC core (no F or D: the soft-float path); 4 MiB for code
+/// and 4 MiB for data of its RAM (`firmware/qemu/memory/virt.x`). The firmware counts with the
+/// `minstret` CSR.
+pub const RISCV32: Board = Board {
+    machine: "virt",
+    target: "riscv32imac-unknown-none-elf",
+    core: "riscv32",
+    core_hz: None,
+    code: 0x8000_0000..0x8040_0000,
 };
 
 impl Board {
-    /// Instructions per SysTick tick at `-icount shift=0` (1 ns each), rounded up.
+    /// Instructions per tick of the firmware's clock at `-icount shift=0` (1 ns each), rounded
+    /// up: SysTick's ticks are core clock cycles, `minstret`'s instructions.
     pub fn insns_per_tick(&self) -> u64 {
-        1_000_000_000u64.div_ceil(self.core_hz)
+        self.core_hz.map_or(1, |hz| 1_000_000_000u64.div_ceil(hz))
     }
 
     /// The deepest stack `nnblob footprint` reports for this board's core.
@@ -89,18 +108,18 @@ pub struct DeviceRun {
 }
 
 impl DeviceRun {
-    /// Checks what every run must show, whatever the model: SysTick's count and the counting
-    /// plugin's agree, and the deepest stack was measured and is within the figure
+    /// Checks what every run must show, whatever the model: the firmware's count (SysTick or
+    /// `minstret`) and the counting plugin's agree, and the deepest stack was measured and is within the figure
     /// `nnblob footprint` reports for the board (`ENGINE_TARGETS`). `what` names the run.
     pub fn assert_counts_and_stack(&self, board: &Board, what: &str) {
-        let (systick, plugin) = (self.profile.inference_insns, self.plugin_insns);
-        // SysTick counts in whole ticks and its window sits inside the plugin's (the clock
+        let (firmware, plugin) = (self.profile.inference_insns, self.plugin_insns);
+        // The firmware counts in whole ticks and its window sits inside the plugin's (the clock
         // reads and the marker calls are outside it): a wrong clock rate or a mishandled wrap
         // shows as a difference far beyond this.
         let tick = board.insns_per_tick();
         assert!(
-            systick <= plugin + tick && plugin <= systick + 160 + tick,
-            "{what}: SysTick counts {systick} instructions, the plugin {plugin}"
+            firmware <= plugin + tick && plugin <= firmware + 160 + tick,
+            "{what}: the firmware counts {firmware} instructions, the plugin {plugin}"
         );
         let stack = self.profile.stack_bytes as usize;
         assert!(stack > 0, "{what}: no stack use measured");
@@ -169,6 +188,8 @@ impl Firmware<'_> {
     /// Builds and runs the firmware in QEMU (the cargo runner, which has a timeout) with the
     /// counting plugin `plugin` loaded, marking `nnb_mark` in `elf`.
     pub fn run(&self, elf: &Path, plugin: &Path) -> DeviceRun {
+        // The plugin sees instruction addresses: a Thumb symbol's has its low bit set; RISC-V
+        // instructions are at even addresses already.
         let marker = symbol(elf, " T nnb_mark") & !1;
         // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
         let plugin_args = [

@@ -7,15 +7,17 @@
 //! fixture's first input (the reference), and emitted as a Rust module (`nnblob::emit`). The
 //! example firmware (`firmware/qemu`) is built around that module and runs under
 //! `qemu-system-arm -icount shift=0` on the Cortex-M4F board (mps2-an386); LeNet-5 also on the
-//! Cortex-M3 board (mps2-an385, soft float). Required: every output's bits equal the host's; one
-//! instruction count per op; SysTick and the counting plugin agree; the blob lies in its own
-//! `.nnblob` section in flash, 16-byte aligned (without a linker rule, and with the emitted
-//! `nnblob.x` appended to the board's memory layout); the stack stays within the figure `nnblob footprint`
-//! reports (`nnblob::emit::ENGINE_TARGETS`). Instructions per inference and per MAC (torch's
-//! count from the manifest) are printed: docs/DEVICE.md records them. Each report is kept as a
-//! profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
+//! Cortex-M3 board (mps2-an385, soft float) and under `qemu-system-riscv32` on RV32IMAC (virt,
+//! soft float). Required: every output's bits equal the host's; one instruction count per op;
+//! the firmware's count and the counting plugin's agree; the blob lies in its own `.nnblob`
+//! section in the board's code memory, 16-byte aligned (without a linker rule, and with the
+//! emitted `nnblob.x` appended to the board's memory layout); the stack stays within the figure
+//! `nnblob footprint` reports (`nnblob::emit::ENGINE_TARGETS`). Instructions per inference and
+//! per MAC (torch's count from the manifest) are printed: docs/DEVICE.md records them. Each
+//! report is kept as a profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
 //!
-//! Needs `qemu-system-arm`, the thumb targets, a C compiler, `nm` and `readelf`:
+//! Needs `qemu-system-arm`, `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler,
+//! `nm` and `readelf`:
 //! `cargo test -p nnblob-tests --test qemu_catalog -- --ignored --nocapture`.
 
 use std::path::Path;
@@ -27,13 +29,12 @@ use nnblob::graph::{bind, catalog};
 use nnblob_firmware::Model;
 use nnblob_tests::qemu::{
     build_plugin, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3, CORTEX_M4F,
+    RISCV32,
 };
 
-/// The MPS2 boards' RAM (`firmware/qemu/memory/mps2.x`): a model fits when its arena and
-/// buffers do.
+/// The RAM of the MPS2 boards and of `virt` (`firmware/qemu/memory/mps2.x`, `virt.x`): a model
+/// fits when its arena and buffers do.
 const BOARD_RAM_BYTES: usize = 4 << 20;
-/// The board's code memory, where the blob must lie.
-const BOARD_FLASH_END: u64 = 4 << 20;
 
 /// The MLPerf-Tiny models of the catalog, and LeNet-5.
 const MODELS: [&str; 5] = [
@@ -98,8 +99,9 @@ fn run_on_device(
         "BLOB at {blob_at:#x} is not 16-byte aligned"
     );
     assert!(
-        start + size <= BOARD_FLASH_END,
-        ".nnblob is not in code memory"
+        board.code.start <= start && start + size <= board.code.end,
+        ".nnblob at {start:#x}+{size:#x} is not in code memory {:#x?}",
+        board.code
     );
 
     let run = firmware.run(&elf, plugin);
@@ -195,7 +197,7 @@ fn check(
 }
 
 #[test]
-#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
 fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog");
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -206,7 +208,7 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
         for dtype in [WeightDtype::F16, WeightDtype::F32] {
             let lenet = name == "lenet5";
             let boards: &[&Board] = if lenet {
-                &[&CORTEX_M4F, &CORTEX_M3]
+                &[&CORTEX_M4F, &CORTEX_M3, &RISCV32]
             } else {
                 &[&CORTEX_M4F]
             };

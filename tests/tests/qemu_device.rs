@@ -11,30 +11,34 @@
 //! format crate and run by the engine on the host (the reference). The blob and the
 //! input go into the example firmware (`firmware/qemu`, embedded at build time), which runs
 //! under `qemu-system-arm` on a Cortex-M4F (mps2-an386, `thumbv7em-none-eabihf`) and on a
-//! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float); the micro network also on a
-//! Cortex-M0 (the BBC micro:bit, `thumbv6m-none-eabi`: ARMv6-M, soft float, 16 KiB of RAM).
-//! Every output's bits must equal the host's. The firmware counts instructions with SysTick;
-//! QEMU also runs with the counting plugin (`firmware/qemu/plugin/icount.c`), and the two
-//! counts must agree. The deepest stack must stay within the figure `nnblob footprint`
+//! Cortex-M3 (mps2-an385, `thumbv7m-none-eabi`: soft float), and under `qemu-system-riscv32` on
+//! an RV32IMAC core (virt, `riscv32imac-unknown-none-elf`: soft float); the micro network also
+//! on a Cortex-M0 (the BBC micro:bit, `thumbv6m-none-eabi`: ARMv6-M, soft float, 16 KiB of RAM).
+//! Every output's bits must equal the host's. The firmware counts instructions with SysTick
+//! (with `minstret` on RISC-V); QEMU also runs with the counting plugin
+//! (`firmware/qemu/plugin/icount.c`), and the two counts must agree. The deepest stack must stay within the figure `nnblob footprint`
 //! reports for the core (`nnblob::emit::ENGINE_TARGETS`). The counts are printed (run with
 //! `--nocapture`); docs/DEVICE.md records them.
 //!
-//! Needs `qemu-system-arm`, the three targets (tests/run.sh installs them), a C compiler and
-//! `nm`, so a plain
+//! Needs `qemu-system-arm`, `qemu-system-riscv32`, the four targets (tests/run.sh installs them),
+//! a C compiler and `nm`, so a plain
 //! `cargo test` skips it: run it with `cargo test -p nnblob-tests --test qemu_device -- --ignored`.
 
 use nnblob_firmware::Model;
 use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
 use nnblob_format::meta::{Activation, Binary, Broadcast, Conv2d, Linear, Op, Pool2d};
 use nnblob_format::WeightDtype;
-use nnblob_tests::qemu::{build_plugin, Board, Embed, Firmware, CORTEX_M0, CORTEX_M3, CORTEX_M4F};
+use nnblob_tests::qemu::{
+    build_plugin, Board, Embed, Firmware, CORTEX_M0, CORTEX_M3, CORTEX_M4F, RISCV32,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The MPS2 boards: one core with an FPU, one without (soft float); 4 MiB of RAM each.
-const MPS2: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3];
+/// The boards with 4 MiB of RAM for the firmware: the MPS2 boards (one core with an FPU, one
+/// without) and RISC-V's virt (soft float).
+const BIG_RAM: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &RISCV32];
 /// Every board; the micro:bit's 16 KiB of RAM take the smallest model only.
-const ALL_BOARDS: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0];
+const ALL_BOARDS: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32];
 
 /// A deterministic pseudo-random generator (xorshift), so the model is the same every run.
 struct Rng(u64);
@@ -596,7 +600,7 @@ fn locked_versions(lock: &str, package: &str) -> BTreeSet<String> {
 /// and decoding must resolve to the versions the host uses, or "bit-identical" would compare
 /// two different engines.
 #[test]
-#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
 fn firmware_and_host_lock_the_same_engine_dependencies() {
     let root = nnblob_tests::workspace_root();
     let host = std::fs::read_to_string(root.join("Cargo.lock")).expect("root Cargo.lock");
@@ -620,20 +624,20 @@ fn firmware_and_host_lock_the_same_engine_dependencies() {
 type ModelBuilder = fn(WeightDtype) -> ModelRepr;
 
 #[test]
-#[ignore = "needs qemu-system-arm and the thumb targets; tests/run.sh runs it"]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
 fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
     let models: [(&str, ModelBuilder, &[&Board]); 8] = [
-        ("standin", stand_in, MPS2),
-        ("resnet8", resnet8, MPS2),
+        ("standin", stand_in, BIG_RAM),
+        ("resnet8", resnet8, BIG_RAM),
         ("micro", micro, ALL_BOARDS),
-        ("conv-zoo", conv_zoo, MPS2),
-        ("depthwise", depthwise_shapes, MPS2),
-        ("linears", linears, MPS2),
-        ("special-weights", special_weights, MPS2),
-        ("special-conv-weights", special_conv_weights, MPS2),
+        ("conv-zoo", conv_zoo, BIG_RAM),
+        ("depthwise", depthwise_shapes, BIG_RAM),
+        ("linears", linears, BIG_RAM),
+        ("special-weights", special_weights, BIG_RAM),
+        ("special-conv-weights", special_conv_weights, BIG_RAM),
     ];
     for ((name, build, boards), dtype) in models
         .iter()

@@ -11,18 +11,23 @@
 //! output 0 0x3f800000        (one per output element, from the plain run)
 //! done
 //! ```
-//! Instruction counts come from SysTick (see [`clock`]); they include the few
-//! instructions of reading the clock.
+//! Instruction counts come from SysTick on Cortex-M and from the `minstret` CSR on RISC-V
+//! (the `arch` module of each); they include the few instructions of reading the clock.
 #![no_std]
 #![no_main]
 
-mod clock;
+/// What differs between the architectures: runtime, semihosting, fault handler, clock.
+#[cfg(target_arch = "arm")]
+#[path = "cortex_m.rs"]
+mod arch;
+#[cfg(target_arch = "riscv32")]
+#[path = "riscv.rs"]
+mod arch;
 mod stack;
 
+use arch::semihosting::{debug, hprintln};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
 use nnblob_firmware::{Model, OpKind, Profiler};
 
 /// The blob and the model's sizes, from the build script.
@@ -56,7 +61,7 @@ static BUFFERS_TAKEN: AtomicBool = AtomicBool::new(false);
 /// The buffers, the first time only.
 fn take_buffers() -> Option<&'static mut Buffers> {
     // Test and set with interrupts off: ARMv6-M has no atomic swap.
-    let taken = cortex_m::interrupt::free(|_| {
+    let taken = arch::without_interrupts(|| {
         let taken = BUFFERS_TAKEN.load(Ordering::Relaxed);
         BUFFERS_TAKEN.store(true, Ordering::Relaxed);
         taken
@@ -72,12 +77,12 @@ fn take_buffers() -> Option<&'static mut Buffers> {
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn nnb_mark() {
-    cortex_m::asm::nop();
+    arch::nop();
 }
 
 /// Prints each op's instruction count as it finishes.
 struct OpCounter<'c> {
-    clock: &'c clock::Clock,
+    clock: &'c arch::Clock,
     start: u64,
 }
 
@@ -86,16 +91,15 @@ impl Profiler for OpCounter<'_> {
         self.start = self.clock.ticks();
     }
     fn end(&mut self, index: u32, kind: OpKind) {
-        let insns = clock::insns(self.clock.ticks() - self.start);
+        let insns = arch::insns(self.clock.ticks() - self.start);
         hprintln!("op {} {} insns {}", index, kind.name(), insns);
     }
 }
 
-#[entry]
+#[arch::entry]
 fn main() -> ! {
-    let clock = match cortex_m::Peripherals::take() {
-        Some(p) => clock::Clock::start(p.SYST),
-        None => fail("core peripherals already taken"),
+    let Some(clock) = arch::Clock::take() else {
+        fail("core peripherals already taken")
     };
     let Some(buffers) = take_buffers() else {
         fail("buffers already taken")
@@ -125,7 +129,7 @@ fn main() -> ! {
     nnb_mark();
     // Converted after the mark: `black_box` keeps the compiler from moving the conversion
     // (a 64-bit division) into the span the counting plugin measures.
-    let insns = clock::insns(core::hint::black_box(ticks));
+    let insns = arch::insns(core::hint::black_box(ticks));
     if let Err(e) = result {
         fail_with("run failed", e);
     }
@@ -177,18 +181,12 @@ fn exit(status: debug::ExitStatus) -> ! {
     debug::exit(status);
     // Reached only without a semihosting host.
     loop {
-        cortex_m::asm::wfi();
+        arch::wait();
     }
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     hprintln!("panic: {}", info);
-    exit(debug::EXIT_FAILURE)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("hard fault: {:?}", frame);
     exit(debug::EXIT_FAILURE)
 }

@@ -2,9 +2,10 @@
 //! pattern before the code to measure runs; afterwards the lowest word no longer holding
 //! the pattern shows how deep the stack went.
 //!
-//! The free RAM is the span from `__sheap` (end of `.bss`/`.uninit`, from cortex-m-rt's
-//! `link.x`) to the stack pointer at the time of painting, less [`MARGIN`] bytes kept for
-//! the painting code's own frame.
+//! The free RAM is the span from the start of the heap (the end of the statics: `__sheap` in
+//! cortex-m-rt's `link.x`, `_sheap` in riscv-rt's) to the stack pointer at the time of
+//! painting, less [`MARGIN`] bytes kept for the painting code's own frame. Both runtimes put
+//! the initial stack pointer at `_stack_start`, the top of RAM.
 
 use core::ptr::{addr_of, addr_of_mut};
 
@@ -13,6 +14,7 @@ const PAINT: u32 = 0x5EA7_C0DE;
 const MARGIN: usize = 256;
 
 extern "C" {
+    #[cfg_attr(target_arch = "riscv32", link_name = "_sheap")]
     static mut __sheap: u32;
     static _stack_start: u32;
 }
@@ -29,7 +31,7 @@ fn top() -> usize {
 /// Paints the free RAM below the current stack pointer.
 #[inline(never)]
 pub fn paint() {
-    let end = (cortex_m::register::msp::read() as usize).saturating_sub(MARGIN);
+    let end = crate::arch::stack_pointer().saturating_sub(MARGIN);
     let mut word = bottom();
     while (word as usize) < end {
         // SAFETY: `word` lies between the end of the statics and the stack in use, RAM that

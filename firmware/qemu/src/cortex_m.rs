@@ -1,4 +1,5 @@
-//! Instruction counting with SysTick.
+//! The Cortex-M side of the firmware: cortex-m-rt's runtime, semihosting, the fault handler,
+//! and instruction counting with SysTick.
 //!
 //! SysTick runs from the core clock ([`CORE_HZ`]: 25 MHz on the MPS2 boards, 16 MHz on the
 //! micro:bit). Under QEMU with `-icount shift=0` every guest instruction advances virtual time
@@ -8,7 +9,10 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::{syst::SystClkSource, SCB, SYST};
-use cortex_m_rt::exception;
+pub use cortex_m_rt::entry;
+use cortex_m_rt::{exception, ExceptionFrame};
+pub use cortex_m_semihosting as semihosting;
+use semihosting::{debug, hprintln};
 
 /// The board's core clock in Hz, from the build script.
 mod board {
@@ -28,8 +32,13 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// The clock, started; `None` if the core peripherals were taken before.
+    pub fn take() -> Option<Clock> {
+        cortex_m::Peripherals::take().map(|p| Clock::start(p.SYST))
+    }
+
     /// Starts SysTick from the core clock with the largest reload and its exception on.
-    pub fn start(mut syst: SYST) -> Clock {
+    fn start(mut syst: SYST) -> Clock {
         syst.disable_counter();
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(RELOAD);
@@ -68,4 +77,30 @@ pub fn insns(ticks: u64) -> u64 {
 #[exception]
 fn SysTick() {
     WRAPS.store(WRAPS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Runs `f` with interrupts off.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    cortex_m::interrupt::free(|_| f())
+}
+
+/// One instruction that does nothing.
+pub fn nop() {
+    cortex_m::asm::nop();
+}
+
+/// Sleeps until an interrupt.
+pub fn wait() {
+    cortex_m::asm::wfi();
+}
+
+/// The stack pointer.
+pub fn stack_pointer() -> usize {
+    cortex_m::register::msp::read() as usize
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("hard fault: {:?}", frame);
+    crate::exit(debug::EXIT_FAILURE)
 }
