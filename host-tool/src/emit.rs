@@ -591,30 +591,30 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
     EngineTarget {
         name: "cortex-m4",
         rust_target: "thumbv7em-none-eabihf",
-        text_bytes: 37476,
+        text_bytes: 37664,
         rodata_bytes: 1468,
-        stack_bytes: Some(9840),
+        stack_bytes: Some(9816),
     },
     EngineTarget {
         name: "cortex-m3",
         rust_target: "thumbv7m-none-eabi",
-        text_bytes: 37966,
+        text_bytes: 38082,
         rodata_bytes: 1468,
-        stack_bytes: Some(6376),
+        stack_bytes: Some(6360),
     },
     EngineTarget {
         name: "cortex-m0plus",
         rust_target: "thumbv6m-none-eabi",
-        text_bytes: 42442,
+        text_bytes: 42590,
         rodata_bytes: 1468,
-        stack_bytes: Some(6740),
+        stack_bytes: Some(6716),
     },
     EngineTarget {
         name: "riscv32",
         rust_target: "riscv32imac-unknown-none-elf",
-        text_bytes: 44350,
+        text_bytes: 44616,
         rodata_bytes: 1732,
-        stack_bytes: Some(6168),
+        stack_bytes: Some(6172),
     },
 ];
 
