@@ -306,10 +306,10 @@ fn fill_patch(
 }
 
 /// Fills `table` with the offsets of the tile's taps from a block's first input, in `g`'s
-/// input: one entry per kernel row when its taps are 3 consecutive inputs (the micro-kernel
-/// adds them from one load), else one per tap.
+/// input: one entry per kernel row when its taps are 3 consecutive inputs at pixel stride 1
+/// or 2 (the micro-kernel adds them from one load), else one per tap.
 fn in_place_taps(g: &Geom, tile: &Tile, table: &mut TapTable) {
-    let rows = tile.cols() == 3 && g.sw == 1 && g.dw == 1;
+    let rows = tile.cols() == 3 && (g.sw == 1 || g.sw == 2) && g.dw == 1;
     table.clear(if rows { 3 } else { 1 });
     for ic in 0..tile.ic.1 - tile.ic.0 {
         for ky in 0..tile.ky.1 - tile.ky.0 {

@@ -6,12 +6,13 @@
 //! The portable loop runs everywhere. On Arm cores with a single-precision FPU and the
 //! hard-float ABI (Cortex-M4F, M7, M33, ...) an assembly loop runs instead for pixel strides 1
 //! and 2: it keeps the 16 accumulators in registers and loads four weights, and at stride 1
-//! four inputs, with one instruction each; for a 3-wide kernel row at stride 1 it loads the
-//! row's six inputs once for its three taps. [`accumulate_row`] runs a row of blocks in one
-//! call, their partial sums loaded from and stored to the output planes by the loop itself.
-//! Both give the same bits: `VMLA.F32` rounds the
-//! product before adding it (it is not a fused multiply-add), exactly like `acc += w * x`, and
-//! each accumulator sees the taps in the same order. The QEMU tests compare the two, bit for bit.
+//! four inputs, with one instruction each; for a 3-wide kernel row it loads the inputs the
+//! row reads for four pixels once for its three taps (six at stride 1, nine at stride 2).
+//! [`accumulate_row`] runs a row of blocks in one call, their partial sums loaded from and
+//! stored to the output planes by the loop itself. Both give the same bits: `VMLA.F32` rounds
+//! the product before adding it (it is not a fused multiply-add), exactly like `acc += w * x`,
+//! and each accumulator sees the taps in the same order. The QEMU tests compare the two, bit
+//! for bit.
 
 /// Output channels of a block (one 4-channel block of the weight layout).
 pub(crate) const LANES: usize = nnblob_format::layout::CONV_OC_BLOCK;
@@ -35,8 +36,8 @@ pub(crate) type Block = [[f32; PIX]; LANES];
 
 /// The offsets of a tile's taps from a block's first input, in tap order, and their maximum,
 /// which bounds every read of [`accumulate`]. Each entry stands for `run` consecutive taps
-/// one input apart (1, or 3 for the kernel rows of a 3-wide kernel at stride and dilation 1,
-/// which the assembly loop adds from one load of their inputs).
+/// one input apart (1, or 3 for the kernel rows of a 3-wide kernel at dilation 1 and stride 1
+/// or 2, which the assembly loop adds from one load of their inputs).
 pub(crate) struct TapTable {
     offs: [usize; MAX_TAPS],
     len: usize,
@@ -160,7 +161,7 @@ pub(crate) fn accumulate_row(
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if (sw == 1 || sw == 2) && (taps.run == 1 || (taps.run == 3 && sw == 1)) {
+    if (sw == 1 || sw == 2) && (taps.run == 1 || taps.run == 3) {
         if let Some(out) = out.get_mut(at..) {
             arm::accumulate_row(out, stride, blocks, x, sw, taps, wt);
         }
@@ -353,6 +354,40 @@ mod arm {
         };
     }
 
+    /// The loop over kernel rows of three taps at stride 2: one load of the nine inputs the
+    /// row reads for four pixels (s4-s12; pixel `j`'s under tap `k` is `s(4 + 2j + k)`), a
+    /// tap's four weights at a time.
+    macro_rules! rows3_s2_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            concat!(
+                "3:\n",
+                "ldr {p}, [",
+                $offs,
+                "], #4\n",
+                "add {p}, {x}, {p}, lsl #2\n",
+                "vldmia {p}, {{s4-s12}}\n",
+                "vldmia ",
+                $w,
+                "!, {{s0-s3}}\n",
+                mla_4x4!("s0", "s1", "s2", "s3", "s4", "s6", "s8", "s10"),
+                "vldmia ",
+                $w,
+                "!, {{s0-s3}}\n",
+                mla_4x4!("s0", "s1", "s2", "s3", "s5", "s7", "s9", "s11"),
+                "vldmia ",
+                $w,
+                "!, {{s0-s3}}\n",
+                mla_4x4!("s0", "s1", "s2", "s3", "s6", "s8", "s10", "s12"),
+                "subs ",
+                $n,
+                ", ",
+                $n,
+                ", #1\n",
+                "bne 3b\n",
+            )
+        };
+    }
+
     /// The loop over kernel rows of three taps at stride 1: one load of the six inputs the
     /// row reads for four pixels (s8-s13), its twelve weights in two loads.
     macro_rules! rows3_loop {
@@ -514,6 +549,7 @@ mod arm {
             (1, 1) => run!(taps_loop!("r3", "r4", "r5", load_s1!()), "16"),
             (1, 2) => run!(taps_loop!("r3", "r4", "r5", load_s2!()), "32"),
             (3, 1) => run!(rows3_loop!("r3", "r4", "r5"), "16"),
+            (3, 2) => run!(rows3_s2_loop!("r3", "r4", "r5"), "32"),
             // The caller sends no other kind; reading as one of the above could overrun.
             _ => {}
         }
