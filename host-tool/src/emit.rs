@@ -591,7 +591,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
     EngineTarget {
         name: "cortex-m4",
         rust_target: "thumbv7em-none-eabihf",
-        text_bytes: 37664,
+        text_bytes: 37928,
         rodata_bytes: 1468,
         stack_bytes: Some(9816),
     },
@@ -605,14 +605,14 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
     EngineTarget {
         name: "cortex-m0plus",
         rust_target: "thumbv6m-none-eabi",
-        text_bytes: 42590,
+        text_bytes: 42622,
         rodata_bytes: 1468,
         stack_bytes: Some(6716),
     },
     EngineTarget {
         name: "riscv32",
         rust_target: "riscv32imac-unknown-none-elf",
-        text_bytes: 44616,
+        text_bytes: 44634,
         rodata_bytes: 1732,
         stack_bytes: Some(6172),
     },
