@@ -251,23 +251,12 @@ struct Run {
     kw: usize,
     sw: usize,
     pitch: usize,
-    /// Inputs read from the run's start: every block reads its kernel rows' inputs for
-    /// [`block_len`] pixels, those it does not store included (the plane's [`slack`]
-    /// covers them). `usize::MAX` if that overflows.
-    reads: usize,
-    /// Outputs written from the run's start (`usize::MAX` if that overflows).
-    writes: usize,
 }
 
 impl Run {
     #[inline(never)]
     fn new(g: &Geom, count: usize, n: usize, x_step: usize, out_step: usize) -> Self {
         let pitch = plane_width(g).saturating_mul(g.dh);
-        let last = count.saturating_sub(1);
-        let reads = last
-            .saturating_mul(x_step)
-            .saturating_add((g.kh.max(1) - 1).saturating_mul(pitch))
-            .saturating_add((block_len(g.sw) - 1) * g.sw + g.kw);
         Run {
             count,
             n,
@@ -277,9 +266,28 @@ impl Run {
             kw: g.kw,
             sw: g.sw,
             pitch,
-            reads,
-            writes: last.saturating_mul(out_step).saturating_add(n),
         }
+    }
+
+    /// Inputs read from the run's start: every block reads its kernel rows' inputs for
+    /// [`block_len`] pixels, those it does not store included (the plane's [`slack`] covers
+    /// them). `usize::MAX` if that overflows. Computed from the fields the loops use, so
+    /// that a check against it holds for them.
+    fn reads(&self) -> usize {
+        let last = self.count.saturating_sub(1);
+        last.saturating_mul(self.x_step)
+            .saturating_add((self.kh.max(1) - 1).saturating_mul(self.pitch))
+            .saturating_add(
+                (block_len(self.sw) - 1)
+                    .saturating_mul(self.sw)
+                    .saturating_add(self.kw),
+            )
+    }
+
+    /// Outputs written from the run's start (`usize::MAX` if that overflows).
+    fn writes(&self) -> usize {
+        let last = self.count.saturating_sub(1);
+        last.saturating_mul(self.out_step).saturating_add(self.n)
     }
 }
 
@@ -289,7 +297,7 @@ fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], b: &[f32; MAX_BLOCK
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
     arm::blocks3(out, x, run, wt, b);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
-    if run.reads <= x.len() && run.writes <= out.len() && wt.len() >= run.kh * run.kw {
+    if run.reads() <= x.len() && run.writes() <= out.len() && wt.len() >= run.kh * run.kw {
         for i in 0..run.count {
             let o = out.get_mut(i * run.out_step..i * run.out_step + run.n);
             let xs = x.get(i * run.x_step..);
@@ -461,8 +469,6 @@ mod arm {
             kw,
             sw,
             pitch,
-            reads,
-            writes,
         } = *run;
         let max = block_len(sw);
         if kw != 3
@@ -472,8 +478,8 @@ mod arm {
             || n > max
             || kh == 0
             || w.len() < 3 * kh
-            || reads > x.len()
-            || writes > out.len()
+            || run.reads() > x.len()
+            || run.writes() > out.len()
         {
             return;
         }

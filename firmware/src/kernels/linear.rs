@@ -245,8 +245,11 @@ mod arm {
         // reads (each row `stride` bytes after the previous one, a step of a row `STEP * size`
         // bytes) and start on the 4-byte boundary that `VLDM` needs; `x` holds the inputs.
         let stride = in_f.saturating_mul(size);
-        let reach = (last * stride).checked_add(steps * STEP * size);
-        let Some(rows) = weight.bytes.get(first.wrapping_mul(stride)..) else {
+        let reach = last
+            .checked_mul(stride)
+            .and_then(|r| r.checked_add(steps * STEP * size));
+        let start = first.checked_mul(stride);
+        let Some(rows) = start.and_then(|s| weight.bytes.get(s..)) else {
             return 0;
         };
         let aligned = (rows.as_ptr() as usize | stride) % 4 == 0;
