@@ -80,11 +80,43 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The candidate nearest to `name` by edit distance (the first on ties).
+/// Character comparisons [`closest`] spends at most on one name (a hostile checkpoint may
+/// hold millions of long keys; the hint is a convenience, not worth minutes).
+const CLOSEST_BUDGET: usize = 50_000_000;
+
+/// The candidate nearest to `name` by edit distance (the first on ties), among those examined
+/// within [`CLOSEST_BUDGET`] character comparisons: every candidate of an ordinary checkpoint.
 pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    candidates
-        .into_iter()
-        .min_by_key(|c| edit_distance(name, c))
+    closest_within(name, candidates, CLOSEST_BUDGET).0
+}
+
+/// [`closest`] with a budget of character comparisons; also returns the comparisons spent.
+/// A candidate whose length differs from `name`'s by at least the best distance so far cannot
+/// beat it (the distance is at least the length difference) and costs nothing.
+fn closest_within<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+    budget: usize,
+) -> (Option<&'c str>, usize) {
+    let len = name.chars().count();
+    let mut best: Option<(&str, usize)> = None;
+    let mut spent = 0usize;
+    for c in candidates {
+        let c_len = c.chars().count();
+        if best.is_some_and(|(_, d)| len.abs_diff(c_len) >= d) {
+            continue;
+        }
+        let cost = len.saturating_mul(c_len);
+        if best.is_some() && spent.saturating_add(cost) > budget {
+            break;
+        }
+        spent = spent.saturating_add(cost);
+        let d = edit_distance(name, c);
+        if best.is_none_or(|(_, b)| d < b) {
+            best = Some((c, d));
+        }
+    }
+    (best.map(|(c, _)| c), spent)
 }
 
 /// Every state_dict key the graph expects, with its shape, in node order.
@@ -193,4 +225,61 @@ pub fn bind(mut graph: Graph, sd: StateDict) -> Result<Graph, BindError> {
         graph.nodes[i].params = params;
     }
     Ok(graph)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{closest_within, edit_distance};
+
+    /// Every candidate tried, the first on ties: what the pruned search must find.
+    fn every_key<'c>(name: &str, candidates: &[&'c str]) -> Option<&'c str> {
+        candidates
+            .iter()
+            .copied()
+            .min_by_key(|c| edit_distance(name, c))
+    }
+
+    #[test]
+    fn pruning_by_length_finds_the_key_trying_every_key_finds() {
+        // Seeded pseudo-random words over three letters: many ties and near misses.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let word = |next: &mut dyn FnMut() -> u64| {
+            let n = next() % 10;
+            (0..n)
+                .map(|_| char::from(b'a' + (next() % 3) as u8))
+                .collect::<String>()
+        };
+        for _ in 0..500 {
+            let name = word(&mut next);
+            let count = 1 + next() % 12;
+            let keys: Vec<String> = (0..count).map(|_| word(&mut next)).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let (found, _) = closest_within(&name, keys.iter().copied(), usize::MAX);
+            assert_eq!(found, every_key(&name, &keys), "{name:?} among {keys:?}");
+        }
+    }
+
+    #[test]
+    fn the_search_stops_within_its_budget() {
+        // Keys as long as the name, so that none is pruned: every one costs a full table.
+        let tail = "x".repeat(40);
+        let keys: Vec<String> = (0..10_000).map(|i| format!("layer{i:05}.{tail}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let name = format!("layer00000.{}", "y".repeat(40));
+        let budget = 1_000_000;
+        let (found, spent) = closest_within(&name, keys.iter().copied(), budget);
+        assert!(found.is_some());
+        assert!(spent <= budget, "spent {spent} over a budget of {budget}");
+        let (_, unbounded) = closest_within(&name, keys.iter().copied(), usize::MAX);
+        assert!(
+            unbounded > 10 * budget,
+            "the test should need the budget: {unbounded}"
+        );
+    }
 }
