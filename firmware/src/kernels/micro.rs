@@ -327,23 +327,18 @@ mod arm {
         };
     }
 
-    /// The loop over the taps: `{p}` gets each tap's input address (from the offsets at `$offs`
-    /// and the block's first input at `{x}`), `$load` brings that tap's four inputs into
-    /// s8-s11, and the tap's four weights come from `$w`; `$n` counts the taps down.
-    macro_rules! taps_loop {
-        ($offs:literal, $w:literal, $n:literal, $load:expr) => {
+    /// A loop over the table's entries: `{p}` gets each entry's input address (from the
+    /// offsets at `$offs` and the block's first input at `{x}`), `$body` adds the entry's taps,
+    /// `$n` counts the entries down.
+    macro_rules! entries_loop {
+        ($offs:literal, $n:literal, $body:expr) => {
             concat!(
                 "3:\n",
                 "ldr {p}, [",
                 $offs,
                 "], #4\n",
                 "add {p}, {x}, {p}, lsl #2\n",
-                $load,
-                "\n",
-                "vldmia ",
-                $w,
-                "!, {{s0-s3}}\n",
-                tap_4x4!(),
+                $body,
                 "subs ",
                 $n,
                 ", ",
@@ -351,6 +346,20 @@ mod arm {
                 ", #1\n",
                 "bne 3b\n",
             )
+        };
+    }
+
+    /// The next tap's four weights from `$w` into s0-s3.
+    macro_rules! weights_4 {
+        ($w:literal) => {
+            concat!("vldmia ", $w, "!, {{s0-s3}}\n")
+        };
+    }
+
+    /// The loop over single taps: `$load` brings a tap's four inputs into s8-s11.
+    macro_rules! taps_loop {
+        ($offs:literal, $w:literal, $n:literal, $load:expr) => {
+            entries_loop!($offs, $n, concat!($load, "\n", weights_4!($w), tap_4x4!()))
         };
     }
 
@@ -359,31 +368,18 @@ mod arm {
     /// tap's four weights at a time.
     macro_rules! rows3_s2_loop {
         ($offs:literal, $w:literal, $n:literal) => {
-            concat!(
-                "3:\n",
-                "ldr {p}, [",
+            entries_loop!(
                 $offs,
-                "], #4\n",
-                "add {p}, {x}, {p}, lsl #2\n",
-                "vldmia {p}, {{s4-s12}}\n",
-                "vldmia ",
-                $w,
-                "!, {{s0-s3}}\n",
-                mla_4x4!("s0", "s1", "s2", "s3", "s4", "s6", "s8", "s10"),
-                "vldmia ",
-                $w,
-                "!, {{s0-s3}}\n",
-                mla_4x4!("s0", "s1", "s2", "s3", "s5", "s7", "s9", "s11"),
-                "vldmia ",
-                $w,
-                "!, {{s0-s3}}\n",
-                mla_4x4!("s0", "s1", "s2", "s3", "s6", "s8", "s10", "s12"),
-                "subs ",
                 $n,
-                ", ",
-                $n,
-                ", #1\n",
-                "bne 3b\n",
+                concat!(
+                    "vldmia {p}, {{s4-s12}}\n",
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s4", "s6", "s8", "s10"),
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s5", "s7", "s9", "s11"),
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s6", "s8", "s10", "s12"),
+                )
             )
         };
     }
@@ -392,28 +388,19 @@ mod arm {
     /// row reads for four pixels (s8-s13), its twelve weights in two loads.
     macro_rules! rows3_loop {
         ($offs:literal, $w:literal, $n:literal) => {
-            concat!(
-                "3:\n",
-                "ldr {p}, [",
+            entries_loop!(
                 $offs,
-                "], #4\n",
-                "add {p}, {x}, {p}, lsl #2\n",
-                "vldmia {p}, {{s8-s13}}\n",
-                "vldmia ",
-                $w,
-                "!, {{s0-s7}}\n",
-                mla_4x4!("s0", "s1", "s2", "s3", "s8", "s9", "s10", "s11"),
-                mla_4x4!("s4", "s5", "s6", "s7", "s9", "s10", "s11", "s12"),
-                "vldmia ",
-                $w,
-                "!, {{s0-s3}}\n",
-                mla_4x4!("s0", "s1", "s2", "s3", "s10", "s11", "s12", "s13"),
-                "subs ",
                 $n,
-                ", ",
-                $n,
-                ", #1\n",
-                "bne 3b\n",
+                concat!(
+                    "vldmia {p}, {{s8-s13}}\n",
+                    "vldmia ",
+                    $w,
+                    "!, {{s0-s7}}\n",
+                    mla_4x4!("s0", "s1", "s2", "s3", "s8", "s9", "s10", "s11"),
+                    mla_4x4!("s4", "s5", "s6", "s7", "s9", "s10", "s11", "s12"),
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s10", "s11", "s12", "s13"),
+                )
             )
         };
     }
