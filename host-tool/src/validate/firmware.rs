@@ -141,13 +141,7 @@ impl<'b> FirmwareModel<'b> {
         inputs: &[&[f32]],
         samples: usize,
     ) -> Result<Vec<Vec<f32>>, FirmwareError> {
-        let known = || {
-            self.inputs
-                .iter()
-                .map(|s| format!("{} {:?}", s.name, s.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let known = || super::describe(&self.inputs);
         if inputs.len() != self.inputs.len() {
             return Err(FirmwareError::InputCount {
                 given: inputs.len(),
@@ -195,13 +189,7 @@ impl<'b> FirmwareModel<'b> {
 
     /// Runs on `inputs` (matched to the blob's inputs by name, in any order).
     pub fn run(&mut self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>, FirmwareError> {
-        let known = || {
-            self.inputs
-                .iter()
-                .map(|s| format!("{} {:?}", s.name, s.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let known = || super::describe(&self.inputs);
         if let Some(stray) = inputs
             .iter()
             .find(|t| !self.inputs.iter().any(|s| s.name == t.name))

@@ -49,6 +49,15 @@ pub struct TensorSpec {
     pub shape: Vec<usize>,
 }
 
+/// `name [dims], ...`: a model's inputs, for error messages that list them.
+fn describe(specs: &[TensorSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| format!("{} {:?}", s.name, s.shape))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The shape of `rows` samples of a tensor of shape `shape` stacked on a new leading axis: a
 /// leading batch axis of 1 becomes the sample axis (`[1, 10]` → `[rows, 10]`), any other shape
 /// gets one (`[10]` → `[rows, 10]`).

@@ -252,13 +252,7 @@ impl ReferenceModel {
 
     /// `inputs` checked against the model's and converted to tract values, in the model's order.
     fn values(&self, inputs: &[NamedTensor]) -> Result<TVec<TValue>, ReferenceError> {
-        let known = || {
-            self.inputs
-                .iter()
-                .map(|s| format!("{} {:?}", s.name, s.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let known = || super::describe(&self.inputs);
         for (i, given) in inputs.iter().enumerate() {
             if !self.inputs.iter().any(|s| s.name == given.name) {
                 return Err(ReferenceError::UnknownInput {
