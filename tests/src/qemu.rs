@@ -226,6 +226,17 @@ impl Firmware<'_> {
     }
 }
 
+/// The engine's outputs on the host for `input` (the first input and output), as f32 bits:
+/// the reference the device must equal.
+pub fn host_output_bits(model: &nnblob_firmware::Model<'_>, input: &[f32]) -> Vec<u32> {
+    let mut out = vec![0.0f32; model.output_len(0)];
+    let mut arena = vec![0.0f32; model.arena_len()];
+    model
+        .run(input, &mut out, &mut arena)
+        .expect("runs on the host");
+    out.iter().map(|x| x.to_bits()).collect()
+}
+
 /// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) into `dir` with the C compiler.
 pub fn build_plugin(dir: &Path) -> PathBuf {
     let library = dir.join("libicount.so");

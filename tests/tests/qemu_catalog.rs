@@ -28,8 +28,8 @@ use nnblob::emit;
 use nnblob::graph::{bind, catalog};
 use nnblob_firmware::Model;
 use nnblob_tests::qemu::{
-    build_plugin, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3, CORTEX_M4F,
-    RISCV32,
+    build_plugin, host_output_bits, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3,
+    CORTEX_M4F, RISCV32,
 };
 
 /// The RAM of the MPS2 boards and of `virt` (`firmware/qemu/memory/mps2.x`, `virt.x`): a model
@@ -131,12 +131,7 @@ fn check(
         "{name}: {} bytes of RAM do not fit the board",
         sizes.ram_bytes()
     );
-    let mut host_out = vec![0.0f32; model.output_len(0)];
-    let mut arena = vec![0.0f32; model.arena_len()];
-    model
-        .run(&input, &mut host_out, &mut arena)
-        .expect("runs on the host");
-    let host_bits: Vec<u32> = host_out.iter().map(|x| x.to_bits()).collect();
+    let host_bits = host_output_bits(&model, &input);
 
     let module = dir.join(format!("{name}_{dtype:?}"));
     let artifacts =
