@@ -15,6 +15,11 @@ for t in "${targets[@]}"; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 
+step "QEMU for the device tests (tests/install-qemu.sh: what it may change on the machine)"
+# First, so that a machine where QEMU cannot be installed stops here, not after the build.
+tests/install-qemu-test.sh
+tests/install-qemu.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -31,14 +36,6 @@ step "cargo test"
 cargo test --workspace --locked
 
 step "firmware under QEMU: device outputs equal the host's bit for bit (docs/DEVICE.md)"
-# Debian/Ubuntu packages: qemu-system-arm for the Cortex-M boards, qemu-system-misc for RISC-V.
-qemu_packages=()
-command -v qemu-system-arm >/dev/null 2>&1 || qemu_packages+=(qemu-system-arm)
-command -v qemu-system-riscv32 >/dev/null 2>&1 || qemu_packages+=(qemu-system-misc)
-if [ ${#qemu_packages[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update && $sudo apt-get install -y "${qemu_packages[@]}"
-fi
 cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
 cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture
 
