@@ -87,12 +87,12 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let progress = super::progress::steps();
     progress.set_message(format!("reading {}", args.weights.display()));
     let exported = match &args.arch {
-        None => Some(read_pt2(&args.weights).with_context(|| {
-            format!(
-                "{} is not a torch.export archive (.pt2): give its architecture with --arch",
-                args.weights.display()
-            )
-        })?),
+        None if args.weights.is_file() && !pt2::is_pt2_file(&args.weights) => bail!(
+            "{}: not a torch.export archive (.pt2), so its architecture is needed: --arch NAME, \
+             --arch NET.nnspec or --arch MODEL.pt2",
+            args.weights.display()
+        ),
+        None => Some(read_pt2(&args.weights)?),
         Some(_) => None,
     };
     let arch = match &args.arch {
