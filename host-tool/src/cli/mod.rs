@@ -14,6 +14,7 @@ mod extract;
 mod footprint;
 mod inspect;
 mod inspect_blob;
+mod inspect_pt2;
 mod progress;
 mod run;
 mod scan;
