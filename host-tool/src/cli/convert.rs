@@ -87,12 +87,14 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let progress = super::progress::steps();
     progress.set_message(format!("reading {}", args.weights.display()));
     let exported = match &args.arch {
-        None if args.weights.is_file() && !pt2::is_pt2_file(&args.weights) => bail!(
-            "{}: not a torch.export archive (.pt2), so its architecture is needed: --arch NAME, \
-             --arch NET.nnspec or --arch MODEL.pt2",
-            args.weights.display()
-        ),
-        None => Some(read_pt2(&args.weights)?),
+        None => match read_pt2(&args.weights) {
+            Err(e) if matches!(e.downcast_ref(), Some(pt2::Error::NotPt2)) => bail!(
+                "{}: not a torch.export archive (.pt2), so its architecture is needed: --arch \
+                 NAME, --arch NET.nnspec or --arch MODEL.pt2",
+                args.weights.display()
+            ),
+            result => Some(result?),
+        },
         Some(_) => None,
     };
     let arch = match &args.arch {

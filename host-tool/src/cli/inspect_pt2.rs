@@ -35,6 +35,8 @@ struct Report {
     layers: Option<usize>,
     /// Why it does not (one line per node).
     cannot_convert: Vec<String>,
+    /// Pickled entries nnblob leaves unread (sample inputs, constants).
+    unread: Vec<String>,
 }
 
 /// Run `inspect` on a `.pt2` archive.
@@ -78,6 +80,7 @@ pub fn exec(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             Ok(_) => Vec::new(),
             Err(e) => e.problems.iter().map(ToString::to_string).collect(),
         },
+        unread: archive.unread.clone(),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -106,6 +109,12 @@ fn print(r: &Report) {
         "weights:   {} tensors, {} elements, {} bytes",
         r.weights, r.weight_elements, r.weight_bytes
     );
+    if !r.unread.is_empty() {
+        println!(
+            "not read:  {} (pickled sample inputs or constants: never unpickled)",
+            r.unread.join(", ")
+        );
+    }
     println!();
     let w = r.ops.keys().map(String::len).max().unwrap_or(2).max(2);
     println!("{:w$}  {:>5}", "op", "nodes");

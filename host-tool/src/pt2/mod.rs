@@ -45,6 +45,9 @@ pub enum Error {
     /// The zip container or a weight's bytes are broken (the checkpoint reader's errors).
     #[error(transparent)]
     Container(#[from] checkpoint::Error),
+    /// The file is a zip, but not a torch.export archive (a `.pth`, say).
+    #[error("not a torch.export archive: no <root>/archive_format entry and no serialized_exported_program.json")]
+    NotPt2,
     /// A required entry is missing or holds something else than the layout says.
     #[error("{entry}: {what}")]
     Malformed { entry: String, what: String },
@@ -76,6 +79,8 @@ pub struct Archive {
     pub program: schema::Program,
     /// The weights (parameters and buffers) by `state_dict` key, in the config's order.
     pub weights: Vec<Tensor>,
+    /// The pickled entries left unread (sample inputs, constants): never unpickled.
+    pub unread: Vec<String>,
 }
 
 impl Archive {
@@ -144,11 +149,7 @@ fn read(backing: Arc<Backing>) -> Result<Archive, Error> {
     };
     let Some(root) = find_root(&archive) else {
         if archive.find(LEGACY_PROGRAM).is_none() {
-            return Err(Error::Version {
-                what: "not a torch.export archive: no <root>/archive_format entry and no \
-                       serialized_exported_program.json"
-                    .into(),
-            });
+            return Err(Error::NotPt2);
         }
         let program = parse_program(LEGACY_PROGRAM, &entry(LEGACY_PROGRAM, MAX_JSON_BYTES)?)?;
         let weights = match archive.find(LEGACY_WEIGHTS) {
@@ -160,6 +161,7 @@ fn read(backing: Arc<Backing>) -> Result<Archive, Error> {
             archive_version: None,
             program,
             weights,
+            unread: unread(&archive, &[LEGACY_WEIGHTS]),
         });
     };
     let name = format!("{root}/archive_format");
@@ -199,11 +201,22 @@ fn read(backing: Arc<Backing>) -> Result<Archive, Error> {
         read_weights(&archive, &backing, &root)?
     };
     Ok(Archive {
+        unread: unread(&archive, &[pickled.as_str()]),
         root,
         archive_version: Some(archive_version),
         program,
         weights,
     })
+}
+
+/// The `.pt` entries (torch.save pickles) other than `read`.
+fn unread(archive: &zip::Archive, read: &[&str]) -> Vec<String> {
+    archive
+        .records
+        .iter()
+        .filter(|r| r.name.ends_with(".pt") && !read.contains(&r.name.as_str()))
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// The program in the JSON of entry `name`, of a schema major this reader knows.
