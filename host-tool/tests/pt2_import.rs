@@ -336,3 +336,42 @@ fn hostile_archives_are_refused_precisely_or_read_safely() {
     }
     assert_eq!(kinds.len(), 9, "{kinds:?}");
 }
+
+/// `nnblob spec`: an archive's graph written as spec text reads back to the same network — with
+/// the archive's weights, the engine gives the same bits from both.
+#[test]
+fn the_spec_of_an_archive_converts_to_the_same_outputs() {
+    let m = manifest();
+    let mut checked = 0;
+    for (file, record) in archives(&m) {
+        let network = record["network"].as_str().unwrap();
+        let (graph, archive) = graph_of(&dir().join(&file));
+        // Slices have no spec form until the spec language has indexing.
+        if graph.nodes.iter().any(|n| matches!(n.op, Op::Slice(_))) {
+            continue;
+        }
+        let text = nnblob::graph::to_spec(&graph, &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let reread = nnblob::graph::parse_spec(&text, &file, "model")
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+        let weights = blob::tensors_to_state_dict(&archive.weights);
+        let run = |g: Graph| {
+            let bound = bind(g, weights.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let built = blob::build(bound, [0; 32], WeightDtype::F32).unwrap();
+            let inputs: Vec<_> = io_files(network, "input")
+                .iter()
+                .map(|p| read_npy(p))
+                .collect();
+            let xs: Vec<&[f32]> = inputs.iter().map(|a| sample(a, 0)).collect();
+            run_engine(&built.bytes, &xs)
+        };
+        let (a, b) = (run(graph), run(reread));
+        let bits = |v: &Vec<Vec<f32>>| -> Vec<Vec<u32>> {
+            v.iter()
+                .map(|o| o.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        assert_eq!(bits(&a), bits(&b), "{file}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} archives round-tripped");
+}

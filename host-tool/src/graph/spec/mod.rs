@@ -7,11 +7,14 @@
 
 mod ast;
 mod lexer;
+mod print;
 mod signatures;
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{checked_numel, fmt_shape, Graph, Node, Op, Value, ValueId};
+pub use print::to_spec;
+
 use ast::{Expr, ExprKind, Stmt};
 use signatures::{build, function_signature, module_signature, tensor_params, Args, Lit};
 
