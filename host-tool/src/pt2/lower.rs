@@ -244,8 +244,9 @@ pub fn fold_patterns(
     };
     let mut removed: HashSet<usize> = HashSet::new();
     let mut replaced: BTreeMap<usize, ANode> = BTreeMap::new();
+    // The folded node, named after its op and the node it replaces (`hardswish_div_3`).
     let synth = |from: &ANode, target: &str, args: Vec<(&str, Arg)>| ANode {
-        name: from.name.clone(),
+        name: format!("{}_{}", op_name(target).trim_start_matches("aten."), from.name),
         target: target.to_string(),
         args: args.into_iter().map(|(n, a)| (n.to_string(), a)).collect(),
         outputs: from.outputs.clone(),
