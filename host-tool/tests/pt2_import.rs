@@ -375,3 +375,13 @@ fn the_spec_of_an_archive_converts_to_the_same_outputs() {
     }
     assert!(checked >= 20, "{checked} archives round-tripped");
 }
+
+/// An input torch recorded as another dtype than float32 (token ids, say) is refused by name.
+#[test]
+fn inputs_other_than_float32_are_refused() {
+    let mut archive = pt2::open(&dir().join("tiny_cnn.pt2")).unwrap();
+    let x = archive.program.graph_module.graph.tensor_values.get_mut("x").unwrap();
+    x.dtype = 5; // int64
+    let e = pt2::lower(&archive.program, "model").unwrap_err().to_string();
+    assert!(e.contains("input 'x' is I64") && e.contains("float32"), "{e}");
+}

@@ -246,7 +246,11 @@ pub fn fold_patterns(
     let mut replaced: BTreeMap<usize, ANode> = BTreeMap::new();
     // The folded node, named after its op and the node it replaces (`hardswish_div_3`).
     let synth = |from: &ANode, target: &str, args: Vec<(&str, Arg)>| ANode {
-        name: format!("{}_{}", op_name(target).trim_start_matches("aten."), from.name),
+        name: format!(
+            "{}_{}",
+            op_name(target).trim_start_matches("aten."),
+            from.name
+        ),
         target: target.to_string(),
         args: args.into_iter().map(|(n, a)| (n.to_string(), a)).collect(),
         outputs: from.outputs.clone(),
@@ -456,6 +460,9 @@ pub fn fold_patterns(
     }
     folded
 }
+
+/// torch's export schema code of float32.
+const FLOAT32: i64 = 7;
 
 /// What a tensor name of the export stands for while lowering.
 #[derive(Clone, Debug)]
@@ -691,6 +698,25 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
                 lw.slots.insert(arg, Slot::Param(key, shape));
             }
             Some(InputSpec::User { arg }) => match lw.recorded_shape(&arg) {
+                _ if g
+                    .tensor_values
+                    .get(&arg)
+                    .is_some_and(|m| m.dtype != FLOAT32) =>
+                {
+                    lw.slots.insert(arg.clone(), Slot::Missing);
+                    let code = g.tensor_values[&arg].dtype;
+                    let dtype =
+                        schema::dtype(code).map_or(format!("code {code}"), |d| d.to_string());
+                    problems.push(Problem {
+                        node: String::new(),
+                        target: String::new(),
+                        at: None,
+                        message: format!(
+                            "input '{arg}' is {dtype}: nnblob runs float32 inputs (export with a \
+                             float32 example input)"
+                        ),
+                    })
+                }
                 Some(shape) if shape.first() == Some(&1) => {
                     let v = lw.new_value(&arg, shape);
                     lw.graph.inputs.push(v);
