@@ -380,8 +380,19 @@ fn the_spec_of_an_archive_converts_to_the_same_outputs() {
 #[test]
 fn inputs_other_than_float32_are_refused() {
     let mut archive = pt2::open(&dir().join("tiny_cnn.pt2")).unwrap();
-    let x = archive.program.graph_module.graph.tensor_values.get_mut("x").unwrap();
+    let x = archive
+        .program
+        .graph_module
+        .graph
+        .tensor_values
+        .get_mut("x")
+        .unwrap();
     x.dtype = 5; // int64
-    let e = pt2::lower(&archive.program, "model").unwrap_err().to_string();
-    assert!(e.contains("input 'x' is I64") && e.contains("float32"), "{e}");
+    let e = pt2::lower(&archive.program, "model")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input 'x' is I64") && e.contains("float32"),
+        "{e}"
+    );
 }

@@ -22,7 +22,7 @@ use crate::graph::ops::{
     resolve_dim, Activation, AdaptiveAvgPool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
     Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice, Softmax, ZeroPad,
 };
-use crate::graph::{Graph, Node, Op, Value, ValueId};
+use crate::graph::{Graph, Op, ValueId};
 
 /// Why a program could not be lowered: every node that failed, or a whole-program problem.
 #[derive(Debug, Clone, PartialEq)]
@@ -502,14 +502,6 @@ impl Lowering<'_> {
             .ok_or_else(|| format!("reads '{name}', which no earlier node computes"))
     }
 
-    fn new_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
-        self.graph.values.push(Value {
-            name: name.to_string(),
-            shape,
-        });
-        self.graph.values.len() - 1
-    }
-
     /// A unique layer name: the module for module ops, `name#2` on a module's second call.
     fn layer_name(&mut self, base: &str) -> String {
         let mut name = base.to_string();
@@ -546,16 +538,7 @@ impl Lowering<'_> {
             }
         }
         let name = self.layer_name(layer);
-        let output = self.new_value(out, shape);
-        self.graph.nodes.push(Node {
-            name,
-            module,
-            op,
-            inputs,
-            output,
-            fused: None,
-            params: Vec::new(),
-        });
+        let output = self.graph.push_node(name, module, op, inputs, out, shape);
         Ok(output)
     }
 }
@@ -718,7 +701,7 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
                     })
                 }
                 Some(shape) if shape.first() == Some(&1) => {
-                    let v = lw.new_value(&arg, shape);
+                    let v = lw.graph.push_value(&arg, shape);
                     lw.graph.inputs.push(v);
                     lw.slots.insert(arg, Slot::Value(v));
                 }
