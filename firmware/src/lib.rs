@@ -541,6 +541,31 @@ impl<'a> Model<'a> {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
                 in_place(arena, &it, &ot)?;
             }
+            Op::Slice {
+                input,
+                output,
+                axis,
+                start,
+                step,
+            } => {
+                let (it, ot) = (self.t(*input)?, self.t(*output)?);
+                let ax = usize::from(*axis).min(3);
+                let inner: usize = ot.dims.iter().skip(ax + 1).product();
+                let outer: usize = ot.dims.iter().take(ax).product();
+                let (r, out) = split(arena, &ot)?;
+                kernels::shape::slice(
+                    kernels::shape::SliceGeom {
+                        outer,
+                        n: dim(&it, ax),
+                        inner,
+                        start: *start as usize,
+                        step: *step as usize,
+                        len: dim(&ot, ax),
+                    },
+                    r.get(&it)?,
+                    out,
+                );
+            }
         }
         Ok(())
     }

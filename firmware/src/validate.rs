@@ -346,6 +346,29 @@ impl Checker<'_, '_> {
                 self.ensure(it.count == ot.count, self.shape(*output))?;
                 self.disjoint((*input, &it), &ot, true)
             }
+            Op::Slice {
+                input,
+                output,
+                axis,
+                start,
+                step,
+            } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                let ax = usize::from(*axis);
+                self.ensure(ax < usize::from(it.rank), self.param("axis"))?;
+                self.ensure(*step >= 1, self.param("step"))?;
+                let mut same = it.rank == ot.rank;
+                for a in 0..4 {
+                    same &= a == ax || it.dims[a] == ot.dims[a];
+                }
+                self.ensure(same && ot.dims[ax] >= 1, self.shape(*output))?;
+                // The last index read, `start + step * (n - 1)`, inside the input's axis.
+                let last = (ot.dims[ax] - 1)
+                    .checked_mul(*step as usize)
+                    .and_then(|v| v.checked_add(*start as usize));
+                self.ensure(last.is_some_and(|l| l < it.dims[ax]), self.param("start"))?;
+                self.disjoint((*input, &it), &ot, false)
+            }
         }
     }
 }

@@ -91,10 +91,17 @@ fn header_faults_have_their_own_errors() {
         Error::Blob(nnblob_format::Error::BadMagic)
     );
     let mut b = blob.clone();
-    b[field::VERSION].copy_from_slice(&2u16.to_le_bytes());
+    b[field::VERSION].copy_from_slice(&3u16.to_le_bytes());
     assert_eq!(
         Model::from_bytes(&b).unwrap_err(),
-        Error::Blob(nnblob_format::Error::UnsupportedVersion(2))
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(3))
+    );
+    let mut b = blob.clone();
+    b[field::VERSION].copy_from_slice(&0u16.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(0))
     );
     let mut b = blob.clone();
     b[field::FLAGS].copy_from_slice(&0x10u16.to_le_bytes());
@@ -284,4 +291,91 @@ fn write_fuzz_seeds() {
         )
         .unwrap();
     }
+}
+
+/// A model ending in a Slice of channels 1..3 of the pooled output.
+fn sliced() -> ModelRepr {
+    let mut m = small();
+    m.tensors.push(nnblob_format::encode::TensorRepr {
+        shape: vec![1, 2, 1, 1],
+        offset: m.tensors[0].offset,
+    });
+    m.outputs[0].1 = 3;
+    m.ops.push(Op::Slice {
+        input: 2,
+        output: 3,
+        axis: 1,
+        start: 1,
+        step: 1,
+    });
+    m
+}
+
+#[test]
+fn version_1_blobs_read_and_may_not_hold_newer_ops() {
+    // Version 1 had every op but Slice: a version-1 blob without one is read as it is.
+    let mut b = small().to_vec().unwrap();
+    b[field::VERSION].copy_from_slice(&1u16.to_le_bytes());
+    reseal(&mut b);
+    assert!(Model::from_bytes(&b).is_ok());
+    let mut b = sliced().to_vec().unwrap();
+    assert!(Model::from_bytes(&b).is_ok());
+    b[field::VERSION].copy_from_slice(&1u16.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(nnblob_format::Error::OpNotInVersion { op: 2, version: 1 })
+    );
+}
+
+#[test]
+fn slices_outside_their_input_are_refused() {
+    let set = |f: &mut dyn FnMut(&mut u32, &mut u32, &mut u8)| {
+        let mut m = sliced();
+        if let Some(Op::Slice {
+            start, step, axis, ..
+        }) = m.ops.last_mut()
+        {
+            f(start, step, axis);
+        }
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
+    };
+    // Channels 2..4 of 3: the last index read is past the axis.
+    assert_eq!(
+        set(&mut |start, _, _| *start = 2),
+        Error::OpParam {
+            op: 2,
+            field: "start"
+        }
+    );
+    // Step 2 from channel 1 reads channel 3 of 3.
+    assert_eq!(
+        set(&mut |_, step, _| *step = 2),
+        Error::OpParam {
+            op: 2,
+            field: "start"
+        }
+    );
+    assert_eq!(
+        set(&mut |_, step, _| *step = 0),
+        Error::OpParam {
+            op: 2,
+            field: "step"
+        }
+    );
+    assert_eq!(
+        set(&mut |_, _, axis| *axis = 4),
+        Error::OpParam {
+            op: 2,
+            field: "axis"
+        }
+    );
+    // Slicing axis 2 leaves channels differing from the input's.
+    assert!(matches!(
+        set(&mut |start, _, axis| {
+            *axis = 2;
+            *start = 0
+        }),
+        Error::OpShape { .. }
+    ));
 }

@@ -37,7 +37,7 @@ use nnblob_format::meta::{self as wire, Broadcast};
 pub use nnblob_format::WeightDtype;
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::graph::ops::{resolve_dim, BinaryKind, PoolKind};
 use crate::graph::{fmt_shape, numel, Activation, Graph, Node, Op, StateDict, Tensor, ValueId};
 use crate::passes::{self, fold_batchnorm};
@@ -98,7 +98,12 @@ pub struct Built {
 /// A checkpoint's tensors as f32, keyed by name (integer buffers such as `num_batches_tracked`
 /// included; the binder ignores those).
 pub fn state_dict(ckpt: &Checkpoint) -> StateDict {
-    ckpt.tensors
+    tensors_to_state_dict(&ckpt.tensors)
+}
+
+/// Named tensors (a checkpoint's, a `.pt2` archive's weights) as a state_dict of f32 tensors.
+pub fn tensors_to_state_dict(tensors: &[checkpoint::Tensor]) -> StateDict {
+    tensors
         .iter()
         .map(|t| (t.name.clone(), Tensor::new(t.shape.clone(), t.to_f32())))
         .collect()
@@ -500,6 +505,17 @@ impl Lowering<'_> {
                     input: self.tensor(x()?)?,
                     output: out,
                     perm: dims,
+                })
+            }
+            Op::Slice(slice) => {
+                let input = x()?;
+                let (axis, start, _) = slice.resolve(g.shape(input)).map_err(unsupported)?;
+                Some(wire::Op::Slice {
+                    input: self.tensor(input)?,
+                    output: out,
+                    axis: axis as u8,
+                    start: u32_of(start)?,
+                    step: u32_of(slice.step as usize)?,
                 })
             }
             Op::Concat(cat) => {

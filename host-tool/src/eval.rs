@@ -146,6 +146,21 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 })
                 .collect()
         }
+        Op::Slice(slice) => {
+            let (dim, start, _) = slice.resolve(&x.shape).expect("shapes were checked");
+            let in_strides = strides(&x.shape);
+            (0..numel(&out_shape))
+                .map(|i| {
+                    let mut idx = unravel(i, &out_shape);
+                    idx[dim] = start + idx[dim] * slice.step as usize;
+                    x.data[idx
+                        .iter()
+                        .zip(&in_strides)
+                        .map(|(i, s)| i * s)
+                        .sum::<usize>()]
+                })
+                .collect()
+        }
         Op::Concat(cat) => {
             let dim = resolve_dim(cat.dim, out_shape.len()).unwrap_or(0);
             let outer = numel(&out_shape[..dim]);

@@ -15,4 +15,5 @@ pub mod npy;
 pub mod onnx_export;
 pub mod passes;
 pub mod plan;
+pub mod pt2;
 pub mod validate;

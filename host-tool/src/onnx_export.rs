@@ -339,6 +339,23 @@ impl<'g> Builder<'g> {
                     vec![Attr::ints("perm", &p.dims)],
                 );
             }
+            Op::Slice(s) => {
+                // ONNX Slice takes PyTorch's clamping bounds as they are; they are resolved
+                // here so that the file states exactly the range taken.
+                let (axis, start, len) = s.resolve(in_shape).expect("the graph was checked");
+                let end = start + (len - 1) * s.step as usize + 1;
+                let starts = self.int_const(&format!("{name}.starts"), &[start as i64]);
+                let ends = self.int_const(&format!("{name}.ends"), &[end as i64]);
+                let axes = self.int_const(&format!("{name}.axes"), &[axis as i64]);
+                let steps = self.int_const(&format!("{name}.steps"), &[s.step]);
+                self.push(
+                    "Slice",
+                    name,
+                    &[&x, &starts, &ends, &axes, &steps],
+                    &output,
+                    vec![],
+                );
+            }
             Op::Concat(c) => {
                 let inputs: Vec<String> = node
                     .inputs

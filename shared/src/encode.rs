@@ -8,7 +8,7 @@
 //! It checks only what it needs to encode; the firmware's `Model::from_bytes` is the full
 //! validator and the host should run it on the result.
 
-use crate::header::{blob_crc, Header, HEADER_LEN};
+use crate::header::{blob_crc, Header, HEADER_LEN, VERSION};
 use crate::layout::{align_up, for_each_conv_weight, ConvWeightShape, WEIGHT_ALIGN};
 use crate::meta::{Info, Io, MatrixRef, Op, OpKind, Provenance, TensorDesc, TensorList, VectorRef};
 use crate::WeightDtype;
@@ -239,6 +239,7 @@ impl ModelRepr {
         blob[weights_start..].copy_from_slice(&weights.bytes);
         debug_assert_eq!(weights_start % WEIGHT_ALIGN, 0);
         let mut header = Header {
+            version: VERSION,
             dtype: self.dtype,
             crc32: 0,
             total_len: u32_of(total)?,

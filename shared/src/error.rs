@@ -30,6 +30,8 @@ pub enum Error {
     BadTensorRecord { tensor: u32 },
     /// An index (tensor, input, output) is past the end of its table.
     IndexOutOfRange { index: u32, len: u32 },
+    /// Op `op` is of a kind added after the format version the blob declares.
+    OpNotInVersion { op: u32, version: u16 },
 }
 
 impl fmt::Display for Error {
@@ -63,6 +65,10 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index {index} is out of range (table has {len} entries)")
             }
+            Error::OpNotInVersion { op, version } => write!(
+                f,
+                "op {op} is of a kind that format version {version} does not have"
+            ),
         }
     }
 }

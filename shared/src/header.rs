@@ -41,8 +41,12 @@ pub mod field {
 pub const HEADER_LEN: usize = field::WEIGHTS_LEN.end;
 /// The four magic bytes.
 pub const MAGIC: [u8; 4] = *b"NNBL";
-/// The format version this crate reads and writes.
-pub const VERSION: u16 = 1;
+/// The format version this crate writes.
+pub const VERSION: u16 = 2;
+/// The oldest version this crate reads. Version 2 only appended an op (`Slice`), so a version-1
+/// blob reads unchanged; an op newer than its blob's version is refused
+/// ([`Error::OpNotInVersion`]).
+pub const MIN_VERSION: u16 = 1;
 
 const DTYPE_MASK: u16 = 0b11;
 
@@ -79,6 +83,8 @@ impl WeightDtype {
 /// The decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The format version the blob was written in, `MIN_VERSION..=VERSION`.
+    pub version: u16,
     /// Element type of weight matrices.
     pub dtype: WeightDtype,
     /// The stored CRC-32.
@@ -139,7 +145,7 @@ impl Header {
             return Err(Error::BadMagic);
         }
         let version = u16_at(b, field::VERSION);
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion(version));
         }
         let flags = u16_at(b, field::FLAGS);
@@ -185,6 +191,7 @@ impl Header {
             });
         }
         Ok(Header {
+            version,
             dtype,
             crc32,
             total_len,
@@ -196,7 +203,7 @@ impl Header {
     /// Writes the header into `out`; `crc32` is written as given (see [`blob_crc`]).
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
         put(out, field::MAGIC, &MAGIC);
-        put(out, field::VERSION, &VERSION.to_le_bytes());
+        put(out, field::VERSION, &self.version.to_le_bytes());
         put(
             out,
             field::FLAGS,

@@ -289,6 +289,15 @@ pub enum Op<M, V, L> {
         input: u32,
         output: u32,
     },
+    /// `output = input[.., start : start + step * n : step, ..]` on `axis`, where `n` is the
+    /// output's size on that axis; every other axis is the input's.
+    Slice {
+        input: u32,
+        output: u32,
+        axis: u8,
+        start: u32,
+        step: u32,
+    },
 }
 
 /// An op as stored in a blob.
@@ -311,9 +320,18 @@ pub enum OpKind {
     Softmax,
     Permute,
     Copy,
+    Slice,
 }
 
 impl OpKind {
+    /// The format version that added this op kind.
+    pub const fn since(self) -> u16 {
+        match self {
+            OpKind::Slice => 2,
+            _ => 1,
+        }
+    }
+
     /// The op's name as in PyTorch where there is one.
     pub const fn name(self) -> &'static str {
         match self {
@@ -331,6 +349,7 @@ impl OpKind {
             OpKind::Softmax => "Softmax",
             OpKind::Permute => "Permute",
             OpKind::Copy => "Copy",
+            OpKind::Slice => "Slice",
         }
     }
 }
@@ -373,6 +392,7 @@ impl<M, V, L> Op<M, V, L> {
             Op::Softmax { .. } => OpKind::Softmax,
             Op::Permute { .. } => OpKind::Permute,
             Op::Copy { .. } => OpKind::Copy,
+            Op::Slice { .. } => OpKind::Slice,
         }
     }
 
@@ -389,7 +409,8 @@ impl<M, V, L> Op<M, V, L> {
             | Op::Concat { output, .. }
             | Op::Softmax { output, .. }
             | Op::Permute { output, .. }
-            | Op::Copy { output, .. } => *output,
+            | Op::Copy { output, .. }
+            | Op::Slice { output, .. } => *output,
             Op::Add(b) | Op::Mul(b) => b.output,
         }
     }
@@ -480,6 +501,19 @@ impl<M, V, L> Op<M, V, L> {
                 perm,
             },
             Op::Copy { input, output } => Op::Copy { input, output },
+            Op::Slice {
+                input,
+                output,
+                axis,
+                start,
+                step,
+            } => Op::Slice {
+                input,
+                output,
+                axis,
+                start,
+                step,
+            },
         })
     }
 }

@@ -78,8 +78,14 @@ impl<'a> BlobView<'a> {
         let ios = ios_start.get(..ios_start.len() - rest.len()).unwrap_or(&[]);
         let ops = rest;
         let ops_offset = (base.len() - rest.len()) as u32;
-        for _ in 0..info.op_count {
-            let (_, r): (WireOp<'a>, _) = take(rest, base)?;
+        for i in 0..info.op_count {
+            let (op, r): (WireOp<'a>, _) = take(rest, base)?;
+            if op.kind().since() > header.version {
+                return Err(Error::OpNotInVersion {
+                    op: i,
+                    version: header.version,
+                });
+            }
             rest = r;
         }
         if !rest.is_empty() {

@@ -90,3 +90,26 @@ pub(crate) fn permute(dims: [usize; 4], perm: [usize; 4], input: &[f32], output:
         }
     }
 }
+
+/// Where a slice reads: `[outer][n][inner]` in, `[outer][len][inner]` out, output row `j` of each
+/// outer block being input row `start + j * step`.
+pub(crate) struct SliceGeom {
+    pub outer: usize,
+    pub n: usize,
+    pub inner: usize,
+    pub start: usize,
+    pub step: usize,
+    pub len: usize,
+}
+
+/// Copies the rows of a slice (`g`) from `input` to `output`.
+#[allow(clippy::indexing_slicing)] // shapes validated: start + step * (len - 1) < n
+pub(crate) fn slice(g: SliceGeom, input: &[f32], output: &mut [f32]) {
+    for o in 0..g.outer {
+        for j in 0..g.len {
+            let src = (o * g.n + g.start + j * g.step) * g.inner;
+            let dst = (o * g.len + j) * g.inner;
+            output[dst..dst + g.inner].copy_from_slice(&input[src..src + g.inner]);
+        }
+    }
+}

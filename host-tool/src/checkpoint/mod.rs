@@ -15,9 +15,9 @@ pub mod globals;
 mod legacy;
 pub mod pickle;
 mod safetensors_file;
-mod tensor;
+pub(crate) mod tensor;
 mod torch;
-mod zip;
+pub(crate) mod zip;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -178,7 +178,7 @@ pub fn scan_bytes(bytes: Vec<u8>) -> Result<Scan> {
     scan_backing(&Arc::new(Backing::Heap(bytes)))
 }
 
-fn map(path: &Path) -> Result<Arc<Backing>> {
+pub(crate) fn map(path: &Path) -> Result<Arc<Backing>> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,

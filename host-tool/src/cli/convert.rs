@@ -10,10 +10,16 @@ use serde::Serialize;
 
 use crate::blob::{self, Built, WeightDtype};
 use crate::checkpoint::{self, Options};
-use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError};
+use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError, StateDict};
+use crate::pt2;
 
 const EXAMPLES: &str = "\
 Examples:
+  nnblob convert model.pt2
+      a torch.export archive: structure and weights from the export, written to model.nnb
+      (python: torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2'))
+  nnblob convert retrained.pth --arch model.pt2 -o model.nnb
+      structure from the export, weights from a state_dict of the same model
   nnblob convert resnet8.pth --arch resnet8 -o resnet8.nnb
       a catalog network (see `nnblob archs`), fp16 weights
   nnblob convert net.pth --arch net.nnspec -o net.nnb --dtype f32
@@ -24,7 +30,8 @@ Examples:
       the same weights for another input size (without the batch dimension)
 
 What happens:
-  1. the checkpoint is read safely (nothing in it is executed);
+  1. the checkpoint is read safely (nothing in it is executed; a .pt2's graph is JSON and its
+     weights raw, see docs/IMPORT.md);
   2. it is bound to the architecture strictly, like load_state_dict(strict=True): every missing,
      unexpected or mis-shaped key is reported at once;
   3. eval-mode passes: Dropout removed, BatchNorm folded into the conv/linear before it (in f64),
@@ -50,14 +57,16 @@ enum Dtype {
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors.
+    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors, or
+    /// a torch.export archive (.pt2), which brings its own architecture.
     weights: PathBuf,
-    /// A catalog name (`nnblob archs` lists them) or the path of a spec file.
+    /// A catalog name (`nnblob archs` lists them), the path of a spec file, or a torch.export
+    /// archive (.pt2) whose graph the weights are bound to. Not needed when WEIGHTS is a .pt2.
     #[arg(long, value_name = "A")]
-    arch: String,
-    /// Where to write the blob.
+    arch: Option<String>,
+    /// Where to write the blob (default: WEIGHTS with the extension .nnb).
     #[arg(short, long, value_name = "OUT.nnb")]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Weight dtype of the blob.
     #[arg(long, value_enum, default_value = "f16")]
     dtype: Dtype,
@@ -75,13 +84,41 @@ pub struct Args {
 
 /// Run `convert`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
-    let graph = load_arch(&args.arch)?;
-    let graph = with_input_shapes(graph, &args.input_shape)
-        .with_context(|| format!("--input-shape for '{}'", args.arch))?;
-    let params = summarize(&graph).total_params;
     let progress = super::progress::steps();
     progress.set_message(format!("reading {}", args.weights.display()));
-    let bound = bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
+    let exported = match &args.arch {
+        None => Some(read_pt2(&args.weights).with_context(|| {
+            format!(
+                "{} is not a torch.export archive (.pt2): give its architecture with --arch",
+                args.weights.display()
+            )
+        })?),
+        Some(_) => None,
+    };
+    let arch = match &args.arch {
+        Some(a) => a.clone(),
+        None => args.weights.display().to_string(),
+    };
+    let graph = match &exported {
+        Some((graph, _)) => graph.clone(),
+        None => load_arch(&arch)?,
+    };
+    let graph = with_input_shapes(graph, &args.input_shape)
+        .with_context(|| format!("--input-shape for '{arch}'"))?;
+    let params = summarize(&graph).total_params;
+    let bound = match exported {
+        Some((_, weights)) => bind(graph, weights).with_context(|| {
+            format!(
+                "{}: the archive's weights do not fit its graph",
+                args.weights.display()
+            )
+        })?,
+        None => bind_checkpoint(graph, &args.weights, &arch, args.key.clone())?,
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.weights.with_extension("nnb"));
     progress.set_message(format!("hashing {}", args.weights.display()));
     let sha = blob::sha256_file(&args.weights)
         .with_context(|| format!("hashing {}", args.weights.display()))?;
@@ -89,12 +126,11 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         Dtype::F16 => WeightDtype::F16,
         Dtype::F32 => WeightDtype::F32,
     };
-    progress.set_message(format!("compiling '{}'", args.arch));
-    let built =
-        blob::build(bound, sha, dtype).with_context(|| format!("compiling '{}'", args.arch))?;
-    progress.set_message(format!("writing {}", args.output.display()));
-    crate::atomic_file::write_bytes(&args.output, &built.bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    progress.set_message(format!("compiling '{arch}'"));
+    let built = blob::build(bound, sha, dtype).with_context(|| format!("compiling '{arch}'"))?;
+    progress.set_message(format!("writing {}", output.display()));
+    crate::atomic_file::write_bytes(&output, &built.bytes)
+        .with_context(|| format!("writing {}", output.display()))?;
     progress.finish_and_clear();
     let report = Report::new(&built, params, dtype, &sha);
     if args.json {
@@ -102,11 +138,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         report.print();
     }
-    eprintln!(
-        "wrote {} ({} bytes)",
-        args.output.display(),
-        built.bytes.len()
-    );
+    eprintln!("wrote {} ({} bytes)", output.display(), built.bytes.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -128,18 +160,37 @@ pub(super) fn bind_checkpoint(
     })
 }
 
-/// The unbound graph of `arch`: a spec file when `arch` names an existing file or looks like a
-/// path, else a catalog entry.
+/// The torch.export archive at `path` and its graph (lowered, unbound).
+fn open_pt2(path: &Path) -> anyhow::Result<(pt2::Archive, Graph)> {
+    let archive = pt2::open(path).with_context(|| path.display().to_string())?;
+    let graph = pt2::lower(&archive.program, &model_name(path))
+        .with_context(|| path.display().to_string())?;
+    Ok((archive, graph))
+}
+
+/// The graph and the weights of the torch.export archive at `path`.
+pub(super) fn read_pt2(path: &Path) -> anyhow::Result<(Graph, StateDict)> {
+    let (archive, graph) = open_pt2(path)?;
+    Ok((graph, blob::tensors_to_state_dict(&archive.weights)))
+}
+
+fn model_name(path: &Path) -> String {
+    path.file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The unbound graph of `arch`: the graph of a torch.export archive (`.pt2`), a spec file when
+/// `arch` names an existing file or looks like a path, else a catalog entry.
 pub(super) fn load_arch(arch: &str) -> anyhow::Result<Graph> {
     let path = Path::new(arch);
+    if arch.ends_with(".pt2") || (path.is_file() && pt2::is_pt2_file(path)) {
+        return Ok(open_pt2(path)?.1);
+    }
     let looks_like_path = arch.contains(['/', '\\']) || arch.ends_with(".nnspec");
     if path.is_file() || looks_like_path {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading spec file {arch}"))?;
-        let name = path
-            .file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-        Ok(parse_spec(&text, arch, &name)?)
+        Ok(parse_spec(&text, arch, &model_name(path))?)
     } else {
         Ok(catalog::graph(arch)?)
     }

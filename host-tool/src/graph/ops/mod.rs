@@ -18,7 +18,7 @@ pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
 pub use pool::{AdaptiveAvgPool, Pool, PoolKind};
-pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, ZeroPad};
+pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 
 /// Every op the graph can hold.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +38,8 @@ pub enum Op {
     Reshape(Reshape),
     Permute(Permute),
     Concat(Concat),
+    /// One range of one axis (`x[:, 2:8]`, a part of `chunk` / `split`).
+    Slice(Slice),
     Binary(Binary),
     /// Identity in eval mode; removed by the passes.
     Dropout,
@@ -99,6 +101,7 @@ impl Op {
             Op::Reshape(_) => "Reshape".into(),
             Op::Permute(_) => "Permute".into(),
             Op::Concat(_) => "cat".into(),
+            Op::Slice(_) => "slice".into(),
             Op::Binary(b) => b.kind.name().into(),
             Op::Dropout => "Dropout".into(),
         }
@@ -134,6 +137,7 @@ impl Op {
             Op::Reshape(op) => op.infer(inputs),
             Op::Permute(op) => op.infer(inputs),
             Op::Concat(op) => op.infer(inputs),
+            Op::Slice(op) => op.infer(inputs),
             Op::Binary(op) => op.infer(inputs),
         }
     }

@@ -174,3 +174,44 @@ impl Concat {
         Ok(out)
     }
 }
+
+/// `x[..., start:end:step, ...]` on axis `dim`: Python's slice rules (negative bounds count from
+/// the end, bounds past either end clamp, `end = i64::MAX` is "to the end"), `step >= 1`. `chunk`
+/// and `split` are one slice per part. An empty result is refused (the engine has no empty
+/// tensors).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slice {
+    pub dim: i64,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Slice {
+    /// The axis, the first index taken and the number taken, for an input of this shape.
+    pub fn resolve(&self, x: &[usize]) -> Result<(usize, usize, usize), String> {
+        let dim = resolve_dim(self.dim, x.len())?;
+        if self.step < 1 {
+            return Err(format!("slice step {} must be at least 1", self.step));
+        }
+        let n = x[dim] as i64;
+        let clamp = |i: i64| if i < 0 { (i + n).max(0) } else { i.min(n) };
+        let (start, end) = (clamp(self.start), clamp(self.end));
+        if start >= end {
+            return Err(format!(
+                "slice {}:{} of dim {} (size {n}) is empty",
+                self.start, self.end, self.dim
+            ));
+        }
+        let len = (end - start - 1) / self.step + 1;
+        Ok((dim, start as usize, len as usize))
+    }
+
+    pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
+        expect_inputs(inputs, 1)?;
+        let (dim, _, len) = self.resolve(inputs[0])?;
+        let mut out = inputs[0].to_vec();
+        out[dim] = len;
+        Ok(out)
+    }
+}
