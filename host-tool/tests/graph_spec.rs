@@ -272,20 +272,50 @@ fn return_names_never_take_an_input_name_or_another_value_name() {
 }
 
 #[test]
-fn taking_part_of_an_axis_is_refused_until_the_engine_can_slice() {
-    for body in [
-        "x[:, :2]",
-        "x[..., 2:8:2]",
-        "x[:, 0]",
-        "x.chunk(3, dim=1)[0]",
-        "x.split(2, dim=2)[1]",
-    ] {
-        let e = err(&format!(
-            "input x: [3, 8, 8]\nforward:\n    return {body}\n"
-        ));
-        assert!(e.starts_with("net.nnspec:3:12: "), "{body}: {e}");
-        assert!(e.contains("is not supported yet"), "{body}: {e}");
-    }
+fn taking_part_of_an_axis_is_a_slice_per_axis_then_a_reshape() {
+    use nnblob::graph::ops::Slice;
+    let slices = |body: &str| {
+        let g = parse_spec(
+            &format!("input x: [3, 8, 8]\nforward:\n    return {body}\n"),
+            "net.nnspec",
+            "net",
+        )
+        .unwrap_or_else(|e| panic!("{body}: {e}"));
+        let kinds: Vec<String> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        let found: Vec<Slice> = g
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Slice(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        (found, kinds, g.shape(g.outputs[0]).to_vec())
+    };
+    let s = |dim, start, end, step| Slice {
+        dim,
+        start,
+        end,
+        step,
+    };
+    // Bounds resolved as Python does: negative from the end, clipped to the axis.
+    let (found, kinds, shape) = slices("x[:, :2, -3:, 1:100:3]");
+    assert_eq!(found, [s(1, 0, 2, 1), s(2, 5, 8, 1), s(3, 1, 8, 3)]);
+    assert_eq!((kinds.len(), shape), (3, vec![1, 2, 3, 3]));
+    // An integer index is a slice of one element, then a reshape that drops the axis.
+    let (found, kinds, shape) = slices("x[:, -1]");
+    assert_eq!(found, [s(1, 2, 3, 1)]);
+    assert_eq!(
+        (kinds, shape),
+        (vec!["slice".into(), "Reshape".into()], vec![1, 8, 8])
+    );
+    // chunk: pieces of ceil(8 / 3) = 3, the last one smaller; split by sizes.
+    assert_eq!(slices("x.chunk(3, dim=2)[2]").0, [s(2, 6, 8, 1)]);
+    assert_eq!(
+        slices("torch.split(x, [1, 2], dim=1)[1]").0,
+        [s(1, 1, 3, 1)]
+    );
+    assert_eq!(slices("x.split(2, dim=-1)[3]").0, [s(3, 6, 8, 1)]);
     // The whole axis is no slice at all.
     let g = parse_spec(
         "input x: [3, 8, 8]\nforward:\n    a = x.chunk(1, dim=1)[0]\n    return x[:, :3], a, x[:, -5:]\n",

@@ -287,6 +287,24 @@ drop = Dropout(0.2)
         return logits, feat, y
 
 
+class PastedSlices(nn.Module):
+    inputs = [(8, 6, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        y = self.conv(a) * torch.sigmoid(b)
+        p, q, r = torch.split(y, [1, 2, 1], dim=1)
+        s = x[:, :4, 1:5:2, -3:]
+        t = x[:, 0]
+        u = x[..., 2:8:2]
+        parts = y.chunk(3, dim=2)
+        return p + r, q, s, t, u, parts[-1], x.split(5, dim=1)[1]
+
+
 def body(function):
     """The lines of a function's body as written, indented (the `def` line dropped)."""
     return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
@@ -322,6 +340,7 @@ CASES = {
     "pasted_tensor_methods": PastedMethods,
     "pasted_indexing": PastedIndexing,
     "pasted_module_list_output_names": PastedModuleList,
+    "pasted_slices_chunk_split": PastedSlices,
 }
 
 

@@ -9,7 +9,7 @@
 
 use super::signatures::{build, Args, Lit};
 use crate::graph::fmt_shape;
-use crate::graph::ops::{resolve_dim, AdaptiveAvgPool, Op, Permute, Reshape};
+use crate::graph::ops::{resolve_dim, AdaptiveAvgPool, Op, Permute, Reshape, Slice};
 
 /// What a call computes from its inputs.
 #[derive(Debug)]
@@ -80,7 +80,7 @@ pub fn lower(kind: &str, a: &Args, shapes: &[&[usize]]) -> Result<Form, String> 
             let d = resolve_dim(a.int("dim")?, rank)?;
             // torch.chunk: pieces of ceil(n / chunks), the last one smaller; possibly fewer.
             let size = x[d].div_ceil(chunks);
-            pieces(x, d, &vec![size; x[d].div_ceil(size)])
+            Ok(pieces(x, d, &vec![size; x[d].div_ceil(size)]))
         }
         "split" => {
             let d = resolve_dim(a.int("dim")?, rank)?;
@@ -103,7 +103,7 @@ pub fn lower(kind: &str, a: &Args, shapes: &[&[usize]]) -> Result<Form, String> 
                     sizes.into_iter().map(|s| s as usize).collect()
                 }
             };
-            pieces(x, d, &sizes)
+            Ok(pieces(x, d, &sizes))
         }
         _ => unreachable!("SHAPE_DEPENDENT lists the kinds matched here"),
     }
@@ -173,50 +173,35 @@ fn mean(a: &Args, x: &[usize]) -> Result<Form, String> {
     Ok(Form::Chain(ops))
 }
 
-/// Part of one axis: Python's `start:end:step` on axis `dim`, with `0 <= start < end <= size`
-/// and `step >= 1` (already resolved against the axis).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AxisSlice {
-    pub dim: usize,
-    pub start: usize,
-    pub end: usize,
-    pub step: usize,
+/// The slice `start..end` (resolved: `start < end <= size`) with `step >= 1` of axis `dim`.
+fn slice_op(dim: usize, start: usize, end: usize, step: usize) -> Op {
+    Op::Slice(Slice {
+        dim: dim as i64,
+        start: start as i64,
+        end: end as i64,
+        step: step as i64,
+    })
 }
 
-impl AxisSlice {
-    /// How many elements the slice keeps.
-    pub fn len(&self) -> usize {
-        (self.end - self.start).div_ceil(self.step)
-    }
-}
-
-/// The op taking `s` of its input.
-fn slice_op(s: AxisSlice) -> Result<Op, String> {
-    Err(format!(
-        "taking part of an axis (elements {}..{} step {} of dimension {}) is not supported yet: \
-         the engine has no slice op",
-        s.start, s.end, s.step, s.dim
-    ))
+/// How many elements `start..end` by `step` takes.
+fn slice_len(start: usize, end: usize, step: usize) -> usize {
+    (end - start).div_ceil(step)
 }
 
 /// Consecutive pieces of `sizes` along axis `d` of `x`, the last one cut to what is left.
-fn pieces(x: &[usize], d: usize, sizes: &[usize]) -> Result<Form, String> {
+fn pieces(x: &[usize], d: usize, sizes: &[usize]) -> Form {
+    // One piece is the whole input.
     if sizes.len() == 1 {
-        return Ok(Form::Pieces(vec![Vec::new()]));
+        return Form::Pieces(vec![Vec::new()]);
     }
     let mut start = 0;
     let mut out = Vec::new();
     for &size in sizes {
         let end = (start + size).min(x[d]);
-        out.push(vec![slice_op(AxisSlice {
-            dim: d,
-            start,
-            end,
-            step: 1,
-        })?]);
+        out.push(vec![slice_op(d, start, end, 1)]);
         start = end;
     }
-    Ok(Form::Pieces(out))
+    Form::Pieces(out)
 }
 
 /// One entry of a tensor index, its numbers evaluated.
@@ -309,44 +294,32 @@ pub fn index(x: &[usize], items: &[IndexItem]) -> Result<Form, String> {
                 }
                 let start = if i < 0 { i + n } else { i } as usize;
                 if size > 1 {
-                    slices.push(AxisSlice {
-                        dim,
-                        start,
-                        end: start + 1,
-                        step: 1,
-                    });
+                    slices.push((dim, start, start + 1, 1));
                 }
             }
             IndexItem::Range(start, stop, step) => {
                 let (start, end, step) = resolve_slice(size, start, stop, step)?;
-                let s = AxisSlice {
-                    dim,
-                    start,
-                    end,
-                    step,
-                };
-                if s.len() == 0 {
+                let len = slice_len(start, end, step);
+                if len == 0 {
                     return Err(format!(
                         "the slice {start}:{end}:{step} of dimension {dim} (size {size}) is empty"
                     ));
                 }
-                if s.len() < size {
-                    slices.push(s);
+                if len < size {
+                    slices.push((dim, start, end, step));
                 }
-                out.push(s.len());
+                out.push(len);
             }
             IndexItem::Ellipsis => unreachable!("expanded above"),
         }
         dim += 1;
     }
     let mut sliced = x.to_vec();
-    for s in &slices {
-        sliced[s.dim] = s.len();
+    let mut ops = Vec::new();
+    for (dim, start, end, step) in slices {
+        sliced[dim] = slice_len(start, end, step);
+        ops.push(slice_op(dim, start, end, step));
     }
-    let mut ops = slices
-        .into_iter()
-        .map(slice_op)
-        .collect::<Result<Vec<_>, _>>()?;
     if sliced != out {
         ops.push(reshape_op(&out));
     }

@@ -153,6 +153,16 @@ pub fn parse_spec(text: &str, file: &str, name: &str) -> Result<Graph, SpecError
             message: format!("module '{unused}' is declared but never called in forward"),
         });
     }
+    // Functional nodes nothing reads (the pieces of `x.chunk(4)[0]` not taken) compute nothing
+    // of the outputs; a module's node stays, so that its keys are still expected.
+    let g = &mut b.graph;
+    while let Some(i) = (0..g.nodes.len()).rev().find(|&i| {
+        let n = &g.nodes[i];
+        n.module.is_none() && !g.outputs.contains(&n.output) && g.consumers(n.output).is_empty()
+    }) {
+        g.nodes.remove(i);
+    }
+    g.compact();
     Ok(b.graph)
 }
 
