@@ -39,3 +39,19 @@ fn archive_regressions_do_not_panic() {
         targets::archive(&data);
     }
 }
+
+#[test]
+fn pt2_regressions_do_not_panic() {
+    for (name, data) in inputs("pt2") {
+        eprintln!("{name}");
+        targets::pt2(&data);
+    }
+}
+
+#[test]
+fn pt2_json_regressions_do_not_panic() {
+    for (name, data) in inputs("pt2_json") {
+        eprintln!("{name}");
+        targets::pt2_json(&data);
+    }
+}

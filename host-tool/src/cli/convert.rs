@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::blob::{self, Built, WeightDtype};
 use crate::checkpoint::{self, Options};
-use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError, StateDict};
+use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError};
 use crate::pt2;
 
 const EXAMPLES: &str = "\
@@ -90,30 +90,34 @@ pub struct Args {
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let progress = super::progress::steps();
     progress.set_message(format!("reading {}", args.weights.display()));
-    let exported = match &args.arch {
-        None => Some(read_pt2(&args.weights).with_context(|| {
-            format!(
-                "{} is not a torch.export archive (.pt2): give its architecture with --arch",
+    // A .pt2 brings its weights (and, without --arch, its architecture).
+    let archive = if args.arch.is_none() || pt2::is_pt2_file(&args.weights) {
+        match pt2::open(&args.weights) {
+            Err(pt2::Error::NotPt2) => bail!(
+                "{}: not a torch.export archive (.pt2), so its architecture is needed: --arch \
+                 NAME, --arch NET.nnspec or --arch MODEL.pt2",
                 args.weights.display()
-            )
-        })?),
-        Some(_) => None,
+            ),
+            result => Some(result.with_context(|| args.weights.display().to_string())?),
+        }
+    } else {
+        None
     };
     let arch = match &args.arch {
         Some(a) => a.clone(),
         None => args.weights.display().to_string(),
     };
-    let graph = match &exported {
-        Some((graph, _)) => graph.clone(),
-        None => load_arch(&arch)?,
+    let graph = match (&args.arch, &archive) {
+        (None, Some(a)) => lower_pt2(a, &args.weights)?,
+        _ => load_arch(&arch)?,
     };
     let graph = with_input_shapes(graph, &args.input_shape)
         .with_context(|| format!("--input-shape for '{arch}'"))?;
     let params = summarize(&graph).total_params;
-    let bound = match exported {
-        Some((_, weights)) => bind(graph, weights).with_context(|| {
+    let bound = match &archive {
+        Some(a) => bind(graph, blob::tensors_to_state_dict(&a.weights)).with_context(|| {
             format!(
-                "{}: the archive's weights do not fit its graph",
+                "the weights of {} do not fit the architecture '{arch}'",
                 args.weights.display()
             )
         })?,
@@ -125,6 +129,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             args.deny_warnings,
         )?,
     };
+    drop(archive);
     let output = args
         .output
         .clone()
@@ -173,18 +178,9 @@ pub(super) fn bind_checkpoint(
     })
 }
 
-/// The torch.export archive at `path` and its graph (lowered, unbound).
-fn open_pt2(path: &Path) -> anyhow::Result<(pt2::Archive, Graph)> {
-    let archive = pt2::open(path).with_context(|| path.display().to_string())?;
-    let graph = pt2::lower(&archive.program, &model_name(path))
-        .with_context(|| path.display().to_string())?;
-    Ok((archive, graph))
-}
-
-/// The graph and the weights of the torch.export archive at `path`.
-pub(super) fn read_pt2(path: &Path) -> anyhow::Result<(Graph, StateDict)> {
-    let (archive, graph) = open_pt2(path)?;
-    Ok((graph, blob::tensors_to_state_dict(&archive.weights)))
+/// The graph (unbound) of the torch.export archive read from `path`.
+fn lower_pt2(archive: &pt2::Archive, path: &Path) -> anyhow::Result<Graph> {
+    pt2::lower(&archive.program, &model_name(path)).with_context(|| path.display().to_string())
 }
 
 fn model_name(path: &Path) -> String {
@@ -197,7 +193,8 @@ fn model_name(path: &Path) -> String {
 pub(super) fn load_arch(arch: &str) -> anyhow::Result<Graph> {
     let path = Path::new(arch);
     if arch.ends_with(".pt2") || (path.is_file() && pt2::is_pt2_file(path)) {
-        return Ok(open_pt2(path)?.1);
+        let archive = pt2::open(path).with_context(|| arch.to_string())?;
+        return lower_pt2(&archive, path);
     }
     let looks_like_path = arch.contains(['/', '\\']) || arch.ends_with(".nnspec");
     if path.is_file() || looks_like_path {

@@ -13,15 +13,17 @@ Examples:
   nnblob inspect model.pth                  the tensors of a state_dict saved by torch.save
   nnblob inspect last.ckpt                  a Lightning checkpoint (state_dict found automatically)
   nnblob inspect run.pt --key model.ema     a state_dict nested under checkpoint[\"model\"][\"ema\"]
-  nnblob inspect model.pth --json | jq '.tensors[].name'";
+  nnblob inspect model.pth --json | jq '.tensors[].name'
+  nnblob inspect model.pt2                  a torch.export archive: ops, inputs, outputs, weights,
+                                            and whether nnblob converts it (what it cannot run yet)";
 
 /// Show the format, the tensors (name, dtype, shape, numel, bytes, contiguous), totals, the classes a
 /// full-model pickle names and any security notes.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors; or a
-    /// blob written by `nnblob convert` (.nnb).
+    /// The checkpoint: .pth/.pt/.bin (torch zip or legacy), .ckpt (Lightning), .safetensors; a
+    /// torch.export archive (.pt2); or a blob written by `nnblob convert` (.nnb).
     file: PathBuf,
     /// Dotted key path of the state_dict inside a nested checkpoint (default: detected).
     #[arg(long, value_name = "K")]
@@ -81,6 +83,9 @@ struct IgnoredJson<'a> {
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     if super::inspect_blob::is_blob(&args.file) {
         return super::inspect_blob::exec(&args.file, args.json);
+    }
+    if crate::pt2::is_pt2_file(&args.file) {
+        return super::inspect_pt2::exec(&args.file, args.json);
     }
     let options = Options {
         key: args.key.clone(),

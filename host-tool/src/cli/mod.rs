@@ -15,9 +15,11 @@ mod extract;
 mod footprint;
 mod inspect;
 mod inspect_blob;
+mod inspect_pt2;
 mod progress;
 mod run;
 mod scan;
+mod spec;
 mod validate;
 
 use std::process::ExitCode;
@@ -56,6 +58,7 @@ enum Command {
     Extract(extract::Args),
     Scan(scan::Args),
     Convert(convert::Args),
+    Spec(spec::Args),
     Run(run::Args),
     Archs(archs::Args),
     Emit(emit::Args),
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => extract::exec(&args),
         Command::Scan(args) => scan::exec(&args),
         Command::Convert(args) => convert::exec(&args),
+        Command::Spec(args) => spec::exec(&args),
         Command::Run(args) => run::exec(&args),
         Command::Archs(args) => archs::exec(&args),
         Command::Emit(args) => emit::exec(&args),

@@ -21,7 +21,7 @@ use std::fmt;
 
 pub use bind::{bind, BindError};
 pub use ops::{Activation, Op};
-pub use spec::{parse_spec, SpecError};
+pub use spec::{parse_spec, to_spec, SpecError};
 pub use summary::{summarize, LayerRow, Summary};
 
 /// A dense row-major f32 tensor.

@@ -3,13 +3,14 @@
 //! In: a bound [`Graph`] as the spec describes it. Out: an equivalent graph (the reference
 //! evaluator gives the same outputs up to f32 rounding) that is cheaper to run: no Dropout, no
 //! ZeroPad2d before a convolution, BatchNorm folded into the convolution or linear layer before it
-//! (or turned into a per-channel scale-and-shift), activations fused into the op before them, and
-//! no identity reshapes. Each pass is a pure function `Graph -> Graph` in a module of its own.
+//! (or turned into a per-channel scale-and-shift), activations fused into the op before them, permutes of more than four
+//! dimensions brought to four, and no identity reshapes. Each pass is a pure function `Graph -> Graph` in a module of its own.
 
 pub mod drop_dropout;
 pub mod fold_batchnorm;
 pub mod fold_pad;
 pub mod fuse_activation;
+pub mod lower_rank;
 pub mod remove_identity_reshape;
 
 use crate::graph::Graph;
@@ -23,6 +24,7 @@ pub const PIPELINE: &[(&str, Pass)] = &[
     ("fold_pad", fold_pad::apply),
     ("fold_batchnorm", fold_batchnorm::apply),
     ("fuse_activation", fuse_activation::apply),
+    ("lower_rank", lower_rank::apply),
     ("remove_identity_reshape", remove_identity_reshape::apply),
 ];
 

@@ -629,12 +629,24 @@ fn module_of(key: &str, suffix: &str) -> Option<String> {
 /// Lowers `program` to an unbound graph named `name`.
 pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
     let g = &program.graph_module.graph;
-    if let Some((symbol, _)) = program.range_constraints.iter().next() {
+    if let Some((tensor, expr)) = g.tensor_values.iter().find_map(|(name, meta)| {
+        let sym = meta.sizes.iter().find(|s| s.as_int.is_none())?;
+        let expr = sym
+            .as_expr
+            .as_ref()
+            .and_then(|e| e.get("expr_str"))
+            .and_then(|e| e.as_str());
+        Some((name, expr.unwrap_or("?").to_string()))
+    }) {
         return Err(program_problem(format!(
-            "the program was exported with dynamic shapes (symbol {symbol}); nnblob compiles for \
-             one input shape: export with static shapes, torch.export.export(model.eval(), (x,)) \
-             without dynamic_shapes"
+            "the program was exported with dynamic shapes ('{tensor}' has the symbolic size \
+             {expr}); nnblob compiles for one input shape: export with static shapes, \
+             torch.export.export(model.eval(), (x,)) without dynamic_shapes"
         )));
+    }
+    let parsed = nodes(program);
+    if parsed.iter().any(is_training) {
+        return Err(program_problem(training_mode()));
     }
     let mut lw = Lowering {
         program,
@@ -663,19 +675,22 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
                     lw.graph.inputs.push(v);
                     lw.slots.insert(arg, Slot::Value(v));
                 }
-                Some(shape) => problems.push(Problem {
-                    node: String::new(),
-                    target: String::new(),
-                    at: None,
-                    message: format!(
+                Some(shape) => {
+                    lw.slots.insert(arg.clone(), Slot::Missing);
+                    problems.push(Problem {
+                        node: String::new(),
+                        target: String::new(),
+                        at: None,
+                        message: format!(
                         "input '{arg}' has shape {}: nnblob runs batch 1, export with an example \
                          input of batch 1",
                         crate::graph::fmt_shape(&shape)
                     ),
-                }),
+                    })
+                }
                 None => {
                     return Err(program_problem(format!(
-                        "input '{arg}' has a symbolic shape; export with static shapes"
+                        "input '{arg}' has no recorded shape"
                     )))
                 }
             },
@@ -714,7 +729,7 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
     if outputs.is_empty() && !g.outputs.is_empty() {
         return Err(program_problem("the program has no tensor output"));
     }
-    let nodes = fold_patterns(nodes(program), &params, &outputs);
+    let nodes = fold_patterns(parsed, &params, &outputs);
     for n in &nodes {
         let inputs_missing = n
             .tensor_args()
@@ -926,9 +941,6 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             lw.slots.insert(out, Slot::Value(v));
         }
         "aten.batch_norm" | "aten._native_batch_norm_legit_no_training" => {
-            if a.flag("training", false)? {
-                return Err(training_mode());
-            }
             let x = a.tensor("input")?;
             let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
             let (m, var) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?);
@@ -959,11 +971,6 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             for o in n.outputs.iter().skip(1).flatten() {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }
-        }
-        "aten._native_batch_norm_legit"
-        | "aten._native_batch_norm_legit_functional"
-        | "aten.native_batch_norm" => {
-            return Err(training_mode());
         }
         "aten.relu" | "aten.relu_" => act(lw, Activation::Relu)?,
         "aten.relu6" | "aten.relu6_" => act(lw, Activation::Relu6)?,
@@ -1357,10 +1364,7 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
         | "aten.feature_dropout"
         | "aten.alpha_dropout"
         | "aten.native_dropout" => {
-            if a.flag("train", false)? {
-                return Err(training_mode());
-            }
-            identity(lw, a.tensor("input")?)?;
+            identity(lw, a.tensor("input").or_else(|_| a.tensor("self"))?)?;
             for o in n.outputs.iter().skip(1).flatten() {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }
@@ -1384,6 +1388,26 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
 
 fn fmt_bound(b: Option<f64>) -> String {
     b.map_or("None".into(), |v| v.to_string())
+}
+
+/// Whether a node only exists in a program exported in training mode.
+fn is_training(n: &ANode) -> bool {
+    let base = n
+        .target
+        .rsplit_once('.')
+        .map_or(n.target.as_str(), |(b, _)| b);
+    match base {
+        "aten._native_batch_norm_legit"
+        | "aten._native_batch_norm_legit_functional"
+        | "aten.native_batch_norm" => true,
+        "aten.batch_norm" => n.arg("training") == Some(&Arg::Bool(true)),
+        "aten.dropout"
+        | "aten.dropout_"
+        | "aten.feature_dropout"
+        | "aten.alpha_dropout"
+        | "aten.native_dropout" => n.arg("train") == Some(&Arg::Bool(true)),
+        _ => false,
+    }
 }
 
 fn training_mode() -> String {

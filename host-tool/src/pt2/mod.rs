@@ -1,15 +1,20 @@
 //! `torch.export` archives (`.pt2`): the network's graph and its weights, nothing executed.
 //!
-//! In: the bytes of a `.pt2` file as `torch.export.save` writes it (torch 2.8 and later: one root
+//! In: the bytes of a `.pt2` file as `torch.export.save` writes it. Torch 2.9 and later: one root
 //! folder holding `archive_format`, `archive_version`, `models/model.json` — the serialized
-//! ExportedProgram — and raw weight files described by `data/weights/model_weights_config.json`).
+//! ExportedProgram — and raw weight files described by `data/weights/model_weights_config.json`;
+//! torch 2.8 has the same layout with the weights as one `torch.save` file
+//! (`data/weights/model.pt`); torch 2.5–2.7 write `serialized_exported_program.json` and
+//! `serialized_state_dict.pt` at the top.
 //! Out: an [`Archive`]: the program ([`schema::Program`]: ATen nodes, the graph signature that maps
 //! each parameter and buffer to its `state_dict` key, tensor shapes) and the weights as checkpoint
 //! [`Tensor`]s keyed by their `state_dict` names, zero-copy from the zip when they are contiguous.
 //! [`lower`] turns the program into nnblob's [`crate::graph::Graph`].
 //!
-//! Nothing pickled is read: sample inputs (`data/sample_inputs/*.pt`) are ignored, and a weight or
-//! constant saved with `use_pickle` is refused by name. The zip is read by the checkpoint reader's
+//! Pickled weights (torch 2.5–2.8) go through the checkpoint reader's safe unpickler, like any
+//! `.pth`; nothing else pickled is read: sample inputs and constants (`data/sample_inputs/*.pt`,
+//! `serialized_example_inputs.pt`) are ignored, and a raw-layout weight saved with `use_pickle` is
+//! refused by name. The zip is read by the checkpoint reader's
 //! strict zip reader; every weight's dtype, shape, strides and offset are checked against its file
 //! before anything is allocated (`checkpoint::tensor::materialise`). Which versions are read and
 //! why: docs/IMPORT.md.
@@ -28,8 +33,9 @@ pub use lower::{lower, LowerError};
 
 /// The archive layouts this reader knows (`<root>/archive_version`).
 pub const ARCHIVE_VERSIONS: &[u32] = &[0];
-/// The ExportedProgram schema majors this reader knows (`schema_version.major` of the model JSON).
-pub const SCHEMA_MAJORS: &[u32] = &[8];
+/// The ExportedProgram schema majors this reader knows (`schema_version.major` of the model JSON:
+/// 7 from torch 2.5, 8 from torch 2.6 on).
+pub const SCHEMA_MAJORS: &[u32] = &[7, 8];
 /// The largest model JSON read (the graph of a big network is a few MB).
 const MAX_JSON_BYTES: usize = 256 << 20;
 
@@ -39,11 +45,14 @@ pub enum Error {
     /// The zip container or a weight's bytes are broken (the checkpoint reader's errors).
     #[error(transparent)]
     Container(#[from] checkpoint::Error),
+    /// The file is a zip, but not a torch.export archive (a `.pth`, say).
+    #[error("not a torch.export archive: no <root>/archive_format entry and no serialized_exported_program.json")]
+    NotPt2,
     /// A required entry is missing or holds something else than the layout says.
     #[error("{entry}: {what}")]
     Malformed { entry: String, what: String },
     /// The archive was written in a layout or schema this reader does not know.
-    #[error("{what} (this reader supports archive version {archive}, schema major {schema}: torch 2.8 and later; docs/IMPORT.md)", archive = join(ARCHIVE_VERSIONS), schema = join(SCHEMA_MAJORS))]
+    #[error("{what} (this reader supports archive version {archive} and schema majors {schema}: the archives of torch 2.5 and later; docs/IMPORT.md)", archive = join(ARCHIVE_VERSIONS), schema = join(SCHEMA_MAJORS))]
     Version { what: String },
 }
 
@@ -61,14 +70,17 @@ fn malformed(entry: &str, what: impl Into<String>) -> Error {
 /// A `.pt2` archive read: its program and its weights.
 #[derive(Debug)]
 pub struct Archive {
-    /// The root folder every entry is under (the file's stem when torch wrote it).
+    /// The root folder every entry is under (the file's stem when torch wrote it); empty for the
+    /// layout of torch 2.5–2.7.
     pub root: String,
-    /// `<root>/archive_version`.
-    pub archive_version: u32,
+    /// `<root>/archive_version`; `None` for the layout of torch 2.5–2.7, which has none.
+    pub archive_version: Option<u32>,
     /// The serialized ExportedProgram.
     pub program: schema::Program,
     /// The weights (parameters and buffers) by `state_dict` key, in the config's order.
     pub weights: Vec<Tensor>,
+    /// The pickled entries left unread (sample inputs, constants): never unpickled.
+    pub unread: Vec<String>,
 }
 
 impl Archive {
@@ -82,18 +94,16 @@ impl Archive {
 }
 
 /// Whether `bytes` look like a `.pt2` archive: a zip whose root folder has an `archive_format`
-/// entry saying `pt2`. Errors of the zip itself are left to [`read`].
+/// entry, or that has the `serialized_exported_program.json` of torch 2.5–2.7. Errors of the zip
+/// itself are left to [`open`].
 pub fn is_pt2(bytes: &[u8]) -> bool {
-    let Ok(archive) = zip::Archive::parse(bytes) else {
-        return false;
-    };
-    find_root(&archive).is_some_and(|root| {
-        archive
-            .find(&format!("{root}/archive_format"))
-            .and_then(|r| archive.read(bytes, r).ok())
-            .is_some_and(|c| c.bytes(bytes) == b"pt2")
-    })
+    zip::Archive::parse(bytes)
+        .is_ok_and(|a| find_root(&a).is_some() || a.find(LEGACY_PROGRAM).is_some())
 }
+
+/// The program of the layout torch 2.5–2.7 write, and its weights (a `torch.save` file).
+const LEGACY_PROGRAM: &str = "serialized_exported_program.json";
+const LEGACY_WEIGHTS: &str = "serialized_state_dict.pt";
 
 /// Whether the file at `path` is a `.pt2` archive (see [`is_pt2`]); false when it cannot be read.
 pub fn is_pt2_file(path: &Path) -> bool {
@@ -121,73 +131,102 @@ fn find_root(archive: &zip::Archive) -> Option<String> {
 fn read(backing: Arc<Backing>) -> Result<Archive, Error> {
     let bytes = backing.bytes();
     let archive = zip::Archive::parse(bytes)?;
-    let root = find_root(&archive).ok_or_else(|| {
-        let old = archive
-            .records
-            .iter()
-            .any(|r| r.name.ends_with("serialized_exported_program.json"));
-        Error::Version {
-            what: if old {
-                "the archive has the layout of torch 2.7 or older (serialized_exported_program.json)"
-                    .into()
-            } else {
-                "not a torch.export archive: no <root>/archive_format entry".into()
-            },
-        }
-    })?;
-    let text = |name: &str, limit: usize| -> Result<(String, Vec<u8>), Error> {
-        let entry = format!("{root}/{name}");
+    // An entry's bytes, bounded: the JSON and small records are read whole.
+    let entry = |name: &str, limit: usize| -> Result<Vec<u8>, Error> {
         let record = archive
-            .find(&entry)
-            .ok_or_else(|| malformed(&entry, "missing from the archive"))?;
+            .find(name)
+            .ok_or_else(|| malformed(name, "missing from the archive"))?;
         if record.size > limit as u64 {
             return Err(malformed(
-                &entry,
+                name,
                 format!(
                     "{} bytes, more than the {limit} this reader takes",
                     record.size
                 ),
             ));
         }
-        let content = archive.read(bytes, record)?;
-        Ok((entry, content.bytes(bytes).to_vec()))
+        Ok(archive.read(bytes, record)?.bytes(bytes).to_vec())
     };
-    let (entry, format) = text("archive_format", 64)?;
+    let Some(root) = find_root(&archive) else {
+        if archive.find(LEGACY_PROGRAM).is_none() {
+            return Err(Error::NotPt2);
+        }
+        let program = parse_program(LEGACY_PROGRAM, &entry(LEGACY_PROGRAM, MAX_JSON_BYTES)?)?;
+        let weights = match archive.find(LEGACY_WEIGHTS) {
+            Some(_) => pickled_weights(&archive, bytes, LEGACY_WEIGHTS)?,
+            None => Vec::new(),
+        };
+        return Ok(Archive {
+            root: String::new(),
+            archive_version: None,
+            program,
+            weights,
+            unread: unread(&archive, &[LEGACY_WEIGHTS]),
+        });
+    };
+    let name = format!("{root}/archive_format");
+    let format = entry(&name, 64)?;
     if format != b"pt2" {
         return Err(malformed(
-            &entry,
+            &name,
             format!(
                 "says {:?}, expected \"pt2\"",
                 String::from_utf8_lossy(&format)
             ),
         ));
     }
-    let (entry, version) = text("archive_version", 64)?;
-    let archive_version = std::str::from_utf8(&version)
+    let name = format!("{root}/archive_version");
+    let archive_version = std::str::from_utf8(&entry(&name, 64)?)
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
-        .ok_or_else(|| malformed(&entry, "is not a version number"))?;
+        .ok_or_else(|| malformed(&name, "is not a version number"))?;
     if !ARCHIVE_VERSIONS.contains(&archive_version) {
         return Err(Error::Version {
-            what: format!("{entry} is {archive_version}"),
+            what: format!("{name} is {archive_version}"),
         });
     }
-    if let Some(record) = archive.find(&format!("{root}/byteorder")) {
-        let order = archive.read(bytes, record)?;
-        if order.bytes(bytes) != b"little" {
-            return Err(malformed(
-                &record.name,
-                "the weights are not little-endian; export on a little-endian machine",
-            ));
-        }
+    let name = format!("{root}/byteorder");
+    if archive.find(&name).is_some() && entry(&name, 64)? != b"little" {
+        return Err(malformed(
+            &name,
+            "the weights are not little-endian; export on a little-endian machine",
+        ));
     }
-    let (entry, json) = text("models/model.json", MAX_JSON_BYTES)?;
-    let program = schema::Program::parse(&json).map_err(|what| malformed(&entry, what))?;
+    let name = format!("{root}/models/model.json");
+    let program = parse_program(&name, &entry(&name, MAX_JSON_BYTES)?)?;
+    let pickled = format!("{root}/data/weights/model.pt");
+    let weights = if archive.find(&pickled).is_some() {
+        pickled_weights(&archive, bytes, &pickled)?
+    } else {
+        read_weights(&archive, &backing, &root)?
+    };
+    Ok(Archive {
+        unread: unread(&archive, &[pickled.as_str()]),
+        root,
+        archive_version: Some(archive_version),
+        program,
+        weights,
+    })
+}
+
+/// The `.pt` entries (torch.save pickles) other than `read`.
+fn unread(archive: &zip::Archive, read: &[&str]) -> Vec<String> {
+    archive
+        .records
+        .iter()
+        .filter(|r| r.name.ends_with(".pt") && !read.contains(&r.name.as_str()))
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// The program in the JSON of entry `name`, of a schema major this reader knows.
+fn parse_program(name: &str, json: &[u8]) -> Result<schema::Program, Error> {
+    let program = schema::Program::parse(json).map_err(|what| malformed(name, what))?;
     let major = program.schema_version.major;
     if !SCHEMA_MAJORS.contains(&major) {
         return Err(Error::Version {
             what: format!(
-                "{entry} has schema version {major}.{} (written by torch {})",
+                "{name} has schema version {major}.{} (written by torch {})",
                 program.schema_version.minor,
                 program
                     .torch_version
@@ -196,13 +235,19 @@ fn read(backing: Arc<Backing>) -> Result<Archive, Error> {
             ),
         });
     }
-    let weights = read_weights(&archive, &backing, &root)?;
-    Ok(Archive {
-        root,
-        archive_version,
-        program,
-        weights,
-    })
+    Ok(program)
+}
+
+/// The weights of a `torch.save` file inside the archive (torch 2.5–2.8), read by the checkpoint
+/// reader: its safe unpickler, its allowlist, its checks.
+fn pickled_weights(archive: &zip::Archive, bytes: &[u8], name: &str) -> Result<Vec<Tensor>, Error> {
+    let record = archive
+        .find(name)
+        .ok_or_else(|| malformed(name, "missing from the archive"))?;
+    let content = archive.read(bytes, record)?.bytes(bytes).to_vec();
+    let ckpt = checkpoint::from_bytes(content, &checkpoint::Options::default())
+        .map_err(|e| malformed(name, e.to_string()))?;
+    Ok(ckpt.tensors)
 }
 
 /// The weights of `data/weights/model_weights_config.json`, each checked against its file.
@@ -214,16 +259,6 @@ fn read_weights(
     let bytes = backing.bytes();
     let entry = format!("{root}/data/weights/model_weights_config.json");
     let Some(record) = archive.find(&entry) else {
-        if archive
-            .find(&format!("{root}/data/weights/model.pt"))
-            .is_some()
-        {
-            return Err(Error::Version {
-                what: "the weights are pickled in data/weights/model.pt (torch 2.8's layout); \
-                       re-save the program with torch 2.9 or later"
-                    .into(),
-            });
-        }
         return Ok(Vec::new());
     };
     let content = archive.read(bytes, record)?;

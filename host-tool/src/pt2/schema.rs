@@ -29,7 +29,44 @@ pub struct Program {
 impl Program {
     /// Parses the model JSON; the error names the line and column.
     pub fn parse(json: &[u8]) -> Result<Program, String> {
-        serde_json::from_slice(json).map_err(|e| format!("not a serialized ExportedProgram: {e}"))
+        serde_json::from_slice(&quote_non_finite(json))
+            .map_err(|e| format!("not a serialized ExportedProgram: {e}"))
+    }
+}
+
+/// The JSON with the bare `Infinity`, `-Infinity` and `NaN` tokens Python's `json.dumps` writes
+/// (torch before 2.7) turned into the strings later releases write, which [`Arg`] reads.
+fn quote_non_finite(json: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const TOKENS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    while i < json.len() {
+        let c = json[i];
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if let Some(t) = TOKENS.iter().find(|t| json[i..].starts_with(t)) {
+            let o = out.get_or_insert_with(|| json[..i].to_vec());
+            o.push(b'"');
+            o.extend_from_slice(t);
+            o.push(b'"');
+            i += t.len();
+            continue;
+        }
+        if let Some(o) = &mut out {
+            o.push(c);
+        }
+        i += 1;
+    }
+    match out {
+        Some(o) => std::borrow::Cow::Owned(o),
+        None => std::borrow::Cow::Borrowed(json),
     }
 }
 
@@ -254,5 +291,23 @@ pub fn user_output(v: &Value) -> Option<Result<String, String>> {
     match Arg::from_json(body.get("arg")?) {
         Arg::Tensor(t) => Some(Ok(t)),
         other => Some(Err(format!("user output {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_non_finite;
+
+    #[test]
+    fn bare_non_finite_numbers_become_strings_and_strings_stay() {
+        let json = br#"{"a": Infinity, "b": [-Infinity, NaN], "c": "NaN Infinity \" NaN"}"#;
+        assert_eq!(
+            &*quote_non_finite(json),
+            br#"{"a": "Infinity", "b": ["-Infinity", "NaN"], "c": "NaN Infinity \" NaN"}"#
+        );
+        assert!(matches!(
+            quote_non_finite(b"{}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -38,3 +38,33 @@ pub fn archive(data: &[u8]) {
     }
     let _ = checkpoint::scan_bytes(data.to_vec());
 }
+
+/// `pt2`: whole files through the `.pt2` reader, then the lowering, binding and blob writer for
+/// what reads; every weight read must have exactly `numel * dtype size` bytes.
+pub fn pt2(data: &[u8]) {
+    let Ok(archive) = nnblob::pt2::from_bytes(data.to_vec()) else {
+        return;
+    };
+    for t in &archive.weights {
+        assert_eq!(t.bytes().len(), t.numel() * t.dtype.size());
+    }
+    let Ok(graph) = nnblob::pt2::lower(&archive.program, "fuzz") else {
+        return;
+    };
+    let weights = nnblob::blob::tensors_to_state_dict(&archive.weights);
+    if let Ok(bound) = nnblob::graph::bind(graph, weights) {
+        let _ = nnblob::blob::build(bound, [0; 32], nnblob::blob::WeightDtype::F16);
+    }
+}
+
+/// `pt2_json`: the bytes as the `models/model.json` of an otherwise well-formed archive without
+/// weights, through the reader and the lowering.
+pub fn pt2_json(data: &[u8]) {
+    let records = [
+        builders::Record::stored("m/archive_format", b"pt2"),
+        builders::Record::stored("m/archive_version", b"0"),
+        builders::Record::stored("m/byteorder", b"little"),
+        builders::Record::stored("m/models/model.json", data),
+    ];
+    pt2(&builders::zip(&records));
+}

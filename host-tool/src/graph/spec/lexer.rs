@@ -87,16 +87,25 @@ pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
         let begin = i;
         if c.is_ascii_alphabetic() || c == '_' {
             i += 1;
+            // After a dot, a component may hold '-' between letters or digits, as module names
+            // do that torch builds with add_module (torchvision's RegNet: `block1-0`).
+            let mut after_dot = false;
             loop {
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                let word = |i: usize| {
+                    chars
+                        .get(i)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+                };
+                while word(i)
+                    || (after_dot && chars.get(i) == Some(&'-') && word(i - 1) && word(i + 1))
+                {
                     i += 1;
                 }
-                let dotted = i + 1 < chars.len()
-                    && chars[i] == '.'
-                    && (chars[i + 1].is_ascii_alphanumeric() || chars[i + 1] == '_');
+                let dotted = i + 1 < chars.len() && chars[i] == '.' && word(i + 1);
                 if !dotted {
                     break;
                 }
+                after_dot = true;
                 i += 1;
             }
             push(Tok::Name(chars[begin..i].iter().collect()));

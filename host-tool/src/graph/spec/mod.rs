@@ -8,12 +8,15 @@
 mod ast;
 mod forms;
 mod lexer;
+mod print;
 mod signatures;
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::ops::resolve_dim;
 use super::{checked_numel, fmt_shape, Graph, Node, Op, Value, ValueId};
+pub use print::to_spec;
+
 use ast::{Expr, ExprKind, Stmt, Subscript};
 use forms::{Form, IndexItem};
 use signatures::{build, function_signature, module_signature, tensor_params, Args, Lit};

@@ -1,0 +1,279 @@
+//! A graph written back as spec text: the readable, editable form of an import.
+//!
+//! In: an unbound or bound [`Graph`] as a source gives it (before the passes). Out: spec text
+//! that [`super::parse_spec`] reads back to the same network — module declarations named by
+//! their `state_dict` prefixes (in the order `forward` first calls them), then a `forward:` that
+//! calls them and the functions in graph order, one line per node, with the graph's value names
+//! (made into identifiers). Binding the same state_dict to both gives the same outputs.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+use crate::graph::ops::{Activation, Conv, Padding, PoolKind};
+use crate::graph::{Graph, Node, Op};
+
+/// The spec text of `graph`; `header` lines go first, as comments.
+pub fn to_spec(graph: &Graph, header: &[String]) -> Result<String, String> {
+    let mut names = Names::default();
+    let mut out = String::new();
+    for line in header {
+        let _ = writeln!(out, "# {line}");
+    }
+    for &v in &graph.inputs {
+        let dims: Vec<String> = graph.values[v].shape[1..]
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "input {}: [{}]",
+            names.get(v, &graph.values[v].name),
+            dims.join(", ")
+        );
+    }
+    out.push('\n');
+    let mut declared = HashSet::new();
+    for n in &graph.nodes {
+        if let Some(module) = owner(n) {
+            if declared.insert(module.to_string()) {
+                let _ = writeln!(out, "{module} = {}", constructor(n)?);
+            }
+        }
+    }
+    out.push_str("\nforward:\n");
+    for n in &graph.nodes {
+        let args: Vec<String> = n
+            .inputs
+            .iter()
+            .map(|&v| names.get(v, &graph.values[v].name))
+            .collect();
+        let call = match owner(n) {
+            Some(module) => format!("{module}({})", args[0]),
+            None => function(n, &args, graph)?,
+        };
+        let y = names.get(n.output, &graph.values[n.output].name);
+        let _ = writeln!(out, "    {y} = {call}");
+    }
+    let outputs: Vec<String> = graph
+        .outputs
+        .iter()
+        .map(|&v| names.get(v, &graph.values[v].name))
+        .collect();
+    let _ = writeln!(out, "    return {}", outputs.join(", "));
+    Ok(out)
+}
+
+/// The module of a node that owns parameters; parameter-free modules are written as functions.
+fn owner(n: &Node) -> Option<&str> {
+    n.module.as_deref().filter(|_| !n.op.params().is_empty())
+}
+
+/// Spec identifiers for values: the graph's name with other characters as `_`, made unique.
+#[derive(Default)]
+struct Names {
+    by_value: HashMap<usize, String>,
+    taken: HashSet<String>,
+}
+
+impl Names {
+    fn get(&mut self, v: usize, name: &str) -> String {
+        if let Some(n) = self.by_value.get(&v) {
+            return n.clone();
+        }
+        let mut base: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if !base.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            base.insert_str(0, "v_");
+        }
+        if matches!(
+            base.as_str(),
+            "input" | "forward" | "return" | "True" | "False" | "None"
+        ) {
+            base.push_str("_v");
+        }
+        let mut unique = base.clone();
+        let mut k = 2;
+        while !self.taken.insert(unique.clone()) {
+            unique = format!("{base}_{k}");
+            k += 1;
+        }
+        self.by_value.insert(v, unique.clone());
+        unique
+    }
+}
+
+fn pair(v: [usize; 2]) -> String {
+    if v[0] == v[1] {
+        v[0].to_string()
+    } else {
+        format!("({}, {})", v[0], v[1])
+    }
+}
+
+fn conv_padding(c: &Conv) -> Result<String, String> {
+    let p = &c.padding;
+    let Padding {
+        top,
+        bottom,
+        left,
+        right,
+    } = *p;
+    Ok(if c.rank == 1 {
+        if left != right {
+            return Err(format!(
+                "a Conv1d padded {left} left and {right} right has no spec form yet"
+            ));
+        }
+        left.to_string()
+    } else if top == bottom && left == right {
+        pair([top, left])
+    } else {
+        format!("({left}, {right}, {top}, {bottom})")
+    })
+}
+
+/// The module constructor of a node that owns parameters.
+fn constructor(n: &Node) -> Result<String, String> {
+    Ok(match &n.op {
+        Op::Conv(c) => {
+            let k = |v: [usize; 2]| {
+                if c.rank == 1 {
+                    v[1].to_string()
+                } else {
+                    pair(v)
+                }
+            };
+            let mut s = format!(
+                "Conv{}d({}, {}, {}",
+                c.rank,
+                c.in_channels,
+                c.out_channels,
+                k(c.kernel)
+            );
+            if c.stride != [1, 1] {
+                let _ = write!(s, ", stride={}", k(c.stride));
+            }
+            let padding = conv_padding(c)?;
+            if padding != "0" {
+                let _ = write!(s, ", padding={padding}");
+            }
+            if c.dilation != [1, 1] {
+                let _ = write!(s, ", dilation={}", k(c.dilation));
+            }
+            if c.groups != 1 {
+                let _ = write!(s, ", groups={}", c.groups);
+            }
+            if !c.bias {
+                s.push_str(", bias=False");
+            }
+            s + ")"
+        }
+        Op::Linear(l) => format!(
+            "Linear({}, {}{})",
+            l.in_features,
+            l.out_features,
+            if l.bias { "" } else { ", bias=False" }
+        ),
+        Op::BatchNorm(b) => format!("BatchNorm{}d({}, eps={:?})", b.rank, b.num_features, b.eps),
+        Op::PRelu(p) => format!("PReLU({})", p.num_parameters),
+        Op::ScaleShift(_) => return Err(
+            "a folded BatchNorm (ScaleShift) has no spec form: print the graph before the passes"
+                .into(),
+        ),
+        other => return Err(format!("{} does not own parameters", other.kind())),
+    })
+}
+
+fn list(v: &[impl ToString]) -> String {
+    let items: Vec<String> = v.iter().map(ToString::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The function call of a node without parameters.
+fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> {
+    let x = &args[0];
+    Ok(match &n.op {
+        Op::Activation(a) => match a {
+            Activation::Relu => format!("relu({x})"),
+            Activation::Relu6 => format!("relu6({x})"),
+            Activation::Silu => format!("silu({x})"),
+            Activation::Hardswish => format!("hardswish({x})"),
+            Activation::Hardsigmoid => format!("hardsigmoid({x})"),
+            Activation::Sigmoid => format!("sigmoid({x})"),
+            Activation::Tanh => format!("tanh({x})"),
+            Activation::Gelu { tanh: false } => format!("gelu({x})"),
+            Activation::Gelu { tanh: true } => format!("gelu({x}, approximate='tanh')"),
+            Activation::LeakyRelu { negative_slope } => {
+                format!("leaky_relu({x}, negative_slope={negative_slope:?})")
+            }
+        },
+        Op::Softmax(s) => format!("softmax({x}, dim={})", s.dim),
+        Op::Pool(p) => {
+            let name = match p.kind {
+                PoolKind::Max => "max_pool2d",
+                PoolKind::Avg => "avg_pool2d",
+            };
+            let mut s = format!("{name}({x}, {}, stride={}", pair(p.kernel), pair(p.stride));
+            if p.padding != [0, 0] {
+                let _ = write!(s, ", padding={}", pair(p.padding));
+            }
+            if p.dilation != [1, 1] {
+                let _ = write!(s, ", dilation={}", pair(p.dilation));
+            }
+            if p.ceil_mode {
+                s.push_str(", ceil_mode=True");
+            }
+            if p.kind == PoolKind::Avg && !p.count_include_pad {
+                s.push_str(", count_include_pad=False");
+            }
+            s + ")"
+        }
+        Op::AdaptiveAvgPool(a) => {
+            let size = |s: Option<usize>| s.map_or("None".into(), |v| v.to_string());
+            format!(
+                "adaptive_avg_pool2d({x}, ({}, {}))",
+                size(a.output[0]),
+                size(a.output[1])
+            )
+        }
+        Op::ZeroPad(z) => {
+            let p = &z.padding;
+            format!("pad({x}, {})", list(&[p.left, p.right, p.top, p.bottom]))
+        }
+        Op::Flatten(f) => format!("flatten({x}, {}, {})", f.start_dim, f.end_dim),
+        Op::Reshape(r) => format!("reshape({x}, {})", list(&r.shape)),
+        Op::Permute(p) => format!("permute({x}, {})", list(&p.dims)),
+        Op::Concat(c) => format!("cat([{}], dim={})", args.join(", "), c.dim),
+        Op::Slice(s) => {
+            let rank = graph.shape(n.inputs[0]).len();
+            let dim = crate::graph::ops::resolve_dim(s.dim, rank)?;
+            let end = if s.end == i64::MAX {
+                String::new()
+            } else {
+                s.end.to_string()
+            };
+            let step = if s.step == 1 {
+                String::new()
+            } else {
+                format!(":{}", s.step)
+            };
+            let mut index = vec![":".to_string(); dim];
+            index.push(format!("{}:{end}{step}", s.start));
+            format!("{x}[{}]", index.join(", "))
+        }
+        Op::Binary(b) => match b.kind {
+            crate::graph::ops::BinaryKind::Add => format!("{x} + {}", args[1]),
+            crate::graph::ops::BinaryKind::Mul => format!("{x} * {}", args[1]),
+        },
+        Op::Dropout => format!("dropout({x})"),
+        other => return Err(format!("{} has no spec form", other.kind())),
+    })
+}
