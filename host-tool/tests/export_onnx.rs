@@ -143,3 +143,58 @@ fn an_unbound_graph_is_refused_with_the_layer() {
         ExportError::Unbound("conv1".into())
     );
 }
+
+/// Every network of the `.pt2` fixtures (export form; `tests/fixtures/pt2/`, made by torch):
+/// imported, bound to the archive's weights, exported to ONNX and run by tract on its first input,
+/// gives torch's outputs within the f32 tolerances — the export of every op an import produces
+/// (Slice from chunk/split, 5-d permutes, PReLU, Hardswish, ...) checked by an independent engine.
+#[test]
+fn export_of_every_pt2_fixture_matches_torch() {
+    let pt2_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pt2");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pt2_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (network, _) in manifest["networks"].as_object().unwrap() {
+        let file = pt2_dir.join(format!("{network}.pt2"));
+        if network.starts_with("err_") || !file.exists() {
+            continue;
+        }
+        let archive = nnblob::pt2::open(&file).unwrap();
+        let graph = nnblob::pt2::lower(&archive.program, network).unwrap();
+        let graph = bind(graph, nnblob::blob::tensors_to_state_dict(&archive.weights)).unwrap();
+        let reference = export_and_load(&graph, tmp.path(), network);
+        let read = |kind: &str| -> Vec<Array<f32>> {
+            let single = pt2_dir.join(format!("{network}.{kind}.npy"));
+            let files: Vec<PathBuf> = if single.exists() {
+                vec![single]
+            } else {
+                (0..)
+                    .map(|i| pt2_dir.join(format!("{network}.{kind}{i}.npy")))
+                    .take_while(|p| p.exists())
+                    .collect()
+            };
+            files.iter().map(|p| npy::read(p).unwrap()).collect()
+        };
+        // Sample 0 of each `(K, 1, ...)` array, with the batch axis.
+        let first = |a: &Array<f32>| {
+            let n = a.data.len() / a.shape[0];
+            Array::new(a.shape[1..].to_vec(), a.data[..n].to_vec()).unwrap()
+        };
+        let inputs: Vec<NamedTensor> = graph
+            .inputs
+            .iter()
+            .zip(read("input"))
+            .map(|(&v, a)| NamedTensor::new(graph.values[v].name.clone(), first(&a)))
+            .collect();
+        let got = reference
+            .run(&inputs)
+            .unwrap_or_else(|e| panic!("{network}: {e}"));
+        for (g, want) in got.iter().zip(read("output")) {
+            check_f32(&format!("{network}: {}", g.name), &g.array, &first(&want));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 16, "{checked} networks");
+}

@@ -629,18 +629,38 @@ fn module_of(key: &str, suffix: &str) -> Option<String> {
 /// Lowers `program` to an unbound graph named `name`.
 pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
     let g = &program.graph_module.graph;
-    if let Some((tensor, expr)) = g.tensor_values.iter().find_map(|(name, meta)| {
+    // A symbolic size: named after the user input that has one if any, else the first tensor.
+    let symbolic = |name: &String| {
+        let meta = g.tensor_values.get(name)?;
         let sym = meta.sizes.iter().find(|s| s.as_int.is_none())?;
         let expr = sym
             .as_expr
             .as_ref()
             .and_then(|e| e.get("expr_str"))
             .and_then(|e| e.as_str());
-        Some((name, expr.unwrap_or("?").to_string()))
-    }) {
+        // `Symbol('s77', positive=True, integer=True)` is the symbol s77.
+        let expr = expr.unwrap_or("?");
+        let symbol = expr
+            .strip_prefix("Symbol('")
+            .and_then(|r| r.split('\'').next())
+            .unwrap_or(expr);
+        Some((name.clone(), symbol.to_string()))
+    };
+    let dynamic = program
+        .graph_module
+        .signature
+        .input_specs
+        .iter()
+        .filter_map(|s| match InputSpec::from_json(s) {
+            Some(InputSpec::User { arg }) => symbolic(&arg),
+            _ => None,
+        })
+        .next()
+        .or_else(|| g.tensor_values.keys().find_map(symbolic));
+    if let Some((tensor, symbol)) = dynamic {
         return Err(program_problem(format!(
             "the program was exported with dynamic shapes ('{tensor}' has the symbolic size \
-             {expr}); nnblob compiles for one input shape: export with static shapes, \
+             {symbol}); nnblob compiles for one input shape: export with static shapes, \
              torch.export.export(model.eval(), (x,)) without dynamic_shapes"
         )));
     }

@@ -5,7 +5,7 @@
 //! parameter, a buffer or a user input, and its `state_dict` key). Unions of the schema are
 //! one-key objects (`{"as_int": 8}`) and are read as [`Arg`]; fields nnblob does not use are
 //! ignored, so minor schema versions read alike. serde_json's nesting limit (128) bounds the
-//! recursion on hostile files.
+//! recursion into known fields on hostile files; unknown ones are skipped.
 
 use std::collections::BTreeMap;
 
