@@ -197,10 +197,15 @@ impl Graph {
     }
 
     /// Removes node `i`, which must compute an identity of its first input: every reader of its
-    /// output (graph outputs included) reads that input instead.
+    /// output (graph outputs included) reads that input instead. A graph output keeps its name:
+    /// the input takes it, unless the input is itself a graph input or output.
     pub fn bypass_node(&mut self, i: usize) {
         let node = self.nodes.remove(i);
         let (from, to) = (node.output, node.inputs[0]);
+        if self.outputs.contains(&from) && !self.inputs.contains(&to) && !self.outputs.contains(&to)
+        {
+            self.values[to].name = self.values[from].name.clone();
+        }
         for n in &mut self.nodes {
             for input in &mut n.inputs {
                 if *input == from {
