@@ -392,3 +392,23 @@ fn inputs_other_than_float32_are_refused() {
         "{e}"
     );
 }
+
+/// The pickles an archive carries are scanned without running them: the `posix.system` that
+/// `torch.export.load` would run from the sample inputs is found and refused.
+#[test]
+fn the_pickles_inside_an_archive_are_scanned() {
+    let clean = pt2::scan_pickles(&dir().join("tiny_cnn.pt2")).unwrap();
+    assert!(!clean.is_empty());
+    for (entry, scan) in &clean {
+        let scan = scan.as_ref().unwrap_or_else(|e| panic!("{entry}: {e}"));
+        assert!(scan.findings.is_empty(), "{entry}: {:?}", scan.findings);
+    }
+    let hostile = pt2::scan_pickles(&dir().join("hostile/sample_inputs_posix_system.pt2")).unwrap();
+    let found = hostile.iter().any(|(entry, scan)| {
+        entry.ends_with("sample_inputs/model.pt")
+            && scan
+                .as_ref()
+                .is_ok_and(|s| s.findings.iter().any(|f| f.global.contains("system")))
+    });
+    assert!(found, "{hostile:?}");
+}
