@@ -124,30 +124,36 @@ pub fn op_name(target: &str) -> &str {
     }
 }
 
-/// The first frame of a node's `stack_trace` (the user's code), as `file.py:LINE 'code'`.
+/// The innermost frame of a node's `stack_trace` that is not inside torch itself (the user's
+/// line, or torchvision's), as `file.py:LINE 'code'`.
 pub fn source_line(stack_trace: &str) -> Option<String> {
-    let mut lines = stack_trace.lines();
-    while let Some(l) = lines.next() {
-        let l = l.trim();
-        let Some(rest) = l.strip_prefix("File \"") else {
-            continue;
-        };
+    let lines: Vec<&str> = stack_trace.lines().map(str::trim).collect();
+    let frames = lines.iter().enumerate().filter_map(|(i, l)| {
+        let rest = l.strip_prefix("File \"")?;
         let (path, rest) = rest.split_once('"')?;
-        let line = rest
-            .trim_start_matches(", line ")
-            .split(',')
-            .next()?
-            .trim()
-            .to_string();
-        let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-        let code = lines.next().map(str::trim).unwrap_or("");
-        return Some(if code.is_empty() {
-            format!("{file}:{line}")
-        } else {
-            format!("{file}:{line} '{code}'")
-        });
-    }
-    None
+        let line = rest.trim_start_matches(", line ").split(',').next()?.trim();
+        let code = lines
+            .get(i + 1)
+            .filter(|c| !c.starts_with("File \""))
+            .copied();
+        Some((path, line, code.unwrap_or("")))
+    });
+    let in_torch = |path: &str| {
+        let p = path.replace('\\', "/");
+        p.starts_with("torch/") || p.contains("-packages/torch/")
+    };
+    let frames: Vec<_> = frames.collect();
+    let (path, line, code) = frames
+        .iter()
+        .rev()
+        .find(|(p, _, _)| !in_torch(p))
+        .or(frames.first())?;
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    Some(if code.is_empty() {
+        format!("{file}:{line}")
+    } else {
+        format!("{file}:{line} '{code}'")
+    })
 }
 
 /// The nodes of the program, parsed.
@@ -1444,4 +1450,24 @@ fn training_mode() -> String {
     "the model was exported in training mode (BatchNorm updating its statistics, Dropout active): \
      call model.eval() before torch.export.export"
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_line;
+
+    /// The innermost frame outside torch: torchvision's line, not the top-level forward.
+    #[test]
+    fn the_source_line_is_the_innermost_outside_torch() {
+        let trace = "File \"/home/u/net.py\", line 8, in forward\n    x = self.body(x)\n  \
+            File \"/venv/lib/python3.11/site-packages/torch/nn/modules/container.py\", line 259, in forward\n    input = module(input)\n  \
+            File \"/venv/lib/python3.11/site-packages/torchvision/models/convnext.py\", line 34, in forward\n    x = F.layer_norm(x, s)\n  \
+            File \"/venv/lib/python3.11/site-packages/torch/nn/functional.py\", line 2900, in layer_norm\n    return torch.layer_norm(x)";
+        assert_eq!(
+            source_line(trace).unwrap(),
+            "convnext.py:34 'x = F.layer_norm(x, s)'"
+        );
+        let only_torch = "File \"torch/nn/modules/conv.py\", line 5, in forward\n    return f(x)";
+        assert_eq!(source_line(only_torch).unwrap(), "conv.py:5 'return f(x)'");
+    }
 }
