@@ -441,3 +441,86 @@ fn every_unsupported_op_is_listed_once() {
     );
     assert!(e.problems[1].message.contains("(2 such nodes)"), "{e}");
 }
+
+/// Full-size torchvision classification networks (`manifest.json` `big`; their graphs are
+/// committed without weights in `graphs/`): both forms lower, the graph has torch's input and
+/// output shapes, and torch's state_dict (keys and shapes from the manifest) binds strictly.
+#[test]
+fn full_size_torchvision_networks_lower_and_bind() {
+    let m = manifest();
+    let mut lowered = 0;
+    for net in m["big"].as_array().unwrap() {
+        let name = net["name"].as_str().unwrap();
+        for file in net["files"].as_array().unwrap() {
+            let path = dir().join("graphs").join(file.as_str().unwrap());
+            let archive = pt2::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let graph = match pt2::lower(&archive.program, name) {
+                Ok(g) => g,
+                // LayerNorm is not converted yet: ConvNeXt must say so.
+                Err(e) if name.starts_with("convnext") => {
+                    assert!(
+                        e.problems.iter().any(|p| p.target.contains("layer_norm")),
+                        "{e}"
+                    );
+                    continue;
+                }
+                Err(e) => panic!("{name}: {e}"),
+            };
+            let shape = |v: usize| serde_json::to_value(&graph.values[v].shape).unwrap();
+            assert_eq!(shape(graph.inputs[0]), net["input_shape"], "{name}: input");
+            assert_eq!(
+                shape(graph.outputs[0]),
+                net["output_shape"],
+                "{name}: output"
+            );
+            // Strict binding checks keys and shapes; the values do not matter here. Inception's
+            // training-only auxiliary head is not in the exported (eval) graph: its keys would be
+            // unexpected, as they are to torch's own exported module.
+            let state_dict = net["state_dict"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| !t["key"].as_str().unwrap().starts_with("AuxLogits."))
+                .map(|t| {
+                    let shape: Vec<usize> = serde_json::from_value(t["shape"].clone()).unwrap();
+                    let n = shape.iter().product();
+                    let t_key = t["key"].as_str().unwrap().to_string();
+                    (t_key, nnblob::graph::Tensor::new(shape, vec![0.0; n]))
+                })
+                .collect();
+            bind(graph, state_dict).unwrap_or_else(|e| panic!("{name}: {e}"));
+            lowered += 1;
+        }
+    }
+    assert!(lowered >= 30, "{lowered} graphs lowered");
+}
+
+/// The full archives of `make_pt2_fixtures.py --big --local` (not committed: hundreds of MB),
+/// converted to fp16 blobs and run by the engine against torch's outputs. Says which are skipped.
+#[test]
+#[ignore = "needs the local fixtures of make_pt2_fixtures.py --big --local; minutes per network"]
+fn full_size_torchvision_networks_match_torch_when_generated_locally() {
+    let m = manifest();
+    let local = dir().join("../local/pt2");
+    for net in m["big"].as_array().unwrap() {
+        let name = net["name"].as_str().unwrap();
+        let full = local.join(format!("{name}.pt2"));
+        if !full.exists() {
+            println!("{name}: skipped (no {})", full.display());
+            continue;
+        }
+        let (graph, archive) = graph_of(&full);
+        let bound = bind(graph, blob::tensors_to_state_dict(&archive.weights)).unwrap();
+        let built = blob::build(bound, [0; 32], WeightDtype::F16).unwrap();
+        let inputs = read_npy(&local.join(format!("{name}.input.npy")));
+        let outputs = read_npy(&local.join(format!("{name}.output.npy")));
+        for s in 0..inputs.shape[0] {
+            let got = run_engine(&built.bytes, &[sample(&inputs, s)]);
+            let want = sample(&outputs, s);
+            let cos = cosine(&got[0], want);
+            assert!(cos >= 0.9999, "{name} sample {s}: fp16 cosine {cos}");
+            assert_eq!(argmax(&got[0]), argmax(want), "{name} sample {s}: top-1");
+            println!("{name} sample {s}: fp16 cosine {cos:.7}, top-1 as torch");
+        }
+    }
+}

@@ -30,7 +30,8 @@ pub struct Conv {
 }
 
 /// Output length of a convolution or pooling window along one axis (floor mode), or `None` when
-/// the padded input is shorter than the dilated kernel (or a length overflows).
+/// the padded input is shorter than the dilated kernel (or a length overflows, or the kernel,
+/// stride or dilation is 0 — [`check_window`] says so first).
 pub(crate) fn window_out(
     input: usize,
     pad: usize,
@@ -38,11 +39,33 @@ pub(crate) fn window_out(
     stride: usize,
     dilation: usize,
 ) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
     let span = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
     input
         .checked_add(pad)?
         .checked_sub(span)
         .map(|r| r / stride + 1)
+}
+
+/// Refuses a window whose kernel, stride or dilation has a 0 (a source that does not check its
+/// arguments, such as an imported program, may hold one).
+pub(crate) fn check_window(
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+) -> Result<(), String> {
+    for (what, v) in [
+        ("kernel", kernel),
+        ("stride", stride),
+        ("dilation", dilation),
+    ] {
+        if v.contains(&0) {
+            return Err(format!("{what} {v:?} must be at least 1 on every axis"));
+        }
+    }
+    Ok(())
 }
 
 impl Conv {
@@ -98,6 +121,16 @@ impl Conv {
 
     pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
         expect_inputs(inputs, 1)?;
+        check_window(self.kernel, self.stride, self.dilation)?;
+        let groups_fit = self.groups > 0
+            && self.in_channels % self.groups == 0
+            && self.out_channels % self.groups == 0;
+        if !groups_fit {
+            return Err(format!(
+                "groups {} must divide the {} input and {} output channels",
+                self.groups, self.in_channels, self.out_channels
+            ));
+        }
         let x = inputs[0];
         expect_channels(x, &[self.rank + 2], self.in_channels, "input channels")?;
         let (h, w) = if self.rank == 2 {

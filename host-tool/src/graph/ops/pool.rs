@@ -49,6 +49,7 @@ impl Pool {
 
     pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
         expect_inputs(inputs, 1)?;
+        super::conv::check_window(self.kernel, self.stride, self.dilation)?;
         let x = inputs[0];
         if x.len() != 4 {
             return Err(format!(
