@@ -338,3 +338,94 @@ fn demo_reproduces_torch_on_the_digits_test_set() {
         "{err}"
     );
 }
+
+/// `tests/fixtures/pasted/rnet/<file>`: MTCNN's RNet, its spec pasted from its Python.
+fn rnet(file: &str) -> PathBuf {
+    repo().join("tests/fixtures/pasted/rnet").join(file)
+}
+
+#[test]
+fn a_two_output_network_validates_against_torchs_own_export_paired_by_position() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in ["f16", "f32"] {
+        let blob = dir.path().join(format!("rnet-{dtype}.nnb"));
+        let o = nnblob(&[
+            "convert",
+            s(&rnet("state_dict.pth")),
+            "--arch",
+            s(&rnet("model.nnspec")),
+            "-o",
+            s(&blob),
+            "--dtype",
+            dtype,
+        ]);
+        expect_code(&o, 0);
+        // Default options: torch names its outputs otherwise than `return b, a` does.
+        let o = nnblob(&[
+            "validate",
+            s(&blob),
+            "--onnx",
+            s(&rnet("model.onnx")),
+            "--input",
+            s(&rnet("inputs.npy")),
+            "--json",
+        ]);
+        let report: Value = serde_json::from_str(&expect_code(&o, 0)).unwrap();
+        assert_eq!(report["outputs_paired_by"], "position", "{report}");
+        assert_eq!(report["inputs_paired_by"], "name", "{report}");
+        let outputs = report["outputs"].as_array().unwrap();
+        let names: Vec<&str> = outputs
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b", "a"], "{report}");
+        assert!(
+            outputs
+                .iter()
+                .all(|o| o["reference"].is_string()
+                    && o["verdict"]["failures"] == Value::Array(vec![])),
+            "{report}"
+        );
+        assert_eq!(report["notes"].as_array().unwrap().len(), 2, "{report}");
+        // Forced by name, the names do not match.
+        let err = expect_error(&nnblob(&[
+            "validate",
+            s(&blob),
+            "--onnx",
+            s(&rnet("model.onnx")),
+            "--match",
+            "name",
+        ]));
+        assert!(
+            err.contains("outputs do not match by name: tested has [b, a]"),
+            "{err}"
+        );
+        // The engine against torch's own outputs, output by output, in the order of `return`.
+        let (yb, ya) = (dir.path().join("b.npy"), dir.path().join("a.npy"));
+        let o = nnblob(&[
+            "run",
+            s(&blob),
+            "--input",
+            s(&rnet("inputs.npy")),
+            "-o",
+            s(&yb),
+            "-o",
+            s(&ya),
+        ]);
+        expect_code(&o, 0);
+        for (got, file) in [(&yb, "outputs_b.npy"), (&ya, "outputs_a.npy")] {
+            let got = nnblob::npy::read::<f32>(got).unwrap();
+            let want = nnblob::npy::read::<f32>(&rnet(file)).unwrap();
+            assert_eq!(got.shape, want.shape);
+            let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            let limit = if dtype == "f32" { 1e-5 } else { 2e-3 };
+            assert!(err <= limit, "{dtype} {file}: relative error {err:e}");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Strict binding, like `load_state_dict(strict=True)`: every missing key (with the closest key the
-//! checkpoint has), every unexpected key and every shape mismatch reported at once; wrapper
+//! checkpoint has; one line for keys missing under a prefix the checkpoint spells otherwise), every
+//! unexpected key and every shape mismatch reported at once; wrapper
 //! prefixes stripped; `num_batches_tracked` ignored; a module called twice shares its weights.
 
 use nnblob::graph::bind::expected_keys;
@@ -34,9 +35,10 @@ fn all_findings_are_reported_at_once_pytorch_style() {
     assert_eq!(
         err.missing,
         [
+            // Of the keys one component away, the nearest component (bn2 for bn1).
             (
                 "s2_bn1.running_var".to_string(),
-                Some("s1_bn1.running_var".to_string())
+                Some("s2_bn2.running_var".to_string())
             ),
             ("fc.weight".to_string(), Some("fc.weights".to_string())),
         ]
@@ -103,4 +105,59 @@ fn a_module_called_twice_binds_once_and_shares_its_weights() {
     assert_eq!(g.nodes[2].name, "fc#2");
     let s = nnblob::graph::summarize(&g);
     assert_eq!(s.total_params, 20);
+}
+
+#[test]
+fn keys_missing_under_one_prefix_spelled_otherwise_are_said_once() {
+    // The spec says `s1_conv1`; the checkpoint, written by a model with `self.stack1 = Block()`,
+    // says `stack1.conv1`.
+    let sd: StateDict = resnet8_state_dict()
+        .into_iter()
+        .map(|(k, t)| {
+            let k = ["s1_", "s2_", "s3_"]
+                .iter()
+                .find_map(|p| {
+                    k.strip_prefix(p)
+                        .map(|rest| format!("stack{}.{rest}", &p[1..2]))
+                })
+                .unwrap_or(k);
+            (k, t)
+        })
+        .collect();
+    let err = bind(catalog::graph("resnet8").unwrap(), sd).unwrap_err();
+    let closest = |key: &str| {
+        err.missing
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, c)| c.clone())
+    };
+    assert_eq!(
+        closest("s1_conv1.weight").as_deref(),
+        Some("stack1.conv1.weight")
+    );
+    assert_eq!(
+        closest("s2_shortcut.bias").as_deref(),
+        Some("stack2.shortcut.bias")
+    );
+    let renamed: Vec<(&str, &str, bool)> = err
+        .renamed
+        .iter()
+        .map(|r| (r.expected.as_str(), r.found.as_str(), r.all))
+        .collect();
+    assert_eq!(
+        renamed,
+        [
+            ("s1_", "stack1.", true),
+            ("s2_", "stack2.", true),
+            ("s3_", "stack3.", true)
+        ]
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("\n    every key under 's1_' is missing; the checkpoint has them under 'stack1.' (\"stack1.conv1.weight\" for \"s1_conv1.weight\"): rename the modules in the spec, or the keys"),
+        "{text}"
+    );
+    // The keys a prefix line explains carry no hint of their own.
+    assert!(text.contains("\n        \"s1_conv1.weight\"\n"), "{text}");
+    assert_eq!(text.matches("every key under").count(), 3, "{text}");
 }

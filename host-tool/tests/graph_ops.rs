@@ -3,7 +3,8 @@
 //! `graph_ops/cases.json` is made by `graph_ops/make_cases.py` (torch, eval mode, randomized
 //! weights and BatchNorm statistics): for each case a spec, its state_dict, inputs and torch's
 //! outputs. Each case is evaluated as written, after every prefix of the pass pipeline, and the
-//! outputs must match torch's within 1e-5 relative to the output's largest magnitude.
+//! outputs must match torch's within 1e-5 relative to the output's largest magnitude. An output
+//! `forward` returns by a plain name (`return logits, feat`) has that name, after every pass too.
 
 use nnblob::eval::evaluate;
 use nnblob::graph::Tensor;
@@ -35,7 +36,7 @@ fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
 #[test]
 fn evaluator_and_every_pass_prefix_match_torch() {
     let cases = cases();
-    assert_eq!(cases.len(), 8, "cases.json lost cases");
+    assert_eq!(cases.len(), 12, "cases.json lost cases");
     for (name, case) in cases {
         let inputs: Vec<Tensor> = case["inputs"]
             .as_array()
@@ -49,7 +50,22 @@ fn evaluator_and_every_pass_prefix_match_torch() {
             .iter()
             .map(tensor)
             .collect();
+        let names: Vec<Option<String>> = case["output_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().map(str::to_string))
+            .collect();
+        let named_as_returned = |graph: &nnblob::graph::Graph, stage: &str| {
+            assert_eq!(graph.outputs.len(), names.len(), "{name} {stage}");
+            for (&v, want) in graph.outputs.iter().zip(&names) {
+                if let Some(want) = want {
+                    assert_eq!(&graph.values[v].name, want, "{name} {stage}:\n{graph}");
+                }
+            }
+        };
         let mut graph = bound(&name, &case);
+        named_as_returned(&graph, "as written");
         let err = max_relative_error(&evaluate(&graph, &inputs).unwrap(), &want);
         assert!(err <= 1e-5, "{name} as written: relative error {err:e}");
         for (pass, apply) in PIPELINE {
@@ -57,6 +73,7 @@ fn evaluator_and_every_pass_prefix_match_torch() {
             graph
                 .check()
                 .unwrap_or_else(|e| panic!("{name} after {pass}: {e}"));
+            named_as_returned(&graph, &format!("after {pass}"));
             let err = max_relative_error(&evaluate(&graph, &inputs).unwrap(), &want);
             assert!(
                 err <= 1e-5,

@@ -105,6 +105,25 @@ fn errors_say_where_and_what() {
         ("input x: [3, 8, 8]\nl = Linear(3, 4)\nforward:\n    return l(x)\n", "layer 'l' (Linear): expects 3 input features in the last axis, got input shape [1, 3, 8, 8] (flatten first?)"),
         ("input x: [3, 8, 8]\np = MaxPool2d(2, return_indices=True)\nforward:\n    return p(x)\n", "return_indices=True is not supported"),
         ("input x: [3, 8, 8]\nforward:\n    return softmax(x)\n", "argument 'dim' must be an integer"),
+        ("input x: [3, 8, 8]\nforward:\n    a, b = x.size(0), x\n    c, d = x.shape\n    return a\n", "net.nnspec:4:12: too many values to unpack (expected 2, got 4)"),
+        ("input x: [3, 8, 8]\nforward:\n    a, b, c = x.shape[2:]\n    return x\n", "net.nnspec:3:15: not enough values to unpack (expected 3, got 2)"),
+        ("input x: [3, 8, 8]\nforward:\n    return x[:, 0, 0, 0, 0]\n", "net.nnspec:3:12: too many indices for a tensor of dimension 4 (shape [1, 3, 8, 8])"),
+        ("input x: [3, 8, 8]\nforward:\n    return x[1]\n", "net.nnspec:3:12: index 1 is out of bounds for dimension 0 with size 1"),
+        ("input x: [3, 8, 8]\nforward:\n    return x[..., ...]\n", "an index can only have a single ellipsis ('...')"),
+        ("input x: [3, 8, 8]\nforward:\n    return x[:, ::0]\n", "slice step cannot be zero"),
+        ("input x: [3, 8, 8]\nforward:\n    return x[:, 5:]\n", "the slice 3:3:1 of dimension 1 (size 3) is empty"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.permute(0, 2, 1)\n", "layer 'permute_1' (Permute): 3 dims given for a 4-d input"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.view(x.size(0), 7, -1)\n", "shape [1, 7, -1] is invalid for an input of 192 elements"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.size(0)\n", "net.nnspec:3:12: expected a tensor"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.premute(0, 2, 3, 1)\n", "net.nnspec:3:12: unknown method 'x.premute' (did you mean 'permute'?)"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.shape.relu()\n", "'relu' is called on a tensor here"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.stride\n", "a tensor's attribute 'stride' is not supported"),
+        ("input x: [3, 8, 8]\nforward:\n    return x / 2\n", "net.nnspec:3:14: unexpected character '/' (constants divide with `//`"),
+        ("input x: [3, 8, 8]\nforward:\n    return x - x\n", "'-' is supported between two integers, and between two tensors for '+' and '*' only"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.view(x.size(1) // 0, -1)\n", "integer division by zero"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.mean()\n", "mean(): give the axes (dim=...)"),
+        ("input x: [3, 8, 8]\nforward:\n    return x.split([1, 1], dim=1)[0]\n", "split(): the sizes [1, 1] must be positive and sum exactly to 3"),
+        ("input x: [3, 8, 8]\nlayers.0 = Conv2d(3, 3, 1)\nforward:\n    return self.layers[1](x)\n", "net.nnspec:4:12: unknown module 'layers.1' (did you mean 'layers.0'?)"),
     ];
     for (spec, want) in cases {
         let got = err(spec);
@@ -125,6 +144,8 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         format!("x{}", " + x".repeat(n)),
         format!("x{}", " * x".repeat(n)),
         format!("{}x{}", "relu(".repeat(n), ")".repeat(n)),
+        format!("x{}", ".relu()".repeat(n)),
+        format!("x{}", "[0]".repeat(n)),
     ];
     for body in cases {
         let e = err(&format!("input x: [4]\nforward:\n    return {body}\n"));
@@ -193,4 +214,114 @@ fn sizes_past_the_format_are_errors_not_overflows() {
         assert!(e.contains(says), "{e}\n{spec}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }
+}
+
+#[test]
+fn pasted_forward_forms_become_these_ops() {
+    let g = parse_spec(
+        "input x: [4, 6, 1]\nforward:\n    b, c, h, w = x.size()\n    y = x.permute(0, 3, 2, 1).contiguous().reshape(-1, c)\n    z = x[:, None].squeeze(1).transpose(-1, -2).flatten(1).unsqueeze(-1)\n    return y, z, x[0, ..., -1], x.mean(dim=(-1, -2), keepdim=True)\n",
+        "net.nnspec",
+        "net",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<String> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            // y: permute, (contiguous: nothing), reshape
+            "Permute",
+            "Reshape",
+            // z: x[:, None], squeeze(1), transpose, flatten, unsqueeze
+            "Reshape",
+            "Reshape",
+            "Permute",
+            "Flatten",
+            "Reshape",
+            // x[0, ..., -1]: both axes have one element, so no slice, one reshape
+            "Reshape",
+            // mean over the two spatial axes of a 4-d tensor, kept: one global pool
+            "AdaptiveAvgPool2d",
+        ]
+    );
+    let shapes: Vec<&[usize]> = g.outputs.iter().map(|&v| g.shape(v)).collect();
+    assert_eq!(shapes, [&[6, 4][..], &[1, 24, 1], &[4, 6], &[1, 4, 1, 1]]);
+    let names: Vec<&str> = g
+        .outputs
+        .iter()
+        .map(|&v| g.values[v].name.as_str())
+        .collect();
+    assert_eq!(names, ["y", "z", "getitem_2", "mean_1"]);
+}
+
+#[test]
+fn return_names_never_take_an_input_name_or_another_value_name() {
+    // `x` is the input's name and `fc` the name of the linear layer's value: those outputs keep
+    // their layers' names; `y` is free, and the linear layer's value takes it.
+    let g = parse_spec(
+        "input x: [4]\nfc = Linear(4, 4)\nforward:\n    y = fc(x)\n    x = relu(y)\n    fc = relu(x)\n    return x, fc, y\n",
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    let names: Vec<&str> = g
+        .outputs
+        .iter()
+        .map(|&v| g.values[v].name.as_str())
+        .collect();
+    assert_eq!(names, ["relu_1", "relu_2", "y"]);
+}
+
+#[test]
+fn taking_part_of_an_axis_is_a_slice_per_axis_then_a_reshape() {
+    use nnblob::graph::ops::Slice;
+    let slices = |body: &str| {
+        let g = parse_spec(
+            &format!("input x: [3, 8, 8]\nforward:\n    return {body}\n"),
+            "net.nnspec",
+            "net",
+        )
+        .unwrap_or_else(|e| panic!("{body}: {e}"));
+        let kinds: Vec<String> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        let found: Vec<Slice> = g
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Slice(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        (found, kinds, g.shape(g.outputs[0]).to_vec())
+    };
+    let s = |dim, start, end, step| Slice {
+        dim,
+        start,
+        end,
+        step,
+    };
+    // Bounds resolved as Python does: negative from the end, clipped to the axis.
+    let (found, kinds, shape) = slices("x[:, :2, -3:, 1:100:3]");
+    assert_eq!(found, [s(1, 0, 2, 1), s(2, 5, 8, 1), s(3, 1, 8, 3)]);
+    assert_eq!((kinds.len(), shape), (3, vec![1, 2, 3, 3]));
+    // An integer index is a slice of one element, then a reshape that drops the axis.
+    let (found, kinds, shape) = slices("x[:, -1]");
+    assert_eq!(found, [s(1, 2, 3, 1)]);
+    assert_eq!(
+        (kinds, shape),
+        (vec!["slice".into(), "Reshape".into()], vec![1, 8, 8])
+    );
+    // chunk: pieces of ceil(8 / 3) = 3, the last one smaller; split by sizes.
+    assert_eq!(slices("x.chunk(3, dim=2)[2]").0, [s(2, 6, 8, 1)]);
+    assert_eq!(
+        slices("torch.split(x, [1, 2], dim=1)[1]").0,
+        [s(1, 1, 3, 1)]
+    );
+    assert_eq!(slices("x.split(2, dim=-1)[3]").0, [s(3, 6, 8, 1)]);
+    // The whole axis is no slice at all.
+    let g = parse_spec(
+        "input x: [3, 8, 8]\nforward:\n    a = x.chunk(1, dim=1)[0]\n    return x[:, :3], a, x[:, -5:]\n",
+        "net.nnspec",
+        "net",
+    )
+    .unwrap();
+    assert!(g.nodes.is_empty(), "{g}");
 }

@@ -17,6 +17,7 @@ pub mod pickle;
 mod safetensors_file;
 pub(crate) mod tensor;
 mod torch;
+pub mod training;
 pub(crate) mod zip;
 
 use std::collections::HashMap;
@@ -128,6 +129,9 @@ pub struct Checkpoint {
     pub globals: Vec<GlobalRef>,
     /// True if the storages were big-endian (they were byte-swapped).
     pub big_endian: bool,
+    /// Top-level entries next to the selected state_dict holding training-only state (optimizer,
+    /// gradient scaler, scheduler), with what they hold: read past, not used.
+    pub training_state: Vec<(String, &'static str)>,
 }
 
 impl Checkpoint {
@@ -427,6 +431,7 @@ fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
         classes: selection.classes,
         globals: globals_of(&file),
         big_endian: file.big_endian,
+        training_state: selection.training_state,
     })
 }
 
@@ -500,5 +505,6 @@ fn read_safetensors(backing: Arc<Backing>, options: &Options) -> Result<Checkpoi
         classes: Vec::new(),
         globals: Vec::new(),
         big_endian: false,
+        training_state: Vec::new(),
     })
 }

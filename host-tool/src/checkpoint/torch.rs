@@ -48,6 +48,24 @@ pub(crate) struct Selection {
     pub entries: Vec<(String, ObjId)>,
     /// Classes of the modules walked, sorted, deduplicated.
     pub classes: Vec<String>,
+    /// Top-level entries next to the selected state_dict that hold training-only state, with
+    /// what they hold: `("optimizer", "optimizer state")`.
+    pub training_state: Vec<(String, &'static str)>,
+}
+
+/// What a top-level entry named `key` holds, when its name says training-only state (optimizer,
+/// gradient scaler, learning-rate scheduler: what a training loop saves to resume).
+pub(crate) fn training_state_kind(key: &str) -> Option<&'static str> {
+    let k = key.to_ascii_lowercase();
+    if k.contains("optim") {
+        Some("optimizer state")
+    } else if k.contains("scaler") || k == "amp" || k.contains("amp_scaling") {
+        Some("gradient scaler")
+    } else if k.contains("sched") {
+        Some("learning-rate scheduler")
+    } else {
+        None
+    }
 }
 
 /// A storage as a persistent id names it.
@@ -133,10 +151,22 @@ pub(crate) fn select(heap: &Heap, root: ObjId, key: Option<&str>) -> Result<Sele
     };
     classes.sort();
     classes.dedup();
+    let training_state = match (&key, heap.get(root)) {
+        (Some(_), Obj::Dict(d)) => heap
+            .dict_items(&d.items)
+            .iter()
+            .filter_map(|(k, _)| {
+                let k = heap.str(*k)?;
+                training_state_kind(k).map(|kind| (k.to_owned(), kind))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(Selection {
         key,
         entries,
         classes,
+        training_state,
     })
 }
 

@@ -133,9 +133,13 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let tract_timing = match (&reference, &args.onnx) {
         (Some(reference), Some(onnx)) => {
             let mut notes = Vec::new();
-            let pairs =
-                super::validate::pair_inputs(firmware.inputs(), reference.inputs(), &mut notes)
-                    .with_context(|| format!("{model_path} and {}", onnx.display()))?;
+            let (pairs, _) = super::validate::pair_inputs(
+                firmware.inputs(),
+                reference.inputs(),
+                None,
+                &mut notes,
+            )
+            .with_context(|| format!("{model_path} and {}", onnx.display()))?;
             let inputs: Vec<_> = pairs
                 .iter()
                 .map(|&(fw, tr)| super::validate::named(&reference.inputs()[tr], sample[fw]))

@@ -80,6 +80,10 @@ pub struct Args {
     /// Print the report as one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Fail on a warning about the checkpoint (a BatchNorm never run in train mode) instead of
+    /// converting it.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 /// Run `convert`.
@@ -117,7 +121,13 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
                 args.weights.display()
             )
         })?,
-        None => bind_checkpoint(graph, &args.weights, &arch, args.key.clone())?,
+        None => bind_checkpoint(
+            graph,
+            &args.weights,
+            &arch,
+            args.key.clone(),
+            args.deny_warnings,
+        )?,
     };
     drop(archive);
     let output = args
@@ -148,15 +158,18 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `graph` (the architecture `arch`) with the state_dict of the checkpoint at `weights` bound to
-/// it strictly; the checkpoint's tensors are released before returning.
+/// it strictly, after the checkpoint's eval-mode findings are reported (and, with
+/// `deny_warnings`, refused); the checkpoint's tensors are released before returning.
 pub(super) fn bind_checkpoint(
     graph: Graph,
     weights: &Path,
     arch: &str,
     key: Option<String>,
+    deny_warnings: bool,
 ) -> anyhow::Result<Graph> {
     let ckpt = checkpoint::open(weights, &Options { key })
         .with_context(|| weights.display().to_string())?;
+    super::diagnostics::report(&ckpt, weights, deny_warnings)?;
     bind(graph, blob::state_dict(&ckpt)).with_context(|| {
         format!(
             "{} does not fit the architecture '{arch}'",

@@ -144,7 +144,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let arch = spec.display().to_string();
     let graph = super::convert::load_arch(&arch)?;
     let params = summarize(&graph).total_params;
-    let bound = super::convert::bind_checkpoint(graph, &weights, &arch, None)?;
+    let bound = super::convert::bind_checkpoint(graph, &weights, &arch, None, false)?;
     let sha = blob::sha256_file(&weights).with_context(|| weights.display().to_string())?;
     let fp16 = blob::build(bound.clone(), sha, WeightDtype::F16).context("compiling (fp16)")?;
     let f32_blob = blob::build(bound, sha, WeightDtype::F32).context("compiling (f32)")?;

@@ -45,7 +45,7 @@ pub struct Args {
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let graph = super::convert::load_arch(&args.arch)?;
     let bound =
-        super::convert::bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone())?;
+        super::convert::bind_checkpoint(graph, &args.weights, &args.arch, args.key.clone(), false)?;
     let bytes =
         onnx_export::to_bytes(&bound).with_context(|| format!("exporting '{}'", args.arch))?;
     crate::atomic_file::write_bytes(&args.output, &bytes)

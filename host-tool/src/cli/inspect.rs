@@ -31,6 +31,9 @@ pub struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Fail (exit 2) on a warning about the checkpoint (a BatchNorm never run in train mode).
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 #[derive(Serialize)]
@@ -64,6 +67,16 @@ struct Report<'a> {
     classes: &'a [String],
     globals: Vec<GlobalJson<'a>>,
     security: Vec<String>,
+    /// BatchNorms whose running statistics were never updated (one sentence each).
+    warnings: Vec<String>,
+    /// Training-only state read past: (key, what it holds).
+    ignored: Vec<IgnoredJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct IgnoredJson<'a> {
+    key: &'a str,
+    holds: &'static str,
 }
 
 /// Run `inspect`.
@@ -80,6 +93,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let ckpt =
         checkpoint::open(&args.file, &options).with_context(|| args.file.display().to_string())?;
     let report = report(&ckpt);
+    super::diagnostics::report(&ckpt, &args.file, args.deny_warnings)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -122,6 +136,15 @@ fn report(ckpt: &Checkpoint) -> Report<'_> {
             })
             .collect(),
         security: ckpt.security_notes(),
+        warnings: crate::checkpoint::training::untrained_batchnorms(ckpt)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ignored: ckpt
+            .training_state
+            .iter()
+            .map(|(key, holds)| IgnoredJson { key, holds })
+            .collect(),
     }
 }
 

@@ -8,6 +8,7 @@ mod archs;
 mod bench;
 mod convert;
 mod demo;
+mod diagnostics;
 mod emit;
 mod export_onnx;
 mod extract;

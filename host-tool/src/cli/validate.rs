@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::graph::random::Rng;
 use crate::npy::{self, Array};
 use crate::validate::{
-    compare_outputs, render_table, stacked_shape, FirmwareModel, NamedTensor, OutputKind,
-    OutputReport, ReferenceError, ReferenceModel, TensorSpec, Tolerances,
+    compare_outputs, pair, render_table, stacked_shape, FirmwareModel, NamedTensor, OutputKind,
+    OutputReport, Pairing, ReferenceError, ReferenceModel, TensorSpec, Tolerances,
 };
 use nnblob_firmware::WeightDtype;
 
@@ -30,6 +30,10 @@ Examples:
   nnblob validate net.nnb --onnx net.onnx --cosine-min 0.999 --max-rel off
 
 The reference: torch.onnx.export of your model, or `nnblob export-onnx` of the same checkpoint.
+
+Pairing: inputs and outputs pair by name when the blob and the ONNX file have the same names,
+otherwise by position when their counts agree (a blob's `b, a` against torch.onnx.export's
+`output0, output1`), as the report says; --match name|position forces one.
 
 Inputs: one .npy per model input, in the blob's order (`nnblob inspect MODEL.nnb`), float32 or
 float64. For a model input of shape [1, 3, 32, 32], a file of shape (3, 32, 32) or (1, 3, 32, 32)
@@ -69,6 +73,24 @@ enum Top1Rule {
     Ignore,
 }
 
+/// How `--match` pairs inputs and outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum MatchRule {
+    /// By name: both sides must have the same names.
+    Name,
+    /// By position: both sides must have as many.
+    Position,
+}
+
+impl MatchRule {
+    pub(super) fn pairing(rule: Option<MatchRule>) -> Option<Pairing> {
+        rule.map(|r| match r {
+            MatchRule::Name => Pairing::Name,
+            MatchRule::Position => Pairing::Position,
+        })
+    }
+}
+
 /// Compare a blob run by the firmware engine with an ONNX reference run by tract.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
@@ -99,6 +121,10 @@ pub struct Args {
     /// Top-1 agreement rule for classification outputs.
     #[arg(long, value_enum, default_value = "identical")]
     top1: Top1Rule,
+    /// Pair inputs and outputs by name or by position [default: by name when the names agree,
+    /// otherwise by position].
+    #[arg(long = "match", value_enum, value_name = "RULE")]
+    match_rule: Option<MatchRule>,
     /// Print the report as one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -114,7 +140,10 @@ struct Report {
     inputs: String,
     samples: usize,
     tolerances: Tolerances,
-    /// How inputs were paired, when not by identical names.
+    /// How inputs and outputs were paired.
+    inputs_paired_by: Pairing,
+    outputs_paired_by: Pairing,
+    /// Which blob input or output went with which ONNX one, when not by identical names.
     notes: Vec<String>,
     outputs: Vec<OutputReport>,
     passed: bool,
@@ -135,8 +164,10 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let mut firmware = FirmwareModel::new(&bytes).with_context(|| model_path.clone())?;
     let reference = load_reference(&args.onnx, firmware.inputs())?;
     let mut notes = Vec::new();
-    let pairs = pair_inputs(firmware.inputs(), reference.inputs(), &mut notes)
-        .with_context(|| format!("{model_path} and {}", args.onnx.display()))?;
+    let rule = MatchRule::pairing(args.match_rule);
+    let (pairs, inputs_paired_by) =
+        pair_inputs(firmware.inputs(), reference.inputs(), rule, &mut notes)
+            .with_context(|| format!("{model_path} and {}", args.onnx.display()))?;
 
     let (samples, source) = if args.inputs.is_empty() {
         let n = args.random.unwrap_or(8);
@@ -209,8 +240,18 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         output_kind(&args.classes, name, &shape, &input_sizes)
     };
-    let outputs = compare_outputs(&tested, &expected, kind_of, &tolerances)
-        .with_context(|| format!("{model_path} and {}", args.onnx.display()))?;
+    let (outputs, outputs_paired_by) =
+        compare_outputs(&tested, &expected, rule, kind_of, &tolerances)
+            .with_context(|| format!("{model_path} and {}", args.onnx.display()))?;
+    for o in &outputs {
+        if let Some(reference) = &o.reference {
+            notes.push(format!(
+                "blob output '{}' is compared with ONNX output '{reference}' (paired by position{})",
+                o.metrics.name,
+                if rule.is_some() { "" } else { ": the names differ" }
+            ));
+        }
+    }
     let passed = outputs.iter().all(|o| o.verdict.passed());
     let report = Report {
         model: model_path,
@@ -219,6 +260,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         inputs: source,
         samples: samples.count,
         tolerances,
+        inputs_paired_by,
+        outputs_paired_by,
         notes,
         outputs,
         passed,
@@ -356,46 +399,46 @@ pub(super) fn load_reference(
     }
 }
 
-/// Pairs each blob input with an ONNX input: by name, or by position when the names differ
-/// (with a note); `(blob index, onnx index)`. The shapes must be equal.
+/// Pairs each blob input with an ONNX input ([`pair`]: by name, or by position when the names
+/// differ and the counts agree, or as `rule` says), with a note per input paired by position
+/// under another name; `(blob index, onnx index)` and how. The shapes must be equal.
 pub(super) fn pair_inputs(
     blob: &[TensorSpec],
     onnx: &[TensorSpec],
+    rule: Option<Pairing>,
     notes: &mut Vec<String>,
-) -> anyhow::Result<Vec<(usize, usize)>> {
-    let list = |specs: &[TensorSpec]| {
-        specs
-            .iter()
-            .map(|s| format!("'{}' {:?}", s.name, s.shape))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    ensure!(
-        blob.len() == onnx.len(),
-        "the blob has {} input(s) ({}), the ONNX model {} ({})",
-        blob.len(),
-        list(blob),
-        onnx.len(),
-        list(onnx)
-    );
-    let by_name: Option<Vec<(usize, usize)>> = blob
-        .iter()
-        .enumerate()
-        .map(|(i, b)| onnx.iter().position(|o| o.name == b.name).map(|j| (i, j)))
-        .collect();
-    let pairs = match by_name {
-        Some(pairs) => pairs,
-        None => {
-            let pairs: Vec<(usize, usize)> = (0..blob.len()).map(|i| (i, i)).collect();
-            for &(i, j) in &pairs {
-                notes.push(format!(
-                    "blob input '{}' is fed to ONNX input '{}' (paired by position: the names differ)",
-                    blob[i].name, onnx[j].name
-                ));
-            }
-            pairs
+) -> anyhow::Result<(Vec<(usize, usize)>, Pairing)> {
+    fn names(specs: &[TensorSpec]) -> Vec<&str> {
+        specs.iter().map(|s| s.name.as_str()).collect()
+    }
+    let (pairs, how) = pair("inputs", &names(blob), &names(onnx), rule).map_err(|e| {
+        let list = |specs: &[TensorSpec]| {
+            specs
+                .iter()
+                .map(|s| format!("'{}' {:?}", s.name, s.shape))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        anyhow::anyhow!(
+            "{e} (the blob's: {}; the ONNX model's: {})",
+            list(blob),
+            list(onnx)
+        )
+    })?;
+    for &(i, j) in &pairs {
+        if blob[i].name != onnx[j].name {
+            notes.push(format!(
+                "blob input '{}' is fed to ONNX input '{}' (paired by position{})",
+                blob[i].name,
+                onnx[j].name,
+                if rule.is_some() {
+                    ""
+                } else {
+                    ": the names differ"
+                }
+            ));
         }
-    };
+    }
     for &(i, j) in &pairs {
         ensure!(
             blob[i].shape == onnx[j].shape,
@@ -406,7 +449,7 @@ pub(super) fn pair_inputs(
             onnx[j].shape
         );
     }
-    Ok(pairs)
+    Ok((pairs, how))
 }
 
 /// `count` samples of every model input, each flattened with the input's shape.

@@ -133,6 +133,39 @@ impl Graph {
         &self.values[v].shape
     }
 
+    /// Appends a value; returns its id.
+    pub fn push_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
+        self.values.push(Value {
+            name: name.to_string(),
+            shape,
+        });
+        self.values.len() - 1
+    }
+
+    /// Appends the node `name` (unfused, unbound) computing a new value `value` of `shape` from
+    /// `inputs`; returns the value.
+    pub fn push_node(
+        &mut self,
+        name: String,
+        module: Option<String>,
+        op: Op,
+        inputs: Vec<ValueId>,
+        value: &str,
+        shape: Vec<usize>,
+    ) -> ValueId {
+        let output = self.push_value(value, shape);
+        self.nodes.push(Node {
+            name,
+            module,
+            op,
+            inputs,
+            output,
+            fused: None,
+            params: Vec::new(),
+        });
+        output
+    }
+
     /// Whether every node carries all of its parameters.
     pub fn is_bound(&self) -> bool {
         self.nodes
@@ -164,10 +197,15 @@ impl Graph {
     }
 
     /// Removes node `i`, which must compute an identity of its first input: every reader of its
-    /// output (graph outputs included) reads that input instead.
+    /// output (graph outputs included) reads that input instead. A graph output keeps its name:
+    /// the input takes it, unless the input is itself a graph input or output.
     pub fn bypass_node(&mut self, i: usize) {
         let node = self.nodes.remove(i);
         let (from, to) = (node.output, node.inputs[0]);
+        if self.outputs.contains(&from) && !self.inputs.contains(&to) && !self.outputs.contains(&to)
+        {
+            self.values[to].name = self.values[from].name.clone();
+        }
         for n in &mut self.nodes {
             for input in &mut n.inputs {
                 if *input == from {

@@ -486,13 +486,21 @@ pub struct OutputReport {
     pub metrics: OutputMetrics,
     /// The judgement.
     pub verdict: Verdict,
+    /// The reference output compared with, when its name is not the output's own (outputs
+    /// paired by position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl OutputReport {
     /// Judges `metrics` with `tolerances`.
     pub fn new(metrics: OutputMetrics, tolerances: &Tolerances) -> Self {
         let verdict = tolerances.judge(&metrics);
-        OutputReport { metrics, verdict }
+        OutputReport {
+            metrics,
+            verdict,
+            reference: None,
+        }
     }
 }
 
@@ -507,7 +515,10 @@ pub fn render_table(reports: &[OutputReport]) -> String {
         .map(|r| {
             let m = &r.metrics;
             [
-                m.name.clone(),
+                match &r.reference {
+                    Some(reference) => format!("{} = {reference}", m.name),
+                    None => m.name.clone(),
+                },
                 format!("{:?}", m.shape),
                 format!("{:.3e}", m.max_abs_error),
                 m.worst

@@ -5,7 +5,8 @@
 //! recorded outputs). Out: per output, the error metrics of [`metrics`] and a pass/fail verdict against
 //! [`Tolerances`], as a table for people or as serde-serialisable structs for `--json`.
 //!
-//! Outputs are matched by name ([`match_outputs`]); a mismatch is an error that lists both sides.
+//! Inputs and outputs are paired by name, or by position when the names differ and the counts
+//! agree ([`pair`]); a mismatch is an error that lists both sides.
 
 pub mod firmware;
 pub mod metrics;
@@ -71,14 +72,56 @@ pub fn stacked_shape(rows: usize, shape: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Two sets of outputs that do not pair up by name.
+/// How the tested side's inputs or outputs are paired with the reference's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pairing {
+    /// Each with the one of the same name.
+    Name,
+    /// The first with the first, and so on.
+    Position,
+}
+
+/// Two lists of inputs or outputs that do not pair up: how, and both lists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("outputs do not match by name: tested has [{}], reference has [{}]{}", .tested.join(", "), .reference.join(", "), describe_unmatched(.tested, .reference))]
-pub struct OutputMismatch {
+pub struct PairingMismatch {
+    /// `inputs` or `outputs`.
+    pub what: &'static str,
+    /// The pairing asked for; `None` when neither would do.
+    pub rule: Option<Pairing>,
     /// Names on the tested side.
     pub tested: Vec<String>,
     /// Names on the reference side.
     pub reference: Vec<String>,
+}
+
+impl std::fmt::Display for PairingMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (t, r) = (self.tested.join(", "), self.reference.join(", "));
+        match self.rule {
+            Some(Pairing::Name) => write!(
+                f,
+                "{} do not match by name: tested has [{t}], reference has [{r}]{}",
+                self.what,
+                describe_unmatched(&self.tested, &self.reference)
+            ),
+            Some(Pairing::Position) => write!(
+                f,
+                "{} do not match by position: tested has {} ([{t}]), reference has {} ([{r}])",
+                self.what,
+                self.tested.len(),
+                self.reference.len()
+            ),
+            None => write!(
+                f,
+                "{} match neither by name nor by position: tested has {} ([{t}]), reference has {} ([{r}]){}",
+                self.what,
+                self.tested.len(),
+                self.reference.len(),
+                describe_unmatched(&self.tested, &self.reference)
+            ),
+        }
+    }
 }
 
 fn describe_unmatched(tested: &[String], reference: &[String]) -> String {
@@ -102,42 +145,81 @@ fn describe_unmatched(tested: &[String], reference: &[String]) -> String {
     text
 }
 
-/// Pairs every tested output with the reference output of the same name, in the reference's order.
-///
-/// Both sides must have exactly the same set of names, except that a single output on each side is
-/// paired whatever the names (a blob and an ONNX export may name their one output differently).
+/// Pairs `tested` with `reference` names: `(tested index, reference index)` in the reference's
+/// order, and how. `rule` forces a pairing; without one, by name when both sides hold the same
+/// names (each once), otherwise by position when the counts agree (a blob's `b, a` against
+/// `torch.onnx.export`'s `output0, output1`).
+pub fn pair(
+    what: &'static str,
+    tested: &[&str],
+    reference: &[&str],
+    rule: Option<Pairing>,
+) -> Result<(Vec<(usize, usize)>, Pairing), PairingMismatch> {
+    let mismatch = |rule| PairingMismatch {
+        what,
+        rule,
+        tested: tested.iter().map(|s| s.to_string()).collect(),
+        reference: reference.iter().map(|s| s.to_string()).collect(),
+    };
+    // The tested output of this name, when there is exactly one.
+    let only = |name: &str| {
+        let mut same = (0..tested.len()).filter(|&i| tested[i] == name);
+        match (same.next(), same.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
+    };
+    let by_name: Option<Vec<(usize, usize)>> = if tested.len() == reference.len() {
+        (0..reference.len())
+            .map(|j| only(reference[j]).map(|i| (i, j)))
+            .collect()
+    } else {
+        None
+    };
+    let by_position =
+        || (tested.len() == reference.len()).then(|| (0..tested.len()).map(|i| (i, i)).collect());
+    match rule {
+        Some(Pairing::Name) => by_name
+            .map(|p| (p, Pairing::Name))
+            .ok_or_else(|| mismatch(rule)),
+        Some(Pairing::Position) => by_position()
+            .map(|p| (p, Pairing::Position))
+            .ok_or_else(|| mismatch(rule)),
+        None => match by_name {
+            Some(p) => Ok((p, Pairing::Name)),
+            None => by_position()
+                .map(|p| (p, Pairing::Position))
+                .ok_or_else(|| mismatch(None)),
+        },
+    }
+}
+
+/// A tested output and the reference output it is compared with.
+pub type OutputPair<'a> = (&'a NamedTensor, &'a NamedTensor);
+
+/// Pairs every tested output with a reference output ([`pair`]), in the reference's order.
 pub fn match_outputs<'a>(
     tested: &'a [NamedTensor],
     reference: &'a [NamedTensor],
-) -> Result<Vec<(&'a NamedTensor, &'a NamedTensor)>, OutputMismatch> {
-    let mismatch = || OutputMismatch {
-        tested: tested.iter().map(|t| t.name.clone()).collect(),
-        reference: reference.iter().map(|t| t.name.clone()).collect(),
-    };
-    if let ([one_tested], [one_reference]) = (tested, reference) {
-        return Ok(vec![(one_tested, one_reference)]);
-    }
-    if tested.len() != reference.len() {
-        return Err(mismatch());
-    }
-    reference
-        .iter()
-        .map(|r| {
-            let mut same_name = tested.iter().filter(|t| t.name == r.name);
-            match (same_name.next(), same_name.next()) {
-                (Some(t), None) => Ok((t, r)),
-                _ => Err(mismatch()),
-            }
-        })
-        .collect()
+    rule: Option<Pairing>,
+) -> Result<(Vec<OutputPair<'a>>, Pairing), PairingMismatch> {
+    let names = |ts: &'a [NamedTensor]| ts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>();
+    let (pairs, how) = pair("outputs", &names(tested), &names(reference), rule)?;
+    Ok((
+        pairs
+            .into_iter()
+            .map(|(i, j)| (&tested[i], &reference[j]))
+            .collect(),
+        how,
+    ))
 }
 
 /// Why two sets of outputs could not be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidateError {
-    /// The names do not pair up.
+    /// The outputs do not pair up.
     #[error(transparent)]
-    Mismatch(#[from] OutputMismatch),
+    Mismatch(#[from] PairingMismatch),
     /// A pair has different shapes.
     #[error(
         "output '{name}': the tested shape is {tested:?}, the reference shape is {reference:?}"
@@ -152,35 +234,48 @@ pub enum ValidateError {
     Compare(#[from] CompareError),
 }
 
-/// Compares every tested output with its reference and judges it.
+/// Compares every tested output with the reference output it pairs with ([`match_outputs`])
+/// and judges it; also says how they were paired. A report is named after the tested output, and
+/// carries the reference's name when it differs.
 ///
 /// `kind_of` says for each output name whether top-1 is meaningful.
 pub fn compare_outputs(
     tested: &[NamedTensor],
     reference: &[NamedTensor],
+    rule: Option<Pairing>,
     kind_of: impl Fn(&str) -> OutputKind,
     tolerances: &Tolerances,
-) -> Result<Vec<OutputReport>, ValidateError> {
-    match_outputs(tested, reference)?
+) -> Result<(Vec<OutputReport>, Pairing), ValidateError> {
+    let (pairs, how) = match_outputs(tested, reference, rule)?;
+    let reports = pairs
         .into_iter()
         .map(|(t, r)| {
             if t.array.shape != r.array.shape {
                 return Err(ValidateError::Shape {
-                    name: r.name.clone(),
+                    name: if t.name == r.name {
+                        t.name.clone()
+                    } else {
+                        format!("{}' / reference '{}", t.name, r.name)
+                    },
                     tested: t.array.shape.clone(),
                     reference: r.array.shape.clone(),
                 });
             }
             let metrics = compare(
-                &r.name,
+                &t.name,
                 &r.array.shape,
-                kind_of(&r.name),
+                kind_of(&t.name),
                 &t.array.data,
                 &r.array.data,
             )?;
-            Ok(OutputReport::new(metrics, tolerances))
+            let mut report = OutputReport::new(metrics, tolerances);
+            if t.name != r.name {
+                report.reference = Some(r.name.clone());
+            }
+            Ok(report)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((reports, how))
 }
 
 #[cfg(test)]
@@ -198,22 +293,46 @@ mod tests {
     fn outputs_pair_by_name_whatever_the_order() {
         let tested = [tensor("b", &[2.0]), tensor("a", &[1.0])];
         let reference = [tensor("a", &[1.0]), tensor("b", &[2.0])];
-        let pairs = match_outputs(&tested, &reference).unwrap();
+        let (pairs, how) = match_outputs(&tested, &reference, None).unwrap();
+        assert_eq!(how, Pairing::Name);
         assert!(pairs.iter().all(|(t, r)| t.name == r.name));
-        let reports = compare_outputs(
+        let (reports, _) = compare_outputs(
             &tested,
             &reference,
+            None,
             |_| OutputKind::Other,
             &Tolerances::f32(),
         )
         .unwrap();
-        assert!(reports.iter().all(|r| r.verdict.passed()));
+        assert!(reports
+            .iter()
+            .all(|r| r.verdict.passed() && r.reference.is_none()));
     }
 
     #[test]
-    fn a_single_output_pairs_whatever_its_name() {
+    fn outputs_named_otherwise_pair_by_position_when_the_counts_agree() {
+        // A blob's `return b, a` against torch.onnx.export's `output0, output1`.
+        let tested = [tensor("b", &[2.0, 3.0]), tensor("a", &[1.0])];
+        let reference = [tensor("output0", &[2.0, 3.0]), tensor("output1", &[1.0])];
+        let (reports, how) = compare_outputs(
+            &tested,
+            &reference,
+            None,
+            |_| OutputKind::Other,
+            &Tolerances::f32(),
+        )
+        .unwrap();
+        assert_eq!(how, Pairing::Position);
+        let named: Vec<(&str, Option<&str>)> = reports
+            .iter()
+            .map(|r| (r.metrics.name.as_str(), r.reference.as_deref()))
+            .collect();
+        assert_eq!(named, [("b", Some("output0")), ("a", Some("output1"))]);
+        assert!(render_table(&reports).contains("b = output0"));
+        // One output on each side: the same rule.
         let (tested, reference) = ([tensor("logits", &[1.0])], [tensor("output", &[1.0])]);
-        let pairs = match_outputs(&tested, &reference).unwrap();
+        let (pairs, how) = match_outputs(&tested, &reference, None).unwrap();
+        assert_eq!(how, Pairing::Position);
         assert_eq!(
             (pairs[0].0.name.as_str(), pairs[0].1.name.as_str()),
             ("logits", "output")
@@ -221,13 +340,27 @@ mod tests {
     }
 
     #[test]
-    fn unmatched_names_are_listed_on_both_sides() {
+    fn a_forced_pairing_is_kept_or_refused_with_both_lists() {
         let tested = [tensor("a", &[1.0]), tensor("x", &[1.0])];
         let reference = [tensor("a", &[1.0]), tensor("b", &[1.0])];
-        let err = match_outputs(&tested, &reference).unwrap_err();
+        let err = match_outputs(&tested, &reference, Some(Pairing::Name)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "outputs do not match by name: tested has [a, x], reference has [a, b]; only in tested: x; only in reference: b"
+        );
+        // Same names in another order, paired by position on request.
+        let swapped = [tensor("x", &[1.0]), tensor("a", &[1.0])];
+        let (pairs, _) = match_outputs(&swapped, &tested, Some(Pairing::Position)).unwrap();
+        assert_eq!(pairs[0].0.name, "x");
+        let err = match_outputs(&tested[..1], &reference, Some(Pairing::Position)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "outputs do not match by position: tested has 1 ([a]), reference has 2 ([a, b])"
+        );
+        let err = match_outputs(&tested[..1], &reference, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "outputs match neither by name nor by position: tested has 1 ([a]), reference has 2 ([a, b]); only in reference: b"
         );
     }
 
@@ -241,6 +374,7 @@ mod tests {
         let err = compare_outputs(
             &tested,
             &reference,
+            None,
             |_| OutputKind::Other,
             &Tolerances::f32(),
         )

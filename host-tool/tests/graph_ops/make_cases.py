@@ -1,11 +1,17 @@
 """Op-level oracle for nnblob's reference evaluator and passes.
 
-Each case is a small torch module and the nnblob spec describing the same forward(). The script
-randomizes weights and BatchNorm statistics, runs torch in eval mode and writes `cases.json`:
-spec text, state_dict (key -> shape, values), inputs and torch's outputs. Run it from this
-folder with a virtualenv that has torch:  python make_cases.py
+Each case is a small torch module and the nnblob spec describing the same forward(). Most
+cases write their spec out; the "pasted" ones take it from their own Python source: the
+`__init__` lines (or `spec_modules`) and the body of `forward` exactly as written, which is what a
+user pastes. The script randomizes weights and BatchNorm statistics, runs torch in eval mode and
+writes `cases.json`: spec text, state_dict (key -> shape, values), inputs, torch's outputs and the
+output names `forward` returns (a plain name, or null). Run it from this folder with a
+virtualenv that has torch:  python make_cases.py
 """
+import ast
+import inspect
 import json
+import textwrap
 
 import torch
 import torch.nn as nn
@@ -221,6 +227,107 @@ forward:
         return torch.tanh(self.bn2(self.fc2(torch.flatten(y, 1))))
 
 
+class PastedMethods(nn.Module):
+    inputs = [(4, 6, 5)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 6 * 5, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        b, c, h, w = y.shape
+        z = y.permute(0, 3, 2, 1).contiguous()
+        z = z.reshape(-1, c).transpose(0, 1)
+        z = z.unsqueeze(0).view(y.size(0), c, h, w)
+        f = self.fc(y.view(y.shape[0], -1))
+        g = z.view(b, c // 2, 2, h * w).permute(0, 2, 1, 3)
+        return f.softmax(dim=1), z.mean([2, 3]), z.mean(dim=1, keepdim=True), x.mean(-1), y.flatten(2).transpose(1, 2), g
+
+
+class PastedIndexing(nn.Module):
+    inputs = [(6,)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, (3, 1))
+
+    def forward(self, x):
+        y = self.conv(x[:, None, :, None])
+        n, c, _, _ = y.size()
+        z = y[0][..., 0]
+        w = y[..., -1].flatten(1)
+        v = y.squeeze(-1).unsqueeze(1)
+        return F.relu(z), w.view(n, c, -1), torch.sigmoid(v.squeeze())
+
+
+class PastedModuleList(nn.Module):
+    inputs = [(3, 6, 6)]
+    spec_modules = """
+layers.0 = Conv2d(3, 4, 3, padding=1)
+layers.1 = Conv2d(4, 4, 1)
+bn = BatchNorm2d(4)
+head.0 = Linear(4, 2)
+drop = Dropout(0.2)
+"""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1)])
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Sequential(nn.Linear(4, 2))
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        x = self.layers[0](x)
+        y = self.bn(self.layers[1](F.relu(x)))
+        feat = y.mean([2, 3])
+        logits = self.drop(self.head[0](feat))
+        return logits, feat, y
+
+
+class PastedSlices(nn.Module):
+    inputs = [(8, 6, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        y = self.conv(a) * torch.sigmoid(b)
+        p, q, r = torch.split(y, [1, 2, 1], dim=1)
+        s = x[:, :4, 1:5:2, -3:]
+        t = x[:, 0]
+        u = x[..., 2:8:2]
+        parts = y.chunk(3, dim=2)
+        return p + r, q, s, t, u, parts[-1], x.split(5, dim=1)[1]
+
+
+def body(function):
+    """The lines of a function's body as written, indented (the `def` line dropped)."""
+    return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
+
+
+def pasted(cls):
+    """The spec of a case: its inputs, then its module declarations and its forward pasted."""
+    names = list(inspect.signature(cls.forward).parameters)[1:]
+    inputs = [f"input {n}: {list(s)}" for n, s in zip(names, cls.inputs)]
+    modules = getattr(cls, "spec_modules", None)
+    if modules is None:
+        modules = textwrap.dedent("\n".join(l for l in body(cls.__init__) if "super()" not in l))
+    return "\n".join(inputs) + "\n" + modules.strip() + "\nforward:\n" + "\n".join(body(cls.forward)) + "\n"
+
+
+def output_names(cls):
+    """Per output, the plain name `forward` returns it as, or None."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls.forward)))
+    ret = [n for n in ast.walk(tree) if isinstance(n, ast.Return)][-1].value
+    items = ret.elts if isinstance(ret, ast.Tuple) else [ret]
+    return [i.id if isinstance(i, ast.Name) else None for i in items]
+
+
 CASES = {
     "grouped_dilated_conv_bn_prelu": GroupedDilated,
     "conv1d_bn1d_silu": Conv1dBn,
@@ -230,6 +337,10 @@ CASES = {
     "two_inputs_unfoldable_batchnorms": TwoInputs,
     "padding_forms_dropout": Padding,
     "linear_bn1d_3d_and_2d": LinearBn,
+    "pasted_tensor_methods": PastedMethods,
+    "pasted_indexing": PastedIndexing,
+    "pasted_module_list_output_names": PastedModuleList,
+    "pasted_slices_chunk_split": PastedSlices,
 }
 
 
@@ -245,10 +356,11 @@ def main():
         sd = {k: {"shape": list(v.shape), "data": v.float().flatten().tolist()}
               for k, v in m.state_dict().items()}
         out[name] = {
-            "spec": cls.spec.lstrip(),
+            "spec": cls.spec.lstrip() if hasattr(cls, "spec") else pasted(cls),
             "state_dict": sd,
             "inputs": [{"shape": list(x.shape), "data": x.flatten().tolist()} for x in xs],
             "outputs": [{"shape": list(y.shape), "data": y.flatten().tolist()} for y in ys],
+            "output_names": output_names(cls),
         }
     with open("cases.json", "w") as f:
         json.dump(out, f)

@@ -1,18 +1,21 @@
 //! The spec's syntax tree and its recursive-descent parser.
 //!
 //! ```text
-//! spec     := { line }
-//! line     := NEWLINE
-//!           | 'input' NAME ':' '[' INT { ',' INT } ']' NEWLINE
-//!           | 'forward' ':' NEWLINE                       -- starts the forward section
-//!           | NAME '=' expr NEWLINE                       -- a module (before) or a value (after)
-//!           | 'return' expr { ',' expr } NEWLINE
-//! expr     := term { '+' term }
-//! term     := unary { '*' unary }
-//! unary    := '-' unary | atom
-//! atom     := NAME [ '(' [ arg { ',' arg } [','] ] ')' ] | INT | FLOAT | STRING
-//!           | '[' [ expr { ',' expr } [','] ] ']' | '(' expr ')' | '(' [ expr ',' { expr ',' } [expr] ] ')'
-//! arg      := NAME '=' expr | expr
+//! spec      := { line }
+//! line      := NEWLINE
+//!            | 'input' NAME ':' '[' INT { ',' INT } ']' NEWLINE
+//!            | 'forward' ':' NEWLINE                      -- starts the forward section
+//!            | NAME { ',' NAME } '=' expr { ',' expr } NEWLINE -- a module (before) or value(s) (after)
+//!            | 'return' expr { ',' expr } NEWLINE
+//! expr      := term { ('+' | '-') term }
+//! term      := unary { ('*' | '//') unary }
+//! unary     := '-' unary | postfix
+//! postfix   := atom { '(' [ arg { ',' arg } [','] ] ')' | '[' subscript { ',' subscript } [','] ']'
+//!                   | '.' NAME }
+//! atom      := NAME | INT | FLOAT | STRING
+//!            | '[' [ expr { ',' expr } [','] ] ']' | '(' expr ')' | '(' [ expr ',' { expr ',' } [expr] ] ')'
+//! subscript := '...' | [ expr ] ':' [ expr ] [ ':' [ expr ] ] | expr
+//! arg       := NAME '=' expr | expr
 //! ```
 
 use super::lexer::{Tok, Token};
@@ -33,21 +36,44 @@ pub enum ExprKind {
     Str(String),
     List(Vec<Expr>),
     Tuple(Vec<Expr>),
+    /// `func(args, key=value)`: `func` is a name (`conv1`, `F.relu`, `x.permute`), an attribute
+    /// (`x.permute(0, 2, 1).reshape`) or an index (`self.layers[0]`).
     Call {
-        callee: String,
+        func: Box<Expr>,
         args: Vec<Expr>,
         kwargs: Vec<(String, Expr)>,
     },
-    /// `+` or `*`.
+    /// `value.name` after a bracket (a name's own dots stay in the name).
+    Attr(Box<Expr>, String),
+    /// `value[subscripts]`.
+    Index(Box<Expr>, Vec<Subscript>),
+    /// `+`, `-`, `*` or `/` (for `//`).
     Binary(char, Box<Expr>, Box<Expr>),
     Neg(Box<Expr>),
 }
 
+/// One entry of an index: `x[0]`, `x[None]`, `x[1:8:2]`, `x[...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subscript {
+    /// An integer or `None`.
+    Item(Expr),
+    /// `start:stop:step`, each optional.
+    Slice(Option<Expr>, Option<Expr>, Option<Expr>),
+    Ellipsis,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
-    Input { name: String, dims: Vec<i64> },
+    Input {
+        name: String,
+        dims: Vec<i64>,
+    },
     Forward,
-    Assign { name: String, value: Expr },
+    /// `name = value`, or `a, b = value` (unpacking a tuple).
+    Assign {
+        targets: Vec<String>,
+        value: Expr,
+    },
     Return(Vec<Expr>),
 }
 
@@ -209,14 +235,32 @@ impl<'a> Parser<'a> {
                     }
                     Stmt::Return(values)
                 }
-                Tok::Name(n) => {
-                    let name = n.strip_prefix("self.").unwrap_or(n).to_string();
-                    self.pos += 1;
-                    self.expect('=', "'=' (a statement is `name = ...`, `input ...`, `forward:` or `return ...`)")?;
-                    Stmt::Assign {
-                        name,
-                        value: self.expr()?,
+                Tok::Name(_) => {
+                    let mut targets = Vec::new();
+                    loop {
+                        let name = self.name("a name to assign to")?;
+                        targets.push(name.strip_prefix("self.").unwrap_or(&name).to_string());
+                        if !self.eat(',') {
+                            break;
+                        }
                     }
+                    self.expect('=', "'=' (a statement is `name = ...`, `input ...`, `forward:` or `return ...`)")?;
+                    // `a, b = x, y`: a tuple without brackets.
+                    let first = self.expr()?;
+                    let value = if self.peek().tok == Tok::Punct(',') {
+                        let mut items = vec![first];
+                        while self.eat(',') {
+                            items.push(self.expr()?);
+                        }
+                        Expr {
+                            line: items[0].line,
+                            col: items[0].col,
+                            kind: ExprKind::Tuple(items),
+                        }
+                    } else {
+                        first
+                    };
+                    Stmt::Assign { targets, value }
                 }
                 _ => {
                     return Err(self.expected(
@@ -234,23 +278,26 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self) -> Result<Expr, SpecError> {
-        self.chain('+', Self::term)
+        self.chain(&['+', '-'], Self::term)
     }
 
     fn term(&mut self) -> Result<Expr, SpecError> {
-        self.chain('*', Self::unary)
+        self.chain(&['*', '/'], Self::unary)
     }
 
     /// `operand { op operand }`, left-nested; each operator is one level of [`MAX_DEPTH`].
     fn chain(
         &mut self,
-        op: char,
+        ops: &[char],
         operand: fn(&mut Self) -> Result<Expr, SpecError>,
     ) -> Result<Expr, SpecError> {
         let outer = self.depth;
         let result = (|| {
             let mut lhs = operand(self)?;
-            while self.peek().tok == Tok::Punct(op) {
+            while let Tok::Punct(op) = self.peek().tok {
+                if !ops.contains(&op) {
+                    break;
+                }
                 self.deeper()?;
                 let t = self.next();
                 let rhs = operand(self)?;
@@ -266,6 +313,110 @@ impl<'a> Parser<'a> {
         result
     }
 
+    /// An atom followed by calls, indexes and attributes; each after the first is one level of
+    /// [`MAX_DEPTH`] (`f(x)` is as deep as `x`, `x.permute(0, 1).reshape(-1)` two levels deeper).
+    fn postfix(&mut self) -> Result<Expr, SpecError> {
+        let outer = self.depth;
+        let result = (|| {
+            let mut e = self.atom()?;
+            let mut first = true;
+            loop {
+                let t = self.peek().clone();
+                if matches!(t.tok, Tok::Punct('(' | '[' | '.')) && !std::mem::take(&mut first) {
+                    self.deeper()?;
+                }
+                // A call and an index are where their callee or value starts; an attribute is
+                // where its name is.
+                let (mut line, mut col) = (e.line, e.col);
+                let kind = match t.tok {
+                    Tok::Punct('(') => {
+                        self.pos += 1;
+                        let (args, kwargs) = self.arguments()?;
+                        ExprKind::Call {
+                            func: Box::new(e),
+                            args,
+                            kwargs,
+                        }
+                    }
+                    Tok::Punct('[') => {
+                        self.pos += 1;
+                        let mut items = Vec::new();
+                        while !self.eat(']') {
+                            items.push(self.subscript()?);
+                            if !self.eat(',') {
+                                self.expect(']', "',' or ']' in the index")?;
+                                break;
+                            }
+                        }
+                        ExprKind::Index(Box::new(e), items)
+                    }
+                    Tok::Punct('.') => {
+                        self.pos += 1;
+                        (line, col) = (self.peek().line, self.peek().col);
+                        let name = self.name("an attribute or method name after '.'")?;
+                        ExprKind::Attr(Box::new(e), name)
+                    }
+                    _ => return Ok(e),
+                };
+                e = Expr { kind, line, col };
+            }
+        })();
+        self.depth = outer;
+        result
+    }
+
+    /// The arguments of a call, after its `(`, up to and including its `)`.
+    #[allow(clippy::type_complexity)]
+    fn arguments(&mut self) -> Result<(Vec<Expr>, Vec<(String, Expr)>), SpecError> {
+        let (mut args, mut kwargs) = (Vec::new(), Vec::new());
+        while !self.eat(')') {
+            let is_kw = matches!(self.peek().tok, Tok::Name(_))
+                && self.toks.get(self.pos + 1).map(|t| &t.tok) == Some(&Tok::Punct('='));
+            if is_kw {
+                let key = self.name("an argument name")?;
+                self.pos += 1;
+                kwargs.push((key, self.expr()?));
+            } else if kwargs.is_empty() {
+                args.push(self.expr()?);
+            } else {
+                return Err(self.expected("a keyword argument (positional arguments come first)"));
+            }
+            if !self.eat(',') {
+                self.expect(')', "',' or ')' in the argument list")?;
+                break;
+            }
+        }
+        Ok((args, kwargs))
+    }
+
+    /// One entry of an index.
+    fn subscript(&mut self) -> Result<Subscript, SpecError> {
+        if self.peek().tok == Tok::Ellipsis {
+            self.pos += 1;
+            return Ok(Subscript::Ellipsis);
+        }
+        let ends = |p: &Self| {
+            matches!(
+                p.peek().tok,
+                Tok::Punct(':') | Tok::Punct(',') | Tok::Punct(']')
+            )
+        };
+        let start = if ends(self) { None } else { Some(self.expr()?) };
+        if !self.eat(':') {
+            return match start {
+                Some(e) => Ok(Subscript::Item(e)),
+                None => Err(self.expected("an index, a slice or '...'")),
+            };
+        }
+        let stop = if ends(self) { None } else { Some(self.expr()?) };
+        let step = if self.eat(':') && !ends(self) {
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        Ok(Subscript::Slice(start, stop, step))
+    }
+
     fn unary(&mut self) -> Result<Expr, SpecError> {
         self.deeper()?;
         let result = if self.peek().tok == Tok::Punct('-') {
@@ -276,7 +427,7 @@ impl<'a> Parser<'a> {
                 col: t.col,
             })
         } else {
-            self.atom()
+            self.postfix()
         };
         self.depth -= 1;
         result
@@ -293,36 +444,7 @@ impl<'a> Parser<'a> {
             Tok::Int(i) => at(ExprKind::Int(i)),
             Tok::Float(f) => at(ExprKind::Float(f)),
             Tok::Str(s) => at(ExprKind::Str(s)),
-            Tok::Name(n) => {
-                if !self.eat('(') {
-                    return Ok(at(ExprKind::Name(n)));
-                }
-                let (mut args, mut kwargs) = (Vec::new(), Vec::new());
-                while !self.eat(')') {
-                    let is_kw = matches!(self.peek().tok, Tok::Name(_))
-                        && self.toks.get(self.pos + 1).map(|t| &t.tok) == Some(&Tok::Punct('='));
-                    if is_kw {
-                        let key = self.name("an argument name")?;
-                        self.pos += 1;
-                        kwargs.push((key, self.expr()?));
-                    } else if kwargs.is_empty() {
-                        args.push(self.expr()?);
-                    } else {
-                        return Err(
-                            self.expected("a keyword argument (positional arguments come first)")
-                        );
-                    }
-                    if !self.eat(',') {
-                        self.expect(')', "',' or ')' in the argument list")?;
-                        break;
-                    }
-                }
-                at(ExprKind::Call {
-                    callee: n,
-                    args,
-                    kwargs,
-                })
-            }
+            Tok::Name(n) => at(ExprKind::Name(n)),
             Tok::Punct('[') => {
                 let mut items = Vec::new();
                 while !self.eat(']') {

@@ -9,8 +9,10 @@ pub enum Tok {
     Int(i64),
     Float(f64),
     Str(String),
-    /// One of `( ) [ ] , = : + * -`.
+    /// One of `( ) [ ] , = : + * - .`, or `/` for `//` (integer division).
     Punct(char),
+    /// `...` (every remaining axis, in an index).
+    Ellipsis,
     Newline,
     Eof,
 }
@@ -22,7 +24,9 @@ impl Tok {
             Tok::Int(i) => format!("number {i}"),
             Tok::Float(f) => format!("number {f}"),
             Tok::Str(s) => format!("string '{s}'"),
+            Tok::Punct('/') => "'//'".into(),
             Tok::Punct(c) => format!("'{c}'"),
+            Tok::Ellipsis => "'...'".into(),
             Tok::Newline => "end of line".into(),
             Tok::Eof => "end of file".into(),
         }
@@ -37,7 +41,9 @@ pub struct Token {
 }
 
 /// Splits `text` into tokens. Newlines inside brackets are skipped (so a call may span lines),
-/// `#` starts a comment, indentation is not significant.
+/// `#` starts a comment, indentation is not significant. A name takes its dots with it
+/// (`layer1.0.conv1`, `x.permute`); a dot after a bracket is a `'.'` of its own
+/// (`x.permute(0, 2, 1).reshape(...)`).
 pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
@@ -144,7 +150,21 @@ pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
             }
             push(Tok::Str(chars[begin + 1..i].iter().collect()));
             i += 1;
-        } else if "()[],=:+*-".contains(c) {
+        } else if c == '.' && chars[i..].starts_with(&['.', '.', '.']) {
+            push(Tok::Ellipsis);
+            i += 3;
+        } else if c == '/' {
+            if chars.get(i + 1) != Some(&'/') {
+                return Err(err(
+                    line,
+                    col,
+                    "unexpected character '/' (constants divide with `//`; tensors cannot be divided)"
+                        .into(),
+                ));
+            }
+            push(Tok::Punct('/'));
+            i += 2;
+        } else if "()[],=:+*-.".contains(c) {
             match c {
                 '(' | '[' => depth += 1,
                 ')' | ']' => depth = depth.saturating_sub(1),

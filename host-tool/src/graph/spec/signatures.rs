@@ -145,6 +145,12 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
         "flatten" => ("flatten", vec![int("start_dim", 0), int("end_dim", -1)]),
         "reshape" => ("reshape", vec![req("shape")]),
         "permute" => ("permute", vec![req("dims")]),
+        "transpose" => ("transpose", vec![req("dim0"), req("dim1")]),
+        "unsqueeze" => ("unsqueeze", vec![req("dim")]),
+        "squeeze" => ("squeeze", vec![none("dim")]),
+        "mean" => ("mean", vec![none("dim"), boolean("keepdim", false)]),
+        "chunk" => ("chunk", vec![req("chunks"), int("dim", 0)]),
+        "split" => ("split", vec![req("split_size_or_sections"), int("dim", 0)]),
         "add" => ("add", vec![]),
         "mul" => ("mul", vec![]),
         "cat" | "concat" => ("cat", vec![int("dim", 0)]),
@@ -253,7 +259,7 @@ impl Args {
         })
     }
 
-    fn get(&self, name: &str) -> &Lit {
+    pub(super) fn get(&self, name: &str) -> &Lit {
         self.values
             .iter()
             .find(|(n, _)| *n == name)
@@ -269,7 +275,7 @@ impl Args {
         )
     }
 
-    fn int(&self, name: &str) -> Result<i64, String> {
+    pub(super) fn int(&self, name: &str) -> Result<i64, String> {
         match self.get(name) {
             Lit::Int(i) => Ok(*i),
             _ => Err(self.bad(name, "an integer")),
@@ -277,7 +283,7 @@ impl Args {
     }
 
     /// A positive integer.
-    fn size(&self, name: &str) -> Result<usize, String> {
+    pub(super) fn size(&self, name: &str) -> Result<usize, String> {
         match self.get(name) {
             Lit::Int(i) if *i > 0 => Ok(*i as usize),
             _ => Err(self.bad(name, "a positive integer")),
@@ -292,7 +298,7 @@ impl Args {
         }
     }
 
-    fn flag(&self, name: &str) -> Result<bool, String> {
+    pub(super) fn flag(&self, name: &str) -> Result<bool, String> {
         match self.get(name) {
             Lit::Bool(b) => Ok(*b),
             _ => Err(self.bad(name, "True or False")),
@@ -306,7 +312,7 @@ impl Args {
         }
     }
 
-    fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
+    pub(super) fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
         match self.get(name) {
             Lit::Int(i) => Ok(vec![*i]),
             Lit::Tuple(items) => items
