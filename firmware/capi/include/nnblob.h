@@ -147,7 +147,8 @@ size_t nnb_output_len(const nnb_model *model, size_t index);
 /*
  * Name of input or output `index`: a pointer into the blob, NOT NUL-terminated, and its length
  * in bytes in *name_len (when name_len is not NULL). Print it with printf("%.*s", (int)len,
- * name). NULL for a NULL or invalid model or an index out of range (*name_len untouched).
+ * name). NULL for a NULL or invalid model, an index out of range or a misaligned name_len
+ * (*name_len untouched).
  */
 const char *nnb_input_name(const nnb_model *model, size_t index, size_t *name_len);
 const char *nnb_output_name(const nnb_model *model, size_t index, size_t *name_len);

@@ -331,7 +331,10 @@ fn name_of(io: Option<IoInfo<'static>>, name_len: *mut usize) -> *const c_char {
     let Some(io) = io else {
         return core::ptr::null();
     };
-    if !name_len.is_null() && aligned(name_len.cast(), align_of::<usize>()) {
+    if !name_len.is_null() {
+        if !aligned(name_len.cast(), align_of::<usize>()) {
+            return core::ptr::null();
+        }
         // SAFETY: non-NULL and aligned; the caller gives a writable `size_t` (nnblob.h).
         unsafe { name_len.write(io.name.len()) };
     }

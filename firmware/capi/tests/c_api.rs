@@ -301,6 +301,7 @@ fn hostile_calls_return_their_codes() {
         ("output_name_1", "1".into()),
         ("name_len_untouched", "12345".into()),
         ("name_null_len", "1".into()),
+        ("name_misaligned_len", "1".into()),
         ("run_null_model", capi::NNB_ERR_NULL.to_string()),
         ("run_failed_model", capi::NNB_ERR_MODEL_INVALID.to_string()),
         ("run_zeroed_model", capi::NNB_ERR_MODEL_INVALID.to_string()),

@@ -85,6 +85,8 @@ int main(int argc, char **argv) {
     show("output_name_1", nnb_output_name(&model, 1, &name_len) == NULL);
     show("name_len_untouched", (long)name_len);
     show("name_null_len", nnb_input_name(&model, 0, NULL) != NULL);
+    show("name_misaligned_len",
+         nnb_input_name(&model, 0, (size_t *)(void *)(spare.bytes + 1)) == NULL);
 
     /* nnb_run */
     arena_bytes = nnb_arena_bytes(&model);
