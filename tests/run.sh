@@ -30,6 +30,9 @@ step "firmware on bare-metal targets"
 for t in "${targets[@]}"; do
   cargo build --locked -p nnblob-firmware --target "$t" --release
   cargo clippy --locked -p nnblob-firmware --target "$t" -- -D warnings
+  # The C API: the static library a C firmware links (docs/C.md).
+  cargo build --locked -p nnblob-capi --target "$t" --release
+  cargo clippy --locked -p nnblob-capi --target "$t" -- -D warnings
 done
 
 step "cargo test"

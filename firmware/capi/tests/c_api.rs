@@ -1,0 +1,350 @@
+//! The C API from C: `include/nnblob.h` against the Rust side, and C programs linked with the
+//! static library giving the engine's bits and the documented codes.
+//!
+//! - The header's constants (codes, sizes, limits) equal the crate's, its functions are exactly
+//!   the library's exported `nnb_*` symbols, and C's `sizeof(nnb_model)` is `NNB_MODEL_BYTES`.
+//! - `examples/run_blob.c`, built with `cc -std=c99 -Wall -Wextra -Werror -pedantic` against
+//!   `libnnblob_capi.a`, runs LeNet-5 converted from its committed fixture (fp16 and f32) on
+//!   the fixture's inputs: its output bits equal `nnblob_firmware::Model::run` on the host.
+//! - `tests/hostile.c`: every NULL, misaligned, short, corrupted, overlapping and out-of-range
+//!   argument returns its code (for the blob's faults, the code of the error the Rust engine
+//!   gives on the same bytes).
+//!
+//! The library is built by a nested `cargo build --release -p nnblob-capi` with its own target
+//! directory under this crate's `CARGO_TARGET_TMPDIR` (the outer build holds the lock on the
+//! main one); later runs find it up to date. Needs `cc` and `nm`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use nnblob::blob::{self, WeightDtype};
+use nnblob::checkpoint::{self, Options};
+use nnblob::graph::{bind, catalog};
+use nnblob_capi as capi;
+use nnblob_firmware::Model;
+
+const C_FLAGS: [&str; 5] = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn header() -> String {
+    std::fs::read_to_string(crate_dir().join("include/nnblob.h")).expect("nnblob.h")
+}
+
+/// Every `#define NAME VALUE` of the header whose value is an integer, `(-n)` included.
+fn defines(h: &str) -> BTreeMap<String, i64> {
+    h.lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("#define ")?.split_whitespace();
+            let name = w.next()?;
+            let value = w.next()?.trim_start_matches('(').trim_end_matches(')');
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The functions the header declares: `nnb_name(` at the start of a declaration.
+fn declared_functions(h: &str) -> BTreeSet<String> {
+    h.lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with('/'))
+        .filter_map(|l| {
+            let start = l.find("nnb_")?;
+            let end = start + l[start..].find('(')?;
+            Some(l[start..end].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn header_constants_are_the_crates() {
+    let d = defines(&header());
+    let mut codes = BTreeMap::new();
+    for &(name, value, msg) in capi::CODES {
+        assert_eq!(d.get(name), Some(&i64::from(value)), "{name} in nnblob.h");
+        assert!(!msg.to_bytes().is_empty(), "{name} has a sentence");
+        assert!(
+            codes.insert(value, name).is_none(),
+            "{name}: value used twice"
+        );
+    }
+    for name in d
+        .keys()
+        .filter(|n| *n == "NNB_OK" || n.starts_with("NNB_ERR_"))
+    {
+        assert!(
+            capi::CODES.iter().any(|c| c.0 == name),
+            "{name} is in nnblob.h but not in the crate's CODES"
+        );
+    }
+    let expect = [
+        ("NNB_MODEL_BYTES_32", capi::MODEL_BYTES_32),
+        ("NNB_MODEL_BYTES_64", capi::MODEL_BYTES_64),
+        ("NNB_MAX_IO", capi::MAX_IO),
+        ("NNB_MAX_RANK", capi::MAX_RANK),
+        ("NNB_ARENA_ALIGN", capi::ARENA_ALIGN),
+        ("NNB_BLOB_ALIGN", nnblob_format::layout::WEIGHT_ALIGN),
+    ];
+    for (name, value) in expect {
+        assert_eq!(d.get(name), Some(&(value as i64)), "{name} in nnblob.h");
+    }
+    assert_eq!(
+        capi::MAX_RANK,
+        nnblob_firmware::TensorDesc {
+            rank: 0,
+            dims: [1; 4],
+            offset: 0
+        }
+        .dims
+        .len()
+    );
+}
+
+#[test]
+fn every_code_has_its_sentence() {
+    for &(name, value, msg) in capi::CODES {
+        let s = unsafe { std::ffi::CStr::from_ptr(capi::nnb_error_str(value)) };
+        assert_eq!(s, msg, "{name}");
+    }
+    let s = unsafe { std::ffi::CStr::from_ptr(capi::nnb_error_str(12345)) };
+    assert_eq!(s.to_str(), Ok("unknown error code"));
+}
+
+/// The static library for the host, built once per test run.
+fn library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nnblob-capi");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--locked", "-p", "nnblob-capi"])
+            .arg("--manifest-path")
+            .arg(crate_dir().join("../../Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("runs cargo");
+        assert!(status.success(), "cargo build -p nnblob-capi");
+        target.join("release/libnnblob_capi.a")
+    })
+}
+
+/// `source` compiled with the strict C flags against the header and the static library.
+fn compile(source: &str, out: &Path) {
+    let o = Command::new("cc")
+        .args(C_FLAGS)
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join(source))
+        .arg(library())
+        // What std needs on a hosted target (`--print native-static-libs`).
+        .args(["-lpthread", "-ldl", "-lm"])
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("runs cc");
+    assert!(
+        o.status.success(),
+        "cc {source}:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_api");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// LeNet-5's blob converted from its committed fixture, and the fixture's inputs.
+fn lenet5(dtype: WeightDtype) -> (Vec<u8>, Vec<Vec<f32>>) {
+    let dir = crate_dir().join("../../tests/fixtures/models/lenet5");
+    let ckpt_path = dir.join("state_dict.pth");
+    let ckpt = checkpoint::open(&ckpt_path, &Options::default()).expect("reads the checkpoint");
+    let graph = catalog::graph("lenet5").expect("a catalog entry");
+    let bound = bind(graph, blob::state_dict(&ckpt)).expect("binds strictly");
+    let sha = blob::sha256_file(&ckpt_path).expect("hashes");
+    let built = blob::build(bound, sha, dtype).expect("compiles");
+    let inputs = nnblob::npy::read::<f32>(&dir.join("inputs.npy")).expect("inputs.npy");
+    let n = inputs.data.len() / inputs.shape[0];
+    let inputs = inputs.data.chunks(n).map(<[f32]>::to_vec).collect();
+    (built.bytes, inputs)
+}
+
+fn f32_file(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).expect("writes");
+}
+
+#[test]
+fn header_functions_are_the_librarys_symbols() {
+    let o = Command::new("nm")
+        .args(["-g", "--defined-only"])
+        .arg(library())
+        .output()
+        .expect("runs nm");
+    assert!(o.status.success());
+    let exported: BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (kind, name) = (w.nth(1)?, w.next()?);
+            (kind == "T" && name.starts_with("nnb_")).then(|| name.to_string())
+        })
+        .collect();
+    assert_eq!(declared_functions(&header()), exported);
+}
+
+#[test]
+fn c_program_gives_the_engines_bits() {
+    let exe = tmp("run_blob");
+    compile("examples/run_blob.c", &exe);
+    for dtype in [WeightDtype::F16, WeightDtype::F32] {
+        let (bytes, inputs) = lenet5(dtype);
+        let blob_path = tmp(&format!("lenet5-{dtype:?}.nnb"));
+        std::fs::write(&blob_path, &bytes).expect("writes");
+        let model = Model::from_bytes(&bytes).expect("valid blob");
+        let mut arena = vec![0.0f32; model.arena_len()];
+        for (k, input) in inputs.iter().enumerate() {
+            let mut expected = vec![0.0f32; model.output_len(0)];
+            model.run(input, &mut expected, &mut arena).expect("runs");
+            let input_path = tmp(&format!("lenet5-{dtype:?}-{k}.f32"));
+            f32_file(&input_path, input);
+            let o = Command::new(&exe)
+                .arg(&blob_path)
+                .arg(&input_path)
+                .output()
+                .expect("runs run_blob");
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "run_blob: {stderr}");
+            let got: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let want: Vec<String> = expected
+                .iter()
+                .map(|v| format!("0x{:08x}", v.to_bits()))
+                .collect();
+            assert_eq!(got, want, "{dtype:?}, input {k}");
+            let info = model.input(0).expect("an input");
+            let dims: Vec<String> = info.shape().iter().map(u32::to_string).collect();
+            assert!(
+                stderr.contains(&format!("input 0 '{}' [{}]", info.name, dims.join(", "))),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_calls_return_their_codes() {
+    let exe = tmp("hostile");
+    compile("tests/hostile.c", &exe);
+    let (bytes, inputs) = lenet5(WeightDtype::F16);
+    let blob_path = tmp("hostile.nnb");
+    let input_path = tmp("hostile.f32");
+    std::fs::write(&blob_path, &bytes).expect("writes");
+    f32_file(&input_path, &inputs[0]);
+    let o = Command::new(&exe)
+        .arg(&blob_path)
+        .arg(&input_path)
+        .output()
+        .expect("runs hostile");
+    assert!(
+        o.status.success(),
+        "hostile: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let got: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once(' ')).collect();
+
+    // The blob's faults: the code of the Rust engine's error on the same bytes.
+    let engine = |b: &[u8]| capi::code(Model::from_bytes(b).expect_err("refused"));
+    let mut corrupt = bytes.clone();
+    *corrupt.last_mut().expect("bytes") ^= 1;
+    let model = Model::from_bytes(&bytes).expect("valid");
+    let rank = model.input(0).expect("input").shape().len();
+    let (short, empty, one_short, crc) = (
+        engine(&bytes[..10]),
+        engine(&[]),
+        engine(&bytes[..bytes.len() - 1]),
+        engine(&corrupt),
+    );
+    assert_eq!(crc, capi::NNB_ERR_CRC_MISMATCH);
+    let expected: Vec<(&str, String)> = vec![
+        ("init_null_model", capi::NNB_ERR_NULL.to_string()),
+        ("init_null_blob", capi::NNB_ERR_NULL.to_string()),
+        ("init_misaligned_model", capi::NNB_ERR_ALIGN.to_string()),
+        ("init_range", capi::NNB_ERR_RANGE.to_string()),
+        ("init_empty", empty.to_string()),
+        ("init_short", short.to_string()),
+        ("init_one_byte_short", one_short.to_string()),
+        ("init_corrupt", crc.to_string()),
+        ("init_ok", capi::NNB_OK.to_string()),
+        ("failed_num_inputs", "0".into()),
+        ("failed_arena_bytes", "0".into()),
+        ("zeroed_num_outputs", "0".into()),
+        ("null_num_inputs", "0".into()),
+        ("null_input_len", "0".into()),
+        ("null_name", "1".into()),
+        ("num_inputs", model.input_count().to_string()),
+        ("num_outputs", model.output_count().to_string()),
+        ("input_len_1", "0".into()),
+        ("output_len_1", "0".into()),
+        ("input_rank_1", "0".into()),
+        ("output_rank_1", "0".into()),
+        ("input_dim_past_rank", "0".into()),
+        ("output_dim_1", "0".into()),
+        ("input_name_1", "1".into()),
+        ("output_name_1", "1".into()),
+        ("name_len_untouched", "12345".into()),
+        ("name_null_len", "1".into()),
+        ("name_misaligned_len", "1".into()),
+        ("run_null_model", capi::NNB_ERR_NULL.to_string()),
+        ("run_failed_model", capi::NNB_ERR_MODEL_INVALID.to_string()),
+        ("run_zeroed_model", capi::NNB_ERR_MODEL_INVALID.to_string()),
+        ("run_null_inputs", capi::NNB_ERR_NULL.to_string()),
+        ("run_null_outputs", capi::NNB_ERR_NULL.to_string()),
+        ("run_null_arena", capi::NNB_ERR_NULL.to_string()),
+        ("run_null_input_0", capi::NNB_ERR_NULL.to_string()),
+        ("run_null_output_0", capi::NNB_ERR_NULL.to_string()),
+        (
+            "run_arena_one_byte_short",
+            capi::NNB_ERR_ARENA_TOO_SMALL.to_string(),
+        ),
+        ("run_arena_empty", capi::NNB_ERR_ARENA_TOO_SMALL.to_string()),
+        ("run_misaligned_arena", capi::NNB_ERR_ALIGN.to_string()),
+        ("run_misaligned_input", capi::NNB_ERR_ALIGN.to_string()),
+        ("run_misaligned_output", capi::NNB_ERR_ALIGN.to_string()),
+        ("run_output_is_input", capi::NNB_ERR_OVERLAP.to_string()),
+        ("run_output_in_arena", capi::NNB_ERR_OVERLAP.to_string()),
+        ("run_input_in_arena", capi::NNB_ERR_OVERLAP.to_string()),
+        ("run_arena_over_blob", capi::NNB_ERR_OVERLAP.to_string()),
+        ("run_arena_range", capi::NNB_ERR_RANGE.to_string()),
+        ("run_ok", capi::NNB_OK.to_string()),
+        ("run_ok_larger_arena", capi::NNB_OK.to_string()),
+        ("sizeof_model", capi::MODEL_BYTES.to_string()),
+        ("error_str_unknown_not_null", "1".into()),
+        ("error_str_crc_not_null", "1".into()),
+        (
+            "error_str_crc_text",
+            "CRC-32 mismatch (blob corrupted)".into(),
+        ),
+    ];
+    for (case, want) in &expected {
+        assert_eq!(got.get(case), Some(&want.as_str()), "{case}\n{stdout}");
+    }
+    let align: usize = got["alignof_model"].parse().expect("a number");
+    assert!(
+        align >= std::mem::align_of::<capi::NnbModel>(),
+        "C aligns nnb_model to {align}"
+    );
+    assert_eq!(
+        got.len(),
+        expected.len() + 1,
+        "every case is checked\n{stdout}"
+    );
+    assert!(rank > 0);
+}
