@@ -346,10 +346,6 @@ fn the_spec_of_an_archive_converts_to_the_same_outputs() {
     for (file, record) in archives(&m) {
         let network = record["network"].as_str().unwrap();
         let (graph, archive) = graph_of(&dir().join(&file));
-        // Slices have no spec form until the spec language has indexing.
-        if graph.nodes.iter().any(|n| matches!(n.op, Op::Slice(_))) {
-            continue;
-        }
         let text = nnblob::graph::to_spec(&graph, &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
         let reread = nnblob::graph::parse_spec(&text, &file, "model")
             .unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
@@ -373,5 +369,46 @@ fn the_spec_of_an_archive_converts_to_the_same_outputs() {
         assert_eq!(bits(&a), bits(&b), "{file}");
         checked += 1;
     }
-    assert!(checked >= 20, "{checked} archives round-tripped");
+    assert!(checked >= 30, "{checked} archives round-tripped");
+}
+
+/// An input torch recorded as another dtype than float32 (token ids, say) is refused by name.
+#[test]
+fn inputs_other_than_float32_are_refused() {
+    let mut archive = pt2::open(&dir().join("tiny_cnn.pt2")).unwrap();
+    let x = archive
+        .program
+        .graph_module
+        .graph
+        .tensor_values
+        .get_mut("x")
+        .unwrap();
+    x.dtype = 5; // int64
+    let e = pt2::lower(&archive.program, "model")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input 'x' is I64") && e.contains("float32"),
+        "{e}"
+    );
+}
+
+/// The pickles an archive carries are scanned without running them: the `posix.system` that
+/// `torch.export.load` would run from the sample inputs is found and refused.
+#[test]
+fn the_pickles_inside_an_archive_are_scanned() {
+    let clean = pt2::scan_pickles(&dir().join("tiny_cnn.pt2")).unwrap();
+    assert!(!clean.is_empty());
+    for (entry, scan) in &clean {
+        let scan = scan.as_ref().unwrap_or_else(|e| panic!("{entry}: {e}"));
+        assert!(scan.findings.is_empty(), "{entry}: {:?}", scan.findings);
+    }
+    let hostile = pt2::scan_pickles(&dir().join("hostile/sample_inputs_posix_system.pt2")).unwrap();
+    let found = hostile.iter().any(|(entry, scan)| {
+        entry.ends_with("sample_inputs/model.pt")
+            && scan
+                .as_ref()
+                .is_ok_and(|s| s.findings.iter().any(|f| f.global.contains("system")))
+    });
+    assert!(found, "{hostile:?}");
 }

@@ -113,17 +113,34 @@ fn run_on_device(
     run
 }
 
-/// One model, one weight type, on the boards given: converted, run on the host, emitted, run on
-/// each board; returns nothing, asserts everything.
+/// The blob of the `.pt2` fixture `network` (`tests/fixtures/pt2/`, structure and weights from
+/// the export), the fixture's first input, and nnblob's MAC count.
+fn convert_pt2(network: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
+    let dir = nnblob_tests::workspace_root().join("tests/fixtures/pt2");
+    let path = dir.join(format!("{network}.pt2"));
+    let archive = nnblob::pt2::open(&path).expect("reads the archive");
+    let graph = nnblob::pt2::lower(&archive.program, network).expect("lowers");
+    let macs = nnblob::graph::summarize(&graph).total_macs;
+    let bound = bind(graph, blob::tensors_to_state_dict(&archive.weights)).expect("binds");
+    let sha = blob::sha256_file(&path).expect("hashes");
+    let built = blob::build(bound, sha, dtype).expect("compiles");
+    let inputs =
+        nnblob::npy::read::<f32>(&dir.join(format!("{network}.input.npy"))).expect("input");
+    let n = inputs.data.len() / inputs.shape[0];
+    (built.bytes, inputs.data[..n].to_vec(), macs)
+}
+
+/// One model (its blob, input and MACs), one weight type, on the boards given: run on the host,
+/// emitted, run on each board; returns nothing, asserts everything.
 fn check(
     name: &str,
+    (bytes, input, macs): (Vec<u8>, Vec<f32>, u64),
     dtype: WeightDtype,
     boards: &[&Board],
     with_fragment: bool,
     dir: &Path,
     plugin: &Path,
 ) {
-    let (bytes, input, macs) = convert(name, dtype);
     let model = Model::from_bytes(&bytes).expect("the engine accepts the blob");
     let sizes = emit::Sizes::of(&bytes).expect("sizes");
     assert!(
@@ -209,6 +226,7 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
             };
             check(
                 name,
+                convert(name, dtype),
                 dtype,
                 boards,
                 lenet && dtype == WeightDtype::F16,
@@ -216,5 +234,30 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
                 &plugin,
             );
         }
+    }
+}
+
+/// Networks imported from `torch.export` archives (the Slice of `chunk`, ShuffleNet's channel
+/// shuffle as a permute brought to 4-d, PReLU, Hardswish) on the Cortex-M4F: the same bits as the
+/// host's.
+#[test]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
+fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog_pt2");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
+    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | stack bytes | blob bytes | arena bytes |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for network in ["own_cnn", "tv_shufflenet_v2"] {
+        let dtype = WeightDtype::F16;
+        check(
+            network,
+            convert_pt2(network, dtype),
+            dtype,
+            &[&CORTEX_M4F],
+            false,
+            &dir,
+            &plugin,
+        );
     }
 }

@@ -133,6 +133,39 @@ impl Graph {
         &self.values[v].shape
     }
 
+    /// Appends a value; returns its id.
+    pub fn push_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
+        self.values.push(Value {
+            name: name.to_string(),
+            shape,
+        });
+        self.values.len() - 1
+    }
+
+    /// Appends the node `name` (unfused, unbound) computing a new value `value` of `shape` from
+    /// `inputs`; returns the value.
+    pub fn push_node(
+        &mut self,
+        name: String,
+        module: Option<String>,
+        op: Op,
+        inputs: Vec<ValueId>,
+        value: &str,
+        shape: Vec<usize>,
+    ) -> ValueId {
+        let output = self.push_value(value, shape);
+        self.nodes.push(Node {
+            name,
+            module,
+            op,
+            inputs,
+            output,
+            fused: None,
+            params: Vec::new(),
+        });
+        output
+    }
+
     /// Whether every node carries all of its parameters.
     pub fn is_bound(&self) -> bool {
         self.nodes

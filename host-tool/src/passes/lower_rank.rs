@@ -7,7 +7,7 @@
 //! dimensions is left for the blob writer to refuse.
 
 use crate::graph::ops::{Permute, Reshape};
-use crate::graph::{Graph, Node, Op, Value};
+use crate::graph::{Graph, Node, Op};
 
 /// The input shape and permutation of the smallest permute that moves the elements of a permute
 /// `perm` of `shape` as it does: size-1 axes dropped, runs of input axes that stay adjacent and in
@@ -53,19 +53,13 @@ pub fn apply(mut graph: Graph) -> Graph {
             continue;
         }
         let (name, input, output) = (node.name.clone(), node.inputs[0], node.output);
-        let value = |graph: &mut Graph, suffix: &str, shape: Vec<usize>| {
-            graph.values.push(Value {
-                name: format!("{}.{suffix}", graph.values[output].name),
-                shape,
-            });
-            graph.values.len() - 1
-        };
         let in_shape: Vec<usize> = std::iter::once(1).chain(merged.iter().copied()).collect();
         let out_shape: Vec<usize> = std::iter::once(1)
             .chain(perm.iter().map(|&a| merged[a]))
             .collect();
-        let a = value(&mut graph, "merged_in", in_shape.clone());
-        let b = value(&mut graph, "merged_out", out_shape);
+        let base = graph.values[output].name.clone();
+        let a = graph.push_value(&format!("{base}.merged_in"), in_shape.clone());
+        let b = graph.push_value(&format!("{base}.merged_out"), out_shape);
         let reshape = |name: String, from, to, shape: &[usize]| Node {
             name,
             module: None,

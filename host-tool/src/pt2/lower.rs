@@ -22,7 +22,7 @@ use crate::graph::ops::{
     resolve_dim, Activation, AdaptiveAvgPool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
     Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice, Softmax, ZeroPad,
 };
-use crate::graph::{Graph, Node, Op, Value, ValueId};
+use crate::graph::{Graph, Op, ValueId};
 
 /// Why a program could not be lowered: every node that failed, or a whole-program problem.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,30 +124,36 @@ pub fn op_name(target: &str) -> &str {
     }
 }
 
-/// The first frame of a node's `stack_trace` (the user's code), as `file.py:LINE 'code'`.
+/// The innermost frame of a node's `stack_trace` that is not inside torch itself (the user's
+/// line, or torchvision's), as `file.py:LINE 'code'`.
 pub fn source_line(stack_trace: &str) -> Option<String> {
-    let mut lines = stack_trace.lines();
-    while let Some(l) = lines.next() {
-        let l = l.trim();
-        let Some(rest) = l.strip_prefix("File \"") else {
-            continue;
-        };
+    let lines: Vec<&str> = stack_trace.lines().map(str::trim).collect();
+    let frames = lines.iter().enumerate().filter_map(|(i, l)| {
+        let rest = l.strip_prefix("File \"")?;
         let (path, rest) = rest.split_once('"')?;
-        let line = rest
-            .trim_start_matches(", line ")
-            .split(',')
-            .next()?
-            .trim()
-            .to_string();
-        let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-        let code = lines.next().map(str::trim).unwrap_or("");
-        return Some(if code.is_empty() {
-            format!("{file}:{line}")
-        } else {
-            format!("{file}:{line} '{code}'")
-        });
-    }
-    None
+        let line = rest.trim_start_matches(", line ").split(',').next()?.trim();
+        let code = lines
+            .get(i + 1)
+            .filter(|c| !c.starts_with("File \""))
+            .copied();
+        Some((path, line, code.unwrap_or("")))
+    });
+    let in_torch = |path: &str| {
+        let p = path.replace('\\', "/");
+        p.starts_with("torch/") || p.contains("-packages/torch/")
+    };
+    let frames: Vec<_> = frames.collect();
+    let (path, line, code) = frames
+        .iter()
+        .rev()
+        .find(|(p, _, _)| !in_torch(p))
+        .or(frames.first())?;
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    Some(if code.is_empty() {
+        format!("{file}:{line}")
+    } else {
+        format!("{file}:{line} '{code}'")
+    })
 }
 
 /// The nodes of the program, parsed.
@@ -244,8 +250,13 @@ pub fn fold_patterns(
     };
     let mut removed: HashSet<usize> = HashSet::new();
     let mut replaced: BTreeMap<usize, ANode> = BTreeMap::new();
+    // The folded node, named after its op and the node it replaces (`hardswish_div_3`).
     let synth = |from: &ANode, target: &str, args: Vec<(&str, Arg)>| ANode {
-        name: from.name.clone(),
+        name: format!(
+            "{}_{}",
+            op_name(target).trim_start_matches("aten."),
+            from.name
+        ),
         target: target.to_string(),
         args: args.into_iter().map(|(n, a)| (n.to_string(), a)).collect(),
         outputs: from.outputs.clone(),
@@ -456,6 +467,9 @@ pub fn fold_patterns(
     folded
 }
 
+/// torch's export schema code of float32.
+const FLOAT32: i64 = 7;
+
 /// What a tensor name of the export stands for while lowering.
 #[derive(Clone, Debug)]
 enum Slot {
@@ -494,14 +508,6 @@ impl Lowering<'_> {
             .ok_or_else(|| format!("reads '{name}', which no earlier node computes"))
     }
 
-    fn new_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
-        self.graph.values.push(Value {
-            name: name.to_string(),
-            shape,
-        });
-        self.graph.values.len() - 1
-    }
-
     /// A unique layer name: the module for module ops, `name#2` on a module's second call.
     fn layer_name(&mut self, base: &str) -> String {
         let mut name = base.to_string();
@@ -538,16 +544,7 @@ impl Lowering<'_> {
             }
         }
         let name = self.layer_name(layer);
-        let output = self.new_value(out, shape);
-        self.graph.nodes.push(Node {
-            name,
-            module,
-            op,
-            inputs,
-            output,
-            fused: None,
-            params: Vec::new(),
-        });
+        let output = self.graph.push_node(name, module, op, inputs, out, shape);
         Ok(output)
     }
 }
@@ -690,8 +687,27 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
                 lw.slots.insert(arg, Slot::Param(key, shape));
             }
             Some(InputSpec::User { arg }) => match lw.recorded_shape(&arg) {
+                _ if g
+                    .tensor_values
+                    .get(&arg)
+                    .is_some_and(|m| m.dtype != FLOAT32) =>
+                {
+                    lw.slots.insert(arg.clone(), Slot::Missing);
+                    let code = g.tensor_values[&arg].dtype;
+                    let dtype =
+                        schema::dtype(code).map_or(format!("code {code}"), |d| d.to_string());
+                    problems.push(Problem {
+                        node: String::new(),
+                        target: String::new(),
+                        at: None,
+                        message: format!(
+                            "input '{arg}' is {dtype}: nnblob runs float32 inputs (export with a \
+                             float32 example input)"
+                        ),
+                    })
+                }
                 Some(shape) if shape.first() == Some(&1) => {
-                    let v = lw.new_value(&arg, shape);
+                    let v = lw.graph.push_value(&arg, shape);
                     lw.graph.inputs.push(v);
                     lw.slots.insert(arg, Slot::Value(v));
                 }
@@ -1434,4 +1450,24 @@ fn training_mode() -> String {
     "the model was exported in training mode (BatchNorm updating its statistics, Dropout active): \
      call model.eval() before torch.export.export"
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_line;
+
+    /// The innermost frame outside torch: torchvision's line, not the top-level forward.
+    #[test]
+    fn the_source_line_is_the_innermost_outside_torch() {
+        let trace = "File \"/home/u/net.py\", line 8, in forward\n    x = self.body(x)\n  \
+            File \"/venv/lib/python3.11/site-packages/torch/nn/modules/container.py\", line 259, in forward\n    input = module(input)\n  \
+            File \"/venv/lib/python3.11/site-packages/torchvision/models/convnext.py\", line 34, in forward\n    x = F.layer_norm(x, s)\n  \
+            File \"/venv/lib/python3.11/site-packages/torch/nn/functional.py\", line 2900, in layer_norm\n    return torch.layer_norm(x)";
+        assert_eq!(
+            source_line(trace).unwrap(),
+            "convnext.py:34 'x = F.layer_norm(x, s)'"
+        );
+        let only_torch = "File \"torch/nn/modules/conv.py\", line 5, in forward\n    return f(x)";
+        assert_eq!(source_line(only_torch).unwrap(), "conv.py:5 'return f(x)'");
+    }
 }

@@ -334,3 +334,21 @@ fn read_weights(
     }
     Ok(tensors)
 }
+
+/// The pickles a `.pt2` archive carries (its `.pt` entries: pickled weights, sample inputs,
+/// constants — `torch.export.load` unpickles the sample inputs), each scanned by the checkpoint
+/// reader's scanner without executing anything: entry name and what the scan found, or why the
+/// entry could not be scanned.
+pub fn scan_pickles(
+    path: &Path,
+) -> Result<Vec<(String, checkpoint::Result<checkpoint::Scan>)>, Error> {
+    let backing = checkpoint::map(path)?;
+    let bytes = backing.bytes();
+    let archive = zip::Archive::parse(bytes)?;
+    let mut scans = Vec::new();
+    for record in archive.records.iter().filter(|r| r.name.ends_with(".pt")) {
+        let content = archive.read(bytes, record)?.bytes(bytes).to_vec();
+        scans.push((record.name.clone(), checkpoint::scan_bytes(content)));
+    }
+    Ok(scans)
+}
