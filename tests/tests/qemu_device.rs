@@ -82,7 +82,7 @@ fn stand_in(dtype: WeightDtype) -> ModelRepr {
 /// 4→8 3x3 pad 1, which is the second output (`features`) and goes on through a global average
 /// pool and a linear layer to the first (`logits`).
 fn two_inputs_two_outputs(dtype: WeightDtype) -> ModelRepr {
-    let mut net = Net::new(0x7477_6f69_6f, &[1, 4, 6, 6]);
+    let mut net = Net::new(0x7477_6f69_6f6f, &[1, 4, 6, 6]);
     let b = net.tensor(vec![1, 4, 6, 6]);
     let x = net.add(0, b);
     let features = net.conv(x, 8, 3, 1, 1, Activation::None);
