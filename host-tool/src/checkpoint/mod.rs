@@ -487,10 +487,11 @@ fn deferred(
         Some(k) => heap.lookup(file.object.root, k),
         None => Some(file.object.root),
     };
-    let reached = selected
+    let roots: Vec<pickle::ObjId> = selected
         .into_iter()
         .chain(selection.entries.iter().map(|(_, id)| *id))
-        .find_map(|id| heap.called_class_under(id));
+        .collect();
+    let reached = heap.called_class_under(&roots);
     if let Some(finding) = reached {
         let f = &heap.findings[finding];
         return Err(Error::RefusedGlobal {
@@ -507,12 +508,16 @@ fn deferred(
         }
     }
     let keys = match heap.get(file.object.root) {
-        Obj::Dict(d) => heap
-            .dict_items(&d.items)
-            .iter()
-            .filter(|(_, v)| heap.called_class_under(*v).is_some())
-            .filter_map(|(k, _)| heap.str(*k).map(str::to_owned))
-            .collect(),
+        Obj::Dict(d) => {
+            let items = heap.dict_items(&d.items);
+            let values: Vec<pickle::ObjId> = items.iter().map(|(_, v)| *v).collect();
+            items
+                .iter()
+                .zip(heap.called_classes_from_each(&values))
+                .filter(|(_, found)| found.is_some())
+                .filter_map(|((k, _), _)| heap.str(*k).map(str::to_owned))
+                .collect()
+        }
         _ => Vec::new(),
     };
     Ok((file, selection, Some(Skipped { keys, globals })))

@@ -207,38 +207,53 @@ pub const CLASS_CALLED: &str =
     "not a tensor or container type (a class may only name an inert object, never be called)";
 
 impl Heap {
-    /// The first class-call placeholder ([`Heap::called_classes`]) reachable from `id` through
-    /// containers, objects and tensors' storages, with its finding's index.
-    pub fn called_class_under(&self, id: ObjId) -> Option<usize> {
+    /// The first class-call placeholder ([`Heap::called_classes`]) reachable from any of `roots`
+    /// through containers, objects and tensors' storages, with its finding's index.
+    pub fn called_class_under(&self, roots: &[ObjId]) -> Option<usize> {
+        self.called_classes_from_each(roots)
+            .into_iter()
+            .flatten()
+            .next()
+    }
+
+    /// For each of `roots` in turn, the first class-call placeholder its walk reaches, skipping
+    /// what the walks of the roots before it visited: every value is visited once in all.
+    pub fn called_classes_from_each(&self, roots: &[ObjId]) -> Vec<Option<usize>> {
         if self.called_classes.is_empty() {
-            return None;
+            return vec![None; roots.len()];
         }
-        let mut seen = vec![false; self.objs.len()];
-        let mut todo = vec![id];
-        while let Some(at) = todo.pop() {
-            if std::mem::replace(&mut seen[at.0 as usize], true) {
-                continue;
-            }
-            if let Some(&(_, finding)) = self.called_classes.iter().find(|(p, _)| *p == at) {
-                return Some(finding);
-            }
-            match self.get(at) {
-                Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => todo.extend(v),
-                Obj::Dict(d) => {
-                    todo.extend(d.items.iter().flat_map(|&(k, v)| [k, v]));
-                    todo.extend(d.attrs);
+        let placeholders: HashMap<ObjId, usize> = self.called_classes.iter().copied().collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::with_capacity(roots.len());
+        for &root in roots {
+            let mut todo = vec![root];
+            let mut first = None;
+            while let Some(at) = todo.pop() {
+                if !seen.insert(at) {
+                    continue;
                 }
-                Obj::Object(o) => {
-                    todo.extend(o.state);
-                    todo.extend(o.items.iter().flat_map(|&(k, v)| [k, v]));
-                    todo.extend(&o.list);
+                if let Some(&finding) = placeholders.get(&at) {
+                    first = first.or(Some(finding));
                 }
-                Obj::PersistentId(inner) => todo.push(*inner),
-                Obj::Tensor(t) => todo.push(t.storage),
-                _ => {}
+                match self.get(at) {
+                    Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => todo.extend(v),
+                    Obj::Dict(d) => {
+                        todo.extend(d.items.iter().flat_map(|&(k, v)| [k, v]));
+                        todo.extend(d.attrs);
+                    }
+                    Obj::Object(o) => {
+                        todo.extend(o.state);
+                        todo.extend(o.items.iter().flat_map(|&(k, v)| [k, v]));
+                        todo.extend(&o.list);
+                    }
+                    Obj::PersistentId(inner) => todo.push(*inner),
+                    Obj::Tensor(t) => todo.push(t.storage),
+                    _ => {}
+                }
             }
+            found.push(first);
         }
-        None
+        found
     }
 
     /// Number of values on the heap (ids are `0..len`).
