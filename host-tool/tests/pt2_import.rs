@@ -412,3 +412,32 @@ fn the_pickles_inside_an_archive_are_scanned() {
     });
     assert!(found, "{hostile:?}");
 }
+
+/// Every unsupported op is named at once, even after another that failed, each target once with
+/// its count; what merely reads a failed node's output is not reported again.
+#[test]
+fn every_unsupported_op_is_listed_once() {
+    let mut archive = pt2::open(&dir().join("own_cnn.pt2")).unwrap();
+    let nodes = &mut archive.program.graph_module.graph.nodes;
+    let convs: Vec<usize> = (0..nodes.len())
+        .filter(|&i| nodes[i].target.contains("conv2d"))
+        .collect();
+    nodes[convs[0]].target = "torch.ops.aten.upsample_nearest2d.vec".into();
+    let last = nodes.len() - 1;
+    nodes[last].target = "torch.ops.aten.log_softmax.int".into();
+    for &i in &convs[1..3] {
+        nodes[i].target = "torch.ops.aten.conv_transpose2d.input".into();
+    }
+    let e = pt2::lower(&archive.program, "model").unwrap_err();
+    let targets: Vec<&str> = e.problems.iter().map(|p| p.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "aten.upsample_nearest2d.vec",
+            "aten.conv_transpose2d.input",
+            "aten.log_softmax.int"
+        ],
+        "{e}"
+    );
+    assert!(e.problems[1].message.contains("(2 such nodes)"), "{e}");
+}

@@ -467,6 +467,9 @@ pub fn fold_patterns(
     folded
 }
 
+/// What a node whose op nnblob does not convert is told.
+const NOT_SUPPORTED: &str = "not supported yet (docs/IMPORT.md lists the ops nnblob converts)";
+
 /// torch's export schema code of float32.
 const FLOAT32: i64 = 7;
 
@@ -766,27 +769,43 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
         return Err(program_problem("the program has no tensor output"));
     }
     let nodes = fold_patterns(parsed, &params, &outputs);
+    // Nodes reading what a failed node did not compute are not reported again, unless their op
+    // is unsupported in itself: every unsupported op is named at once, each target once.
+    let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     for n in &nodes {
         let inputs_missing = n
             .tensor_args()
             .any(|t| matches!(lw.slots.get(t), Some(Slot::Missing)));
-        let result = if inputs_missing {
-            Err(None)
-        } else {
-            lower_node(&mut lw, n).map_err(Some)
+        let Err(message) = lower_node(&mut lw, n) else {
+            continue;
         };
-        if let Err(message) = result {
-            for o in n.outputs.iter().flatten() {
-                lw.slots.insert(o.clone(), Slot::Missing);
+        for o in n.outputs.iter().flatten() {
+            lw.slots.insert(o.clone(), Slot::Missing);
+        }
+        let is_unsupported = message == NOT_SUPPORTED;
+        if is_unsupported {
+            let seen = unsupported.entry(n.target.clone()).or_insert(0);
+            *seen += 1;
+            if *seen > 1 {
+                continue;
             }
-            if let Some(message) = message {
-                problems.push(Problem {
-                    node: n.name.clone(),
-                    target: n.target.clone(),
-                    at: n.at.clone(),
-                    message,
-                });
-            }
+        } else if inputs_missing {
+            continue;
+        }
+        problems.push(Problem {
+            node: n.name.clone(),
+            target: n.target.clone(),
+            at: n.at.clone(),
+            message,
+        });
+    }
+    for p in &mut problems {
+        if let Some(&count) = unsupported.get(&p.target).filter(|&&c| c > 1) {
+            p.message = p.message.replacen(
+                "not supported yet",
+                &format!("not supported yet ({count} such nodes)"),
+                1,
+            );
         }
     }
     if problems.is_empty() {
@@ -1417,7 +1436,7 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                     .into(),
             );
         }
-        _ => return Err("not supported yet (docs/IMPORT.md lists the ops nnblob converts)".into()),
+        _ => return Err(NOT_SUPPORTED.into()),
     }
     Ok(())
 }
