@@ -2,11 +2,12 @@
 //!
 //! In: the target, which names the emulated board (the runner in `.cargo/config.toml` starts
 //! it); the board's memory layout in `memory/`; the environment variables `NNBLOB_QEMU_BLOB`
-//! (a blob file) and `NNBLOB_QEMU_INPUT` (the input: little-endian f32s, one model input's worth).
+//! (a blob file) and `NNBLOB_QEMU_INPUT` (the inputs: little-endian f32s, every model input's
+//! worth one after the other, in the model's order).
 //! Out, in `OUT_DIR`: `memory.x` for the runtime's `link.x` (cortex-m-rt's, riscv-rt's);
 //! `board.rs` with the core clock of a Cortex-M board (its SysTick counts it); `model.nnb` and `input.bin` for `include_bytes!`; `model.rs` with the model's sizes as
-//! `const`s, so the arena and buffers are statics whose size the linker checks against the
-//! board's RAM.
+//! `const`s (the arena, and the length of each input and output), so the arena and buffers are
+//! statics whose size the linker checks against the board's RAM.
 //! The blob is validated here with the same engine compiled for the host: a broken blob
 //! fails the build with the engine's message instead of failing on the device.
 //!
@@ -112,27 +113,26 @@ fn run() -> Result<(), String> {
     let input = read(&input_path)?;
     let model = nnblob_firmware::Model::from_bytes(&blob)
         .map_err(|e| format!("{}: {e}", blob_path.display()))?;
-    if model.input_count() != 1 || model.output_count() != 1 {
-        return Err(format!(
-            "{}: the example firmware runs models with one input and one output; this one has {} and {}",
-            blob_path.display(),
-            model.input_count(),
-            model.output_count()
-        ));
-    }
-    let input_len = model.input_len(0);
+    let input_lens: Vec<usize> = (0..model.input_count())
+        .map(|i| model.input_len(i))
+        .collect();
+    let output_lens: Vec<usize> = (0..model.output_count())
+        .map(|i| model.output_len(i))
+        .collect();
+    let input_len: usize = input_lens.iter().sum();
     if input.len() != input_len * 4 {
         return Err(format!(
-            "{}: {} bytes, the model's input needs {input_len} f32s ({} bytes)",
+            "{}: {} bytes, the model's {} input(s) need {input_len} f32s ({} bytes) one after the other",
             input_path.display(),
             input.len(),
+            input_lens.len(),
             input_len * 4
         ));
     }
     write(&out.join("input.bin"), &input)?;
     if let Some(dir) = module {
         let source = format!(
-            "#[path = {:?}]\nmod emitted;\npub use emitted::{{ARENA_LEN, INPUT_LEN, OUTPUT_LEN}};\n\
+            "#[path = {:?}]\nmod emitted;\npub use emitted::{{ARENA_LEN, INPUT_LENS, OUTPUT_LENS}};\n\
              /// The blob: the emitted module's static.\npub static BLOB: &[u8] = &emitted::BLOB.0;\n",
             dir.join("mod.rs").display().to_string()
         );
@@ -143,11 +143,13 @@ fn run() -> Result<(), String> {
         "/// The blob, embedded from `{BLOB_VAR}`.\n\
          pub static BLOB: &[u8] = &super::Aligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.nnb\"))).0;\n\
          /// Arena length in f32 elements.\npub const ARENA_LEN: usize = {};\n\
-         /// Input length in f32 elements.\npub const INPUT_LEN: usize = {};\n\
-         /// Output length in f32 elements.\npub const OUTPUT_LEN: usize = {};\n",
+         /// Length of each input in f32 elements, in input order.\npub const INPUT_LENS: [usize; {}] = {:?};\n\
+         /// Length of each output in f32 elements, in output order.\npub const OUTPUT_LENS: [usize; {}] = {:?};\n",
         model.arena_len(),
-        input_len,
-        model.output_len(0)
+        input_lens.len(),
+        input_lens,
+        output_lens.len(),
+        output_lens,
     );
     write(&out.join("model.rs"), consts.as_bytes())
 }

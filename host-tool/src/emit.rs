@@ -622,11 +622,11 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
 /// saved to a file. One record per line; other lines are ignored:
 ///
 /// ```text
-/// model NAME dtype F16 ops N arena A input I output O
+/// model NAME dtype F16 ops N arena A input I output O inputs K outputs M
 /// inference insns N        instructions of one plain inference
 /// stack bytes N            deepest stack up to the end of it
 /// op 0 Conv2d insns N      one per op, in order, from a profiled run
-/// output 0 0x3f800000      one per output element: its f32 bits
+/// output 0 0x3f800000      one per output element: its f32 bits (outputs one after the other)
 /// done
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -101,6 +101,47 @@ fn scan_lists_every_refused_global_and_exits_by_the_worst_file() {
 }
 
 #[test]
+fn scan_json_gives_the_same_verdicts_as_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = malicious(dir.path());
+    let clean = fixture("zip_default.pth");
+    let junk = write(dir.path(), "junk.bin", b"not a checkpoint at all");
+    let out = nnblob(&[
+        "scan",
+        &clean,
+        &evil,
+        &junk,
+        &fixture("full_model.pt"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exit_code"], 2);
+    let files = report["files"].as_array().unwrap();
+    let status: Vec<&str> = files
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["clean", "refused", "unreadable", "clean"]);
+    assert_eq!(files[1]["file"], evil.as_str());
+    let refused: Vec<(&str, u64)> = files[1]["globals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["verdict"] == "refused")
+        .map(|g| (g["name"].as_str().unwrap(), g["offset"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(refused[0], ("posix.system", 2));
+    assert_eq!(refused[1].0, "builtins.eval");
+    assert!(files[2]["error"].is_string());
+    assert!(files[3]["globals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["name"] == "__main__.FullNet" && g["verdict"] == "info"));
+}
+
+#[test]
 fn refused_files_give_one_line_and_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let evil = malicious(dir.path());

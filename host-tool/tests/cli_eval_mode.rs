@@ -1,10 +1,15 @@
 //! Eval-mode diagnostics through the built binary: a BatchNorm never run in train mode is one
 //! warning line from `inspect` and `convert` (an error with `--deny-warnings`), a trained one is
-//! silent; training-only state saved next to the weights is named once as ignored.
+//! silent; training-only state saved next to the weights is named once as ignored; values a
+//! pickle builds by calling classes (Lightning's `hyper_parameters`) are left unbuilt with a note
+//! when the state_dict does not reach them, and refuse the file when it does.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::builders::{self, Pickle};
 use serde_json::Value;
 
 fn nnblob(args: &[&str]) -> Output {
@@ -166,4 +171,72 @@ fn training_state_next_to_the_weights_is_named_as_ignored() {
     // A plain state_dict has nothing to ignore.
     let o = nnblob(&["inspect", &checkpoint("cnn_bn.pth")]);
     assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+}
+
+#[test]
+fn hyper_parameters_calling_classes_are_skipped_with_a_note_but_refused_in_the_state_dict() {
+    let file = checkpoint("lightning_hparams.ckpt");
+    let o = nnblob(&["inspect", &file, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let notes: Vec<&str> = std::str::from_utf8(&o.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("skipped the values"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", stderr(&o));
+    assert!(
+        notes[0].starts_with(&format!(
+            "nnblob: note: {file}: skipped the values in 'hyper_parameters' (outside the state_dict) that call "
+        )),
+        "{}",
+        notes[0]
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut called: Vec<&str> = report["skipped"]["globals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    called.sort();
+    assert_eq!(
+        called,
+        [
+            "__main__.Mode",
+            "collections.defaultdict",
+            "pathlib.PurePosixPath"
+        ]
+    );
+    assert_eq!(
+        report["skipped"]["keys"],
+        serde_json::json!(["hyper_parameters"])
+    );
+    // The audit still lists the calls as refused: torch.load(weights_only=True) refuses them too.
+    let o = nnblob(&["scan", &file]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // A state_dict that is itself such a value (a defaultdict of tensors) is refused, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Pickle::default();
+    p.op(b"}").mark().str("state_dict");
+    p.global("collections", "defaultdict")
+        .global("builtins", "list")
+        .op(b"\x85R");
+    p.mark()
+        .str("w")
+        .tensor("FloatStorage", "0", 1, 0, &[1], &[1])
+        .op(b"u");
+    p.op(b"u");
+    let bytes = builders::torch_zip("archive", &p.stop(), &[("0".into(), vec![0; 4])], false);
+    let path = dir.path().join("defaultdict_state_dict.pth");
+    std::fs::write(&path, bytes).unwrap();
+    let o = nnblob(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("refusing global collections.defaultdict at byte")
+            && err.contains("never be called"),
+        "{err}"
+    );
 }

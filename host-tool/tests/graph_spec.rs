@@ -123,6 +123,8 @@ fn errors_say_where_and_what() {
         ("input x: [3, 8, 8]\nforward:\n    return x.view(x.size(1) // 0, -1)\n", "integer division by zero"),
         ("input x: [3, 8, 8]\nforward:\n    return x.mean()\n", "mean(): give the axes (dim=...)"),
         ("input x: [3, 8, 8]\nforward:\n    return x.split([1, 1], dim=1)[0]\n", "split(): the sizes [1, 1] must be positive and sum exactly to 3"),
+        ("input x: [100000000]\nforward:\n    return x.chunk(100000000, dim=1)[0]\n", "net.nnspec:3:12: 100000000 pieces; at most 4096 (each is a layer)"),
+        ("input x: [100000000]\nforward:\n    return x.split(1, dim=-1)[0]\n", "100000000 pieces; at most 4096"),
         ("input x: [3, 8, 8]\nlayers.0 = Conv2d(3, 3, 1)\nforward:\n    return self.layers[1](x)\n", "net.nnspec:4:12: unknown module 'layers.1' (did you mean 'layers.0'?)"),
     ];
     for (spec, want) in cases {

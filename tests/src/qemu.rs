@@ -226,15 +226,31 @@ impl Firmware<'_> {
     }
 }
 
-/// The engine's outputs on the host for `input` (the first input and output), as f32 bits:
-/// the reference the device must equal.
+/// The engine's outputs on the host for `input` (every model input one after the other, as the
+/// firmware embeds them), as f32 bits, every output one after the other: the reference the
+/// device must equal.
 pub fn host_output_bits(model: &nnblob_firmware::Model<'_>, input: &[f32]) -> Vec<u32> {
-    let mut out = vec![0.0f32; model.output_len(0)];
+    let mut rest = input;
+    let inputs: Vec<&[f32]> = (0..model.input_count())
+        .map(|i| {
+            let (piece, tail) = rest.split_at(model.input_len(i));
+            rest = tail;
+            piece
+        })
+        .collect();
+    assert!(
+        rest.is_empty(),
+        "the input is longer than the model's inputs"
+    );
+    let mut outputs: Vec<Vec<f32>> = (0..model.output_count())
+        .map(|i| vec![0.0f32; model.output_len(i)])
+        .collect();
     let mut arena = vec![0.0f32; model.arena_len()];
+    let mut views: Vec<&mut [f32]> = outputs.iter_mut().map(Vec::as_mut_slice).collect();
     model
-        .run(input, &mut out, &mut arena)
+        .run_multi(&inputs, &mut views, &mut arena)
         .expect("runs on the host");
-    out.iter().map(|x| x.to_bits()).collect()
+    outputs.iter().flatten().map(|x| x.to_bits()).collect()
 }
 
 /// Builds the counting plugin (`firmware/qemu/plugin/icount.c`) into `dir` with the C compiler.

@@ -1,8 +1,8 @@
 //! On the device: the example firmware under QEMU gives the same output bits as the engine
 //! on the host, on a core with an FPU and on cores without.
 //!
-//! For each weight type, eight networks with seeded random weights — a small conv + linear
-//! stand-in, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
+//! For each weight type, nine networks with seeded random weights — a small conv + linear
+//! stand-in, one with two inputs and two outputs, one shaped like MLPerf-Tiny's ResNet-8, a micro network with every kind of
 //! layer of the catalog's convolutional models, small enough for 16 KiB of RAM, a chain of
 //! convolutions that takes every path of the engine's convolution (including its assembly on
 //! the Cortex-M4F), depthwise convolutions in the geometries its depthwise assembly treats
@@ -76,6 +76,28 @@ fn stand_in(dtype: WeightDtype) -> ModelRepr {
         net.ops,
         ("logits", logits),
     )
+}
+
+/// Two inputs and two outputs, as a network with two heads has them: `a + b` (ReLU) → conv
+/// 4→8 3x3 pad 1, which is the second output (`features`) and goes on through a global average
+/// pool and a linear layer to the first (`logits`).
+fn two_inputs_two_outputs(dtype: WeightDtype) -> ModelRepr {
+    let mut net = Net::new(0x7477_6f69_6f6f, &[1, 4, 6, 6]);
+    let b = net.tensor(vec![1, 4, 6, 6]);
+    let x = net.add(0, b);
+    let features = net.conv(x, 8, 3, 1, 1, Activation::None);
+    let (flat, logits) = net.pool_and_linear(features, None, 0.4);
+    let mut m = sequential_model(
+        "two-in-two-out",
+        dtype,
+        &net.shapes,
+        (flat, 8),
+        net.ops,
+        ("logits", logits),
+    );
+    m.inputs = vec![("a".into(), 0), ("b".into(), b)];
+    m.outputs = vec![("logits".into(), logits), ("features".into(), features)];
+    m
 }
 
 /// A network under construction: tensors laid out one after the other (see
@@ -630,8 +652,9 @@ fn device_outputs_are_bit_identical_to_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_device");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    let models: [(&str, ModelBuilder, &[&Board]); 8] = [
+    let models: [(&str, ModelBuilder, &[&Board]); 9] = [
         ("standin", stand_in, BIG_RAM),
+        ("two-in-two-out", two_inputs_two_outputs, BIG_RAM),
         ("resnet8", resnet8, BIG_RAM),
         ("micro", micro, ALL_BOARDS),
         ("conv-zoo", conv_zoo, BIG_RAM),
@@ -647,7 +670,9 @@ fn device_outputs_are_bit_identical_to_host() {
         let repr = build(dtype);
         let blob = repr.to_vec().expect("encodes");
         let model = Model::from_bytes(&blob).expect("the engine accepts the blob");
-        let input = Rng(0x1234_5678).vec(model.input_len(0), 1.0);
+        // Every input, one after the other, as the firmware embeds them.
+        let input_len = (0..model.input_count()).map(|i| model.input_len(i)).sum();
+        let input = Rng(0x1234_5678).vec(input_len, 1.0);
         let host_bits = host_output_bits(&model, &input);
         // A reference of zeros or copies would make the comparison weak.
         assert!(

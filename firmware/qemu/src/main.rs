@@ -1,14 +1,18 @@
-//! Example firmware: runs the embedded blob on its embedded input with the nnblob engine
+//! Example firmware: runs the embedded blob on its embedded inputs with the nnblob engine
 //! and reports, over semihosting, the outputs as exact f32 bit patterns and the cost in
-//! instructions, per inference and per op. Exits with status 0 when all went well.
+//! instructions, per inference and per op. Exits with status 0 when all went well. A model may
+//! have any number of inputs and outputs: the embedded input holds every input one after the
+//! other, and the outputs are reported one after the other, in the model's order.
 //!
 //! Output, one record per line (the host-side test parses it):
 //! ```text
-//! model NAME dtype F16 ops N arena A input I output O
+//! model NAME dtype F16 ops N arena A input I output O inputs K outputs M
+//!                            (I, O: the elements of all K inputs, all M outputs)
 //! inference insns N          (a plain `run`, between the two nnb_mark calls)
 //! stack bytes N              (deepest stack use of `main` up to the end of that run)
 //! op 0 Conv2d insns N        (one per op, from a second, profiled run)
-//! output 0 0x3f800000        (one per output element, from the plain run)
+//! output 0 0x3f800000        (one per output element, outputs one after the other, from the
+//!                             plain run)
 //! done
 //! ```
 //! Instruction counts come from SysTick on Cortex-M and from the `minstret` CSR on RISC-V
@@ -34,7 +38,41 @@ use nnblob_firmware::{Model, OpKind, Profiler};
 mod sizes {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
-use sizes::{ARENA_LEN, BLOB, INPUT_LEN, OUTPUT_LEN};
+use sizes::{ARENA_LEN, BLOB, INPUT_LENS, OUTPUT_LENS};
+
+/// The elements of every input, and of every output.
+const INPUT_LEN: usize = total(&INPUT_LENS);
+const OUTPUT_LEN: usize = total(&OUTPUT_LENS);
+/// One input and one output: the buffers are passed whole, as an application with one input
+/// and one output would (and the stack is what such an application measures).
+const SINGLE: bool = INPUT_LENS.len() == 1 && OUTPUT_LENS.len() == 1;
+
+const fn total(lens: &[usize]) -> usize {
+    let (mut sum, mut i) = (0, 0);
+    while i < lens.len() {
+        sum += lens[i];
+        i += 1;
+    }
+    sum
+}
+
+/// `data` cut into consecutive pieces of `lens` (which sum to its length).
+fn split<'a, const N: usize>(mut data: &'a [f32], lens: &[usize; N]) -> [&'a [f32]; N] {
+    core::array::from_fn(|i| {
+        let (piece, rest) = data.split_at(lens[i]);
+        data = rest;
+        piece
+    })
+}
+
+/// [`split`] for writing.
+fn split_mut<'a, const N: usize>(mut data: &'a mut [f32], lens: &[usize; N]) -> [&'a mut [f32]; N] {
+    core::array::from_fn(|i| {
+        let (piece, rest) = core::mem::take(&mut data).split_at_mut(lens[i]);
+        data = rest;
+        piece
+    })
+}
 
 /// Bytes aligned like the blob's weights (16), so the engine reads them in place.
 #[repr(C, align(16))]
@@ -112,19 +150,29 @@ fn main() -> ! {
         *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     }
     hprintln!(
-        "model {} dtype {:?} ops {} arena {} input {} output {}",
+        "model {} dtype {:?} ops {} arena {} input {} output {} inputs {} outputs {}",
         model.name(),
         model.dtype(),
         model.op_count(),
         model.arena_len(),
         INPUT_LEN,
-        OUTPUT_LEN
+        OUTPUT_LEN,
+        INPUT_LENS.len(),
+        OUTPUT_LENS.len()
     );
 
     stack::paint();
     nnb_mark();
     let start = clock.ticks();
-    let result = model.run(&buffers.input, &mut buffers.output, &mut buffers.arena);
+    let result = if SINGLE {
+        model.run(&buffers.input, &mut buffers.output, &mut buffers.arena)
+    } else {
+        model.run_multi(
+            &split(&buffers.input, &INPUT_LENS),
+            &mut split_mut(&mut buffers.output, &OUTPUT_LENS),
+            &mut buffers.arena,
+        )
+    };
     let ticks = clock.ticks() - start;
     nnb_mark();
     // Converted after the mark: `black_box` keeps the compiler from moving the conversion
@@ -140,12 +188,22 @@ fn main() -> ! {
         clock: &clock,
         start: 0,
     };
-    if let Err(e) = model.run_profiled(
-        &[&buffers.input],
-        &mut [&mut buffers.profiled_output],
-        &mut buffers.arena,
-        &mut counter,
-    ) {
+    let profiled = if SINGLE {
+        model.run_profiled(
+            &[&buffers.input],
+            &mut [&mut buffers.profiled_output],
+            &mut buffers.arena,
+            &mut counter,
+        )
+    } else {
+        model.run_profiled(
+            &split(&buffers.input, &INPUT_LENS),
+            &mut split_mut(&mut buffers.profiled_output, &OUTPUT_LENS),
+            &mut buffers.arena,
+            &mut counter,
+        )
+    };
+    if let Err(e) = profiled {
         fail_with("profiled run failed", e);
     }
     let same = buffers

@@ -151,6 +151,16 @@ const DTYPES: &[(&str, DtypeName)] = &[
 
 /// Modules that can run code, reach the system or load other files. Any name in them, or in a
 /// submodule of them, is refused.
+/// The path classes of `pathlib` (Lightning saves them in `hyper_parameters`).
+const PATH_CLASSES: &[&str] = &[
+    "Path",
+    "PosixPath",
+    "WindowsPath",
+    "PurePath",
+    "PurePosixPath",
+    "PureWindowsPath",
+];
+
 const DENIED_MODULES: &[&str] = &[
     "os",
     "posix",
@@ -296,6 +306,11 @@ pub fn classify(module: &str, name: &str) -> Verdict {
     if torch_nn && !name.starts_with('_') {
         return Verdict::Class;
     }
+    // A path is data (torch.load would build a PurePath's parts, touching no file); like any
+    // class, it may name an inert object, never be called.
+    if module == "pathlib" && PATH_CLASSES.contains(&name) {
+        return Verdict::Class;
+    }
     let top = module.split('.').next().unwrap_or(module);
     if module.is_empty() || name.is_empty() {
         return Verdict::Refused("empty module or name");
@@ -333,6 +348,8 @@ fn known(module: &str, name: &str) -> Option<Verdict> {
             "builtins" | "__builtin__",
             "object" | "int" | "float" | "str" | "bytes" | "bool" | "complex",
         ) => BaseType,
+        // Protocol 2 writes Python 3's `int` as Python 2's `long` (pickle's fix_imports).
+        ("__builtin__", "long") => BaseType,
         ("torch", "Tensor") | ("torch.nn.parameter", "Parameter" | "Buffer") => BaseType,
         (
             "torch",

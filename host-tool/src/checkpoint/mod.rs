@@ -29,7 +29,7 @@ pub use globals::Verdict;
 pub use tensor::{Dtype, Tensor};
 pub use torch::PREFERRED_KEYS;
 
-use pickle::{Limits, Mode, Unpickled};
+use pickle::{Limits, Mode, Obj, Unpickled};
 use tensor::{Backing, Storage};
 
 /// How to read a checkpoint.
@@ -132,6 +132,18 @@ pub struct Checkpoint {
     /// Top-level entries next to the selected state_dict holding training-only state (optimizer,
     /// gradient scaler, scheduler), with what they hold: read past, not used.
     pub training_state: Vec<(String, &'static str)>,
+    /// Values outside the selected state_dict that call classes, left unbuilt (`None`: none).
+    pub skipped: Option<Skipped>,
+}
+
+/// Values a pickle builds by calling classes (enums, `pathlib` paths, `defaultdict`s), outside
+/// the selected state_dict: left as inert placeholders, never built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The top-level entries holding them (`hyper_parameters`).
+    pub keys: Vec<String>,
+    /// The classes called, in pickle order.
+    pub globals: Vec<String>,
 }
 
 impl Checkpoint {
@@ -200,6 +212,7 @@ pub(crate) fn map(path: &Path) -> Result<Arc<Backing>> {
 }
 
 /// What the first bytes say the file is.
+#[derive(Clone, Copy)]
 enum Kind {
     Zip,
     Legacy,
@@ -343,9 +356,18 @@ fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
     if let Kind::Safetensors = kind {
         return read_safetensors(backing, options);
     }
-    let file = torch_file(backing.bytes(), kind, Mode::Strict)?;
+    let (file, selection, skipped) = match torch_file(backing.bytes(), kind, Mode::Strict) {
+        Ok(file) => {
+            let selection =
+                torch::select(&file.object.heap, file.object.root, options.key.as_deref())?;
+            (file, selection, None)
+        }
+        Err(refused @ Error::RefusedGlobal { .. }) => {
+            deferred(backing.bytes(), kind, options, refused)?
+        }
+        Err(e) => return Err(e),
+    };
     let heap = &file.object.heap;
-    let selection = torch::select(heap, file.object.root, options.key.as_deref())?;
     let lightning = file.container == Container::TorchZip
         && heap
             .lookup(file.object.root, "pytorch-lightning_version")
@@ -432,7 +454,73 @@ fn read(backing: Arc<Backing>, options: &Options) -> Result<Checkpoint> {
         globals: globals_of(&file),
         big_endian: file.big_endian,
         training_state: selection.training_state,
+        skipped,
     })
+}
+
+/// A file whose pickle calls classes (an enum, a `pathlib` path, a `defaultdict` in Lightning's
+/// `hyper_parameters`), read with those calls left unbuilt: the same VM in audit mode, which puts
+/// an inert placeholder where strict mode stops. Accepted only when every refusal is such a call
+/// and the selected state_dict reaches none of them; otherwise `refused`, the strict error, stands.
+fn deferred(
+    bytes: &[u8],
+    kind: Kind,
+    options: &Options,
+    refused: Error,
+) -> Result<(TorchFile, torch::Selection, Option<Skipped>)> {
+    let Ok(file) = torch_file(bytes, kind, Mode::Audit) else {
+        return Err(refused);
+    };
+    let heap = &file.object.heap;
+    let only_class_calls = heap
+        .findings
+        .iter()
+        .all(|f| f.reason == pickle::CLASS_CALLED)
+        && file.others.iter().all(|(_, u)| u.heap.findings.is_empty());
+    if !only_class_calls {
+        return Err(refused);
+    }
+    let Ok(selection) = torch::select(heap, file.object.root, options.key.as_deref()) else {
+        return Err(refused);
+    };
+    let selected = match &selection.key {
+        Some(k) => heap.lookup(file.object.root, k),
+        None => Some(file.object.root),
+    };
+    let roots: Vec<pickle::ObjId> = selected
+        .into_iter()
+        .chain(selection.entries.iter().map(|(_, id)| *id))
+        .collect();
+    let reached = heap.called_class_under(&roots);
+    if let Some(finding) = reached {
+        let f = &heap.findings[finding];
+        return Err(Error::RefusedGlobal {
+            global: f.global.clone(),
+            offset: f.offset,
+            entry: file.object_entry.clone(),
+            reason: f.reason.clone(),
+        });
+    }
+    let mut globals: Vec<String> = Vec::new();
+    for f in &heap.findings {
+        if !globals.contains(&f.global) {
+            globals.push(f.global.clone());
+        }
+    }
+    let keys = match heap.get(file.object.root) {
+        Obj::Dict(d) => {
+            let items = heap.dict_items(&d.items);
+            let values: Vec<pickle::ObjId> = items.iter().map(|(_, v)| *v).collect();
+            items
+                .iter()
+                .zip(heap.called_classes_from_each(&values))
+                .filter(|(_, found)| found.is_some())
+                .filter_map(|((k, _), _)| heap.str(*k).map(str::to_owned))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok((file, selection, Some(Skipped { keys, globals })))
 }
 
 fn globals_of(file: &TorchFile) -> Vec<GlobalRef> {
@@ -506,5 +594,6 @@ fn read_safetensors(backing: Arc<Backing>, options: &Options) -> Result<Checkpoi
         globals: Vec::new(),
         big_endian: false,
         training_state: Vec::new(),
+        skipped: None,
     })
 }

@@ -196,9 +196,66 @@ pub struct Heap {
     pub globals: Vec<GlobalUse>,
     /// Refusals recorded in [`Mode::Audit`].
     pub findings: Vec<Finding>,
+    /// In [`Mode::Audit`], the placeholders that stand for a class the pickle called (each with
+    /// the index of its finding): what a reader may leave unbuilt when nothing it selects
+    /// reaches them.
+    pub called_classes: Vec<(ObjId, usize)>,
 }
 
+/// The reason a call of a class is refused.
+pub const CLASS_CALLED: &str =
+    "not a tensor or container type (a class may only name an inert object, never be called)";
+
 impl Heap {
+    /// The first class-call placeholder ([`Heap::called_classes`]) reachable from any of `roots`
+    /// through containers, objects and tensors' storages, with its finding's index.
+    pub fn called_class_under(&self, roots: &[ObjId]) -> Option<usize> {
+        self.called_classes_from_each(roots)
+            .into_iter()
+            .flatten()
+            .next()
+    }
+
+    /// For each of `roots` in turn, the first class-call placeholder its walk reaches, skipping
+    /// what the walks of the roots before it visited: every value is visited once in all.
+    pub fn called_classes_from_each(&self, roots: &[ObjId]) -> Vec<Option<usize>> {
+        if self.called_classes.is_empty() {
+            return vec![None; roots.len()];
+        }
+        let placeholders: HashMap<ObjId, usize> = self.called_classes.iter().copied().collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::with_capacity(roots.len());
+        for &root in roots {
+            let mut todo = vec![root];
+            let mut first = None;
+            while let Some(at) = todo.pop() {
+                if !seen.insert(at) {
+                    continue;
+                }
+                if let Some(&finding) = placeholders.get(&at) {
+                    first = first.or(Some(finding));
+                }
+                match self.get(at) {
+                    Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => todo.extend(v),
+                    Obj::Dict(d) => {
+                        todo.extend(d.items.iter().flat_map(|&(k, v)| [k, v]));
+                        todo.extend(d.attrs);
+                    }
+                    Obj::Object(o) => {
+                        todo.extend(o.state);
+                        todo.extend(o.items.iter().flat_map(|&(k, v)| [k, v]));
+                        todo.extend(&o.list);
+                    }
+                    Obj::PersistentId(inner) => todo.push(*inner),
+                    Obj::Tensor(t) => todo.push(t.storage),
+                    _ => {}
+                }
+            }
+            found.push(first);
+        }
+        found
+    }
+
     /// Number of values on the heap (ids are `0..len`).
     pub fn len(&self) -> usize {
         self.objs.len()
@@ -1008,12 +1065,17 @@ impl Vm<'_> {
             Verdict::Unsupported(what) => self.heap_alloc(Obj::Unsupported(what), &[args]),
             Verdict::Class if how == Call::New => self.new_object(index, None, args),
             Verdict::Class => {
-                self.refuse(
-                    index,
-                    "not a tensor or container type (a class may only name an inert object, never be called)"
-                        .to_owned(),
-                )?;
-                self.heap_alloc(Obj::Opaque, &[])
+                self.refuse(index, CLASS_CALLED.to_owned())?;
+                let placeholder = self.heap_alloc(Obj::Opaque, &[])?;
+                let name = self.heap.globals[index].qualified();
+                if let Some(finding) =
+                    self.heap.findings.iter().position(|f| {
+                        f.global == name && f.offset == self.heap.globals[index].offset
+                    })
+                {
+                    self.heap.called_classes.push((placeholder, finding));
+                }
+                Ok(placeholder)
             }
             Verdict::Known(k) => self.known(k, func, args, how),
         }

@@ -1,6 +1,6 @@
 //! What a checkpoint says about how it was trained and saved — the mistakes that only show on
-//! the device: BatchNorms whose running statistics were never updated, and training-only state
-//! saved next to the weights.
+//! the device: BatchNorms whose running statistics were never updated, training-only state
+//! saved next to the weights, and values outside the weights left unbuilt.
 //!
 //! In: a read [`Checkpoint`]. Out: findings, each one sentence. The blob is always eval-mode (its
 //! BatchNorms normalise with the running statistics, as `model.eval()` does), so a BatchNorm never
@@ -72,5 +72,21 @@ pub fn training_state_note(ckpt: &Checkpoint) -> Option<String> {
         "the weights are under '{}'; ignored the training-only state next to them: {}",
         ckpt.key.as_deref().unwrap_or_default(),
         what.join(", ")
+    ))
+}
+
+/// The note for values outside the state_dict left unbuilt (enums, `pathlib` paths,
+/// `defaultdict`s in Lightning's `hyper_parameters`), if any.
+pub fn skipped_note(ckpt: &Checkpoint) -> Option<String> {
+    let s = ckpt.skipped.as_ref()?;
+    let keys: Vec<String> = s.keys.iter().map(|k| format!("'{k}'")).collect();
+    let place = if keys.is_empty() {
+        "outside the state_dict".to_string()
+    } else {
+        format!("in {} (outside the state_dict)", keys.join(", "))
+    };
+    Some(format!(
+        "skipped the values {place} that call {}: nnblob builds no such object, and the weights do not need them",
+        s.globals.join(", ")
     ))
 }

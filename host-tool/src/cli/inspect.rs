@@ -71,6 +71,15 @@ struct Report<'a> {
     warnings: Vec<String>,
     /// Training-only state read past: (key, what it holds).
     ignored: Vec<IgnoredJson<'a>>,
+    /// Values outside the state_dict left unbuilt: the top-level keys holding them and the
+    /// classes they call.
+    skipped: Option<SkippedJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SkippedJson<'a> {
+    keys: &'a [String],
+    globals: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -145,6 +154,10 @@ fn report(ckpt: &Checkpoint) -> Report<'_> {
             .iter()
             .map(|(key, holds)| IgnoredJson { key, holds })
             .collect(),
+        skipped: ckpt.skipped.as_ref().map(|s| SkippedJson {
+            keys: &s.keys,
+            globals: &s.globals,
+        }),
     }
 }
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use serde::Serialize;
+
 use crate::checkpoint::{self, Scan, Verdict};
 
 use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
@@ -11,6 +13,7 @@ const EXAMPLES: &str = "\
 Examples:
   nnblob scan model.pth
   nnblob scan downloads/*.pt downloads/*.ckpt
+  nnblob scan downloads/*.pth --json | jq '.files[] | select(.status != \"clean\") | .file'
 
 Verdicts:
   ok        a tensor, storage, dtype or container name the reader interprets itself
@@ -29,6 +32,47 @@ pub struct Args {
     /// The files to scan.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Print one JSON document (every file, every distinct global) instead of text; the exit
+    /// status is the same.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `scan --json`: the files in the order given.
+#[derive(Serialize)]
+struct Report {
+    files: Vec<FileReport>,
+    /// The exit status: 0 clean, 1 a refused global, 2 an unreadable file.
+    exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    /// `clean`, `refused` or `unreadable`.
+    status: &'static str,
+    /// The container (absent when unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'static str>,
+    /// Global references in total (absent when unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    references: Option<usize>,
+    /// One entry per distinct global, at its first reference.
+    globals: Vec<GlobalReport>,
+    /// Why the file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GlobalReport {
+    name: String,
+    entry: String,
+    offset: u64,
+    /// `ok`, `info` or `refused`.
+    verdict: &'static str,
+    why: String,
+    references: usize,
 }
 
 /// The word `scan` and `inspect --json` use for a verdict.
@@ -43,57 +87,108 @@ pub(crate) fn verdict_word(v: &Verdict) -> &'static str {
 /// Run `scan`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let mut worst = EXIT_OK;
+    let mut files = Vec::new();
     for file in &args.files {
-        let name = file.display();
-        let status = match checkpoint::scan(file) {
-            Ok(scan) => print_scan(&name.to_string(), &scan),
-            Err(e) => {
-                println!("{name}: UNREADABLE: {e}");
-                EXIT_ERROR
-            }
+        let name = file.display().to_string();
+        let report = match checkpoint::scan(file) {
+            Ok(scan) => file_report(name, &scan),
+            Err(e) => FileReport {
+                file: name,
+                status: "unreadable",
+                container: None,
+                references: None,
+                globals: Vec::new(),
+                error: Some(e.to_string()),
+            },
+        };
+        let status = match report.status {
+            "clean" => EXIT_OK,
+            "refused" => EXIT_FINDINGS,
+            _ => EXIT_ERROR,
         };
         worst = worst.max(status);
+        if !args.json {
+            print_file(&report);
+        }
+        files.push(report);
+    }
+    if args.json {
+        let report = Report {
+            files,
+            exit_code: worst,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::from(worst))
 }
 
-fn print_scan(name: &str, scan: &Scan) -> u8 {
-    let verdict = if scan.findings.is_empty() {
-        "clean"
-    } else {
-        "REFUSED GLOBALS"
-    };
-    println!(
-        "{name}: {verdict} ({}, {} global references, {} refused)",
-        scan.container.as_str(),
-        scan.globals.len(),
-        scan.findings.len()
-    );
-    // One line per distinct global, at its first reference.
+fn file_report(file: String, scan: &Scan) -> FileReport {
+    // One entry per distinct global, at its first reference.
     let mut seen = std::collections::HashSet::new();
+    let mut globals = Vec::new();
     for g in &scan.globals {
         if !seen.insert(g.name.as_str()) {
             continue;
         }
         let finding = scan.findings.iter().find(|f| f.global == g.name);
-        let (word, why) = match finding {
-            Some(f) => ("REFUSED", f.reason.as_str()),
-            None => (verdict_word(&g.verdict), g.verdict.explain()),
+        let (verdict, why) = match finding {
+            Some(f) => ("refused", f.reason.clone()),
+            None => (verdict_word(&g.verdict), g.verdict.explain().to_string()),
         };
-        let count = scan.globals.iter().filter(|o| o.name == g.name).count();
-        let times = if count > 1 {
-            format!(", {count} references")
+        globals.push(GlobalReport {
+            name: g.name.clone(),
+            entry: g.entry.clone(),
+            offset: g.offset,
+            verdict,
+            why,
+            references: scan.globals.iter().filter(|o| o.name == g.name).count(),
+        });
+    }
+    FileReport {
+        file,
+        status: if scan.findings.is_empty() {
+            "clean"
+        } else {
+            "refused"
+        },
+        container: Some(scan.container.as_str()),
+        references: Some(scan.globals.len()),
+        globals,
+        error: None,
+    }
+}
+
+fn print_file(r: &FileReport) {
+    let name = &r.file;
+    if let Some(e) = &r.error {
+        println!("{name}: UNREADABLE: {e}");
+        return;
+    }
+    let refused = r.globals.iter().filter(|g| g.verdict == "refused").count();
+    let verdict = if r.status == "clean" {
+        "clean"
+    } else {
+        "REFUSED GLOBALS"
+    };
+    println!(
+        "{name}: {verdict} ({}, {} global references, {refused} refused)",
+        r.container.unwrap_or_default(),
+        r.references.unwrap_or_default(),
+    );
+    for g in &r.globals {
+        let word = if g.verdict == "refused" {
+            "REFUSED"
+        } else {
+            g.verdict
+        };
+        let times = if g.references > 1 {
+            format!(", {} references", g.references)
         } else {
             String::new()
         };
         println!(
-            "  {word:8} {} ({} byte {}{times}): {why}",
-            g.name, g.entry, g.offset
+            "  {word:8} {} ({} byte {}{times}): {}",
+            g.name, g.entry, g.offset, g.why
         );
-    }
-    if scan.findings.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FINDINGS
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! The firmware engine runs the blob on the host (the device's bits) and tract runs the ONNX
 //! (optimized), on the same inputs: `.npy` files or seeded N(0,1) samples. Inputs and outputs are
-//! paired by name (or, for a single one, whatever the names) and their shapes checked before
-//! anything runs. Exit code 0 when every output is within its tolerances, 1 when one is not, 2 on
-//! an error.
+//! paired by name when both sides have the same names, otherwise by position when the counts
+//! agree (`--match` forces one), and the input shapes checked before anything runs. Exit code
+//! 0 when every output is within its tolerances, 1 when one is not, 2 on an error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

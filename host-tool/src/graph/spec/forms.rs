@@ -22,6 +22,9 @@ pub enum Form {
     Pieces(Vec<Vec<Op>>),
 }
 
+/// The most pieces a `chunk` or `split` may cut (each is a node of the graph).
+pub const MAX_PIECES: usize = 4096;
+
 /// The kinds [`lower`] writes itself rather than through [`build`].
 const SHAPE_DEPENDENT: &[&str] = &[
     "transpose",
@@ -80,7 +83,11 @@ pub fn lower(kind: &str, a: &Args, shapes: &[&[usize]]) -> Result<Form, String> 
             let d = resolve_dim(a.int("dim")?, rank)?;
             // torch.chunk: pieces of ceil(n / chunks), the last one smaller; possibly fewer.
             let size = x[d].div_ceil(chunks);
-            Ok(pieces(x, d, &vec![size; x[d].div_ceil(size)]))
+            let count = x[d].div_ceil(size);
+            if count > MAX_PIECES {
+                return Err(too_many(count));
+            }
+            pieces(x, d, &vec![size; count])
         }
         "split" => {
             let d = resolve_dim(a.int("dim")?, rank)?;
@@ -88,7 +95,11 @@ pub fn lower(kind: &str, a: &Args, shapes: &[&[usize]]) -> Result<Form, String> 
             let sizes: Vec<usize> = match a.get("split_size_or_sections") {
                 Lit::Int(_) => {
                     let size = a.size("split_size_or_sections")?;
-                    vec![size; n.div_ceil(size)]
+                    let count = n.div_ceil(size);
+                    if count > MAX_PIECES {
+                        return Err(too_many(count));
+                    }
+                    vec![size; count]
                 }
                 _ => {
                     let sizes = a.ints("split_size_or_sections")?;
@@ -103,7 +114,7 @@ pub fn lower(kind: &str, a: &Args, shapes: &[&[usize]]) -> Result<Form, String> 
                     sizes.into_iter().map(|s| s as usize).collect()
                 }
             };
-            Ok(pieces(x, d, &sizes))
+            pieces(x, d, &sizes)
         }
         _ => unreachable!("SHAPE_DEPENDENT lists the kinds matched here"),
     }
@@ -189,10 +200,13 @@ fn slice_len(start: usize, end: usize, step: usize) -> usize {
 }
 
 /// Consecutive pieces of `sizes` along axis `d` of `x`, the last one cut to what is left.
-fn pieces(x: &[usize], d: usize, sizes: &[usize]) -> Form {
+fn pieces(x: &[usize], d: usize, sizes: &[usize]) -> Result<Form, String> {
+    if sizes.len() > MAX_PIECES {
+        return Err(too_many(sizes.len()));
+    }
     // One piece is the whole input.
     if sizes.len() == 1 {
-        return Form::Pieces(vec![Vec::new()]);
+        return Ok(Form::Pieces(vec![Vec::new()]));
     }
     let mut start = 0;
     let mut out = Vec::new();
@@ -201,7 +215,11 @@ fn pieces(x: &[usize], d: usize, sizes: &[usize]) -> Form {
         out.push(vec![slice_op(d, start, end, 1)]);
         start = end;
     }
-    Form::Pieces(out)
+    Ok(Form::Pieces(out))
+}
+
+fn too_many(count: usize) -> String {
+    format!("{count} pieces; at most {MAX_PIECES} (each is a layer)")
 }
 
 /// One entry of a tensor index, its numbers evaluated.
