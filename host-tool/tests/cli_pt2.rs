@@ -91,3 +91,16 @@ fn failures_are_one_line_and_write_nothing() {
     let err = assert_fails(&nnblob(&["convert", s(&pth), "-o", s(&out)]));
     assert!(err.contains("--arch"), "{err}");
 }
+
+#[test]
+fn scan_reports_each_pickle_an_archive_carries() {
+    let o = nnblob(&["scan", s(&pt2("hostile/sample_inputs_posix_system.pt2"))]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("data/sample_inputs/model.pt: REFUSED") && text.contains("posix.system"),
+        "{text}"
+    );
+    let o = nnblob(&["scan", s(&pt2("lenet5.pt2"))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}

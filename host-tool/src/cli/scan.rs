@@ -12,6 +12,8 @@ use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 const EXAMPLES: &str = "\
 Examples:
   nnblob scan model.pth
+  nnblob scan model.pt2        every pickle a torch.export archive carries (its sample inputs,
+                               which torch.export.load unpickles), one report each
   nnblob scan downloads/*.pt downloads/*.ckpt
   nnblob scan downloads/*.pth --json | jq '.files[] | select(.status != \"clean\") | .file'
 
@@ -90,27 +92,54 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for file in &args.files {
         let name = file.display().to_string();
-        let report = match checkpoint::scan(file) {
-            Ok(scan) => file_report(name, &scan),
-            Err(e) => FileReport {
-                file: name,
-                status: "unreadable",
-                container: None,
-                references: None,
-                globals: Vec::new(),
-                error: Some(e.to_string()),
-            },
+        // A torch.export archive: each pickle it carries (`torch.export.load` unpickles its
+        // sample inputs), as `FILE:ENTRY`.
+        let scans: Vec<(String, checkpoint::Result<Scan>)> = if crate::pt2::is_pt2_file(file) {
+            match crate::pt2::scan_pickles(file) {
+                // No pickle at all (raw weights, no sample inputs): nothing can run.
+                Ok(scans) if scans.is_empty() => vec![(
+                    name,
+                    Ok(Scan {
+                        container: checkpoint::Container::TorchZip,
+                        globals: Vec::new(),
+                        findings: Vec::new(),
+                    }),
+                )],
+                Ok(scans) => scans
+                    .into_iter()
+                    .map(|(entry, scan)| (format!("{name}:{entry}"), scan))
+                    .collect(),
+                Err(e) => vec![(
+                    name,
+                    Err(checkpoint::Error::malformed("archive", e.to_string())),
+                )],
+            }
+        } else {
+            vec![(name, checkpoint::scan(file))]
         };
-        let status = match report.status {
-            "clean" => EXIT_OK,
-            "refused" => EXIT_FINDINGS,
-            _ => EXIT_ERROR,
-        };
-        worst = worst.max(status);
-        if !args.json {
-            print_file(&report);
+        for (name, scan) in scans {
+            let report = match scan {
+                Ok(scan) => file_report(name, &scan),
+                Err(e) => FileReport {
+                    file: name,
+                    status: "unreadable",
+                    container: None,
+                    references: None,
+                    globals: Vec::new(),
+                    error: Some(e.to_string()),
+                },
+            };
+            let status = match report.status {
+                "clean" => EXIT_OK,
+                "refused" => EXIT_FINDINGS,
+                _ => EXIT_ERROR,
+            };
+            worst = worst.max(status);
+            if !args.json {
+                print_file(&report);
+            }
+            files.push(report);
         }
-        files.push(report);
     }
     if args.json {
         let report = Report {
