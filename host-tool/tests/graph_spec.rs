@@ -327,3 +327,16 @@ fn taking_part_of_an_axis_is_a_slice_per_axis_then_a_reshape() {
     .unwrap();
     assert!(g.nodes.is_empty(), "{g}");
 }
+
+/// A '-' joins a dotted name only between two digits (torchvision RegNet's `block1-0`), so
+/// `x.ndim-1` stays an integer subtraction.
+#[test]
+fn a_dash_joins_a_name_only_between_digits() {
+    let spec = "input x: [4, 6]\ntrunk.block1-0 = Linear(6, 3)\nforward:\n    y = x.permute(0, x.ndim-1, 1)\n    return trunk.block1-0(y.reshape(1, 4, 6))\n";
+    let g = nnblob::graph::parse_spec(spec, "net.nnspec", "net").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        g.nodes.last().unwrap().module.as_deref(),
+        Some("trunk.block1-0")
+    );
+    assert_eq!(g.values[g.outputs[0]].shape, [1, 4, 3]);
+}

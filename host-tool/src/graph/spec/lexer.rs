@@ -87,7 +87,7 @@ pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
         let begin = i;
         if c.is_ascii_alphabetic() || c == '_' {
             i += 1;
-            // After a dot, a component may hold '-' between letters or digits, as module names
+            // After a dot, a component may hold '-' between two digits, as module names
             // do that torch builds with add_module (torchvision's RegNet: `block1-0`).
             let mut after_dot = false;
             loop {
@@ -96,8 +96,9 @@ pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
                         .get(i)
                         .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
                 };
+                let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
                 while word(i)
-                    || (after_dot && chars.get(i) == Some(&'-') && word(i - 1) && word(i + 1))
+                    || (after_dot && chars.get(i) == Some(&'-') && digit(i - 1) && digit(i + 1))
                 {
                     i += 1;
                 }
