@@ -933,11 +933,18 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             } else {
                 [ws[2], ws[3]]
             };
+            crate::graph::ops::check_window(kernel, stride, dilation)?;
             let padding = match a.get("padding") {
                 Some(Arg::Str(mode)) if mode == "valid" => Padding::default(),
                 Some(Arg::Str(mode)) if mode == "same" => {
-                    let total = |k: usize, d: usize| d * (k - 1);
-                    let (th, tw) = (total(kernel[0], dilation[0]), total(kernel[1], dilation[1]));
+                    let total = |k: usize, d: usize| {
+                        d.checked_mul(k - 1)
+                            .ok_or_else(|| format!("dilation {dilation:?} is too large"))
+                    };
+                    let (th, tw) = (
+                        total(kernel[0], dilation[0])?,
+                        total(kernel[1], dilation[1])?,
+                    );
                     Padding {
                         top: th / 2,
                         bottom: th - th / 2,

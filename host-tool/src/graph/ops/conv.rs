@@ -51,7 +51,7 @@ pub(crate) fn window_out(
 
 /// Refuses a window whose kernel, stride or dilation has a 0 (a source that does not check its
 /// arguments, such as an imported program, may hold one).
-pub(crate) fn check_window(
+pub fn check_window(
     kernel: [usize; 2],
     stride: [usize; 2],
     dilation: [usize; 2],

@@ -13,7 +13,7 @@ mod pool;
 mod shape;
 
 pub use activation::{Activation, PRelu, Softmax};
-pub use conv::{Conv, Padding};
+pub use conv::{check_window, Conv, Padding};
 pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
