@@ -14,7 +14,7 @@ mod signatures;
 use std::collections::{BTreeMap, HashMap};
 
 use super::ops::resolve_dim;
-use super::{checked_numel, fmt_shape, Graph, Node, Op, Value, ValueId};
+use super::{checked_numel, fmt_shape, Graph, Op, ValueId};
 pub use print::to_spec;
 
 use ast::{Expr, ExprKind, Stmt, Subscript};
@@ -274,11 +274,7 @@ impl Builder<'_> {
     }
 
     fn new_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
-        self.graph.values.push(Value {
-            name: name.to_string(),
-            shape,
-        });
-        self.graph.values.len() - 1
+        self.graph.push_value(name, shape)
     }
 
     /// Names output `v` after the name `return` gives it, unless that name is taken (by an
@@ -932,17 +928,10 @@ impl Builder<'_> {
                 ),
             )
         })?;
-        let output = self.new_value(&name, shape);
-        self.graph.nodes.push(Node {
-            name,
-            module,
-            op,
-            inputs,
-            output,
-            fused: None,
-            params: Vec::new(),
-        });
-        Ok(output)
+        let value = name.clone();
+        Ok(self
+            .graph
+            .push_node(name, module, op, inputs, &value, shape))
     }
 }
 
