@@ -129,6 +129,17 @@ pub struct GraphError {
 }
 
 impl Graph {
+    /// A graph named `name` with nothing in it yet (what a source fills).
+    pub fn empty(name: &str) -> Graph {
+        Graph {
+            name: name.to_string(),
+            values: Vec::new(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
     pub fn shape(&self, v: ValueId) -> &[usize] {
         &self.values[v].shape
     }

@@ -670,13 +670,7 @@ pub fn lower(program: &Program, name: &str) -> Result<Graph, LowerError> {
     }
     let mut lw = Lowering {
         program,
-        graph: Graph {
-            name: name.to_string(),
-            values: Vec::new(),
-            nodes: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        },
+        graph: Graph::empty(name),
         slots: HashMap::new(),
         layer_names: HashSet::new(),
     };

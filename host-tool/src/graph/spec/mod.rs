@@ -46,13 +46,7 @@ pub fn parse_spec(text: &str, file: &str, name: &str) -> Result<Graph, SpecError
     let stmts = ast::Parser::new(toks, file).statements()?;
     let mut b = Builder {
         file,
-        graph: Graph {
-            name: name.to_string(),
-            values: Vec::new(),
-            nodes: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        },
+        graph: Graph::empty(name),
         modules: BTreeMap::new(),
         used: HashMap::new(),
         vars: HashMap::new(),
