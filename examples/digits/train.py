@@ -24,27 +24,17 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "fixtures"))
 from make_model_fixtures import export_onnx, run_onnxruntime  # noqa: E402
+from data import SEED, TEST_FRACTION, load_split, save_calibration  # noqa: E402
 from model import DigitsCNN  # noqa: E402
 
-SEED = 0
-TEST_FRACTION = 0.25
 EPOCHS = 30
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
-
-
-def load_split():
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    labels = digits.target.astype(np.int64)
-    return train_test_split(images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=SEED)
 
 
 def train(model, images, labels):
@@ -83,6 +73,7 @@ def main():
     ort_diff = float(np.abs(ort_outputs - outputs).max())
     assert ort_diff <= 1e-4 * max(float(np.abs(outputs).max()), 1.0), f"onnxruntime differs by {ort_diff}"
 
+    save_calibration(train_images)
     np.save(os.path.join(HERE, "test_images.npy"), test_images.astype(np.float32))
     np.save(os.path.join(HERE, "test_labels.npy"), test_labels.astype(np.int64))
     np.save(os.path.join(HERE, "torch_outputs.npy"), outputs.astype(np.float32))

@@ -18,8 +18,13 @@ pub enum Error {
     OpParam { op: u32, field: &'static str },
     /// A weight reference is outside the weights section, misaligned or of the wrong length.
     OpWeight { op: u32, field: &'static str },
+    /// A tensor of the op has an element type (or quantization) the op does not take.
+    OpType { op: u32, tensor: u32 },
     /// The op's output overlaps one of its inputs in the arena in a way the kernel cannot do.
     OpOverlap { op: u32, tensor: u32 },
+    /// An input (`input: true`) or output of the model is not of the element type the entry
+    /// point takes ([`crate::Model::run_quantized`] takes int8 ones only).
+    IoType { index: u32, input: bool },
     /// The caller's arena is shorter than the blob's arena length (f32 elements).
     ArenaTooSmall { needed: u32, got: u32 },
     /// The number of input or output buffers differs from the model's.
@@ -52,6 +57,15 @@ impl fmt::Display for Error {
             Error::OpWeight { op, field } => {
                 write!(f, "op {op}: weight `{field}` is outside the weights section or has the wrong length")
             }
+            Error::OpType { op, tensor } => write!(
+                f,
+                "op {op}: tensor {tensor} has an element type or quantization the op does not take"
+            ),
+            Error::IoType { index, input } => write!(
+                f,
+                "{} {index} is not int8; run the model with its f32 entry point",
+                if input { "input" } else { "output" }
+            ),
             Error::OpOverlap { op, tensor } => {
                 write!(
                     f,

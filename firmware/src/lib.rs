@@ -5,9 +5,14 @@
 //!
 //! ```text
 //! let model = Model::from_bytes(BLOB)?;       // validates everything, once
-//! let mut arena = [0.0f32; ARENA_LEN];        // >= model.arena_len()
+//! let mut arena = [0.0f32; ARENA_LEN];        // >= model.arena_len() (f32s: 4-byte aligned)
 //! model.run(&input, &mut output, &mut arena)?;
 //! ```
+//!
+//! The arena is bytes underneath (format version 3): f32 and int8 tensors share it, each at a
+//! 4-byte aligned offset. It is taken as `[f32]` so that its alignment is the type's. An int8
+//! model keeps float edges: [`Model::run`] quantizes its inputs and dequantizes its outputs;
+//! [`Model::run_quantized`] takes and gives the int8 values themselves.
 //!
 //! [`Model::from_bytes`] checks the header, the CRC-32, and every tensor and op (shapes,
 //! parameters, weight ranges and lengths, arena ranges, overlaps); after it succeeds the
@@ -30,11 +35,11 @@ mod validate;
 mod weights;
 
 pub use error::Error;
-pub use nnblob_format::meta::{OpKind, TensorDesc};
+pub use nnblob_format::meta::{ElemType, OpKind, Quant, TensorDesc};
 pub use nnblob_format::WeightDtype;
 
 use kernels::elementwise::BinOp;
-use nnblob_format::meta::{Activation, Binary, Op, VectorRef, WireOp};
+use nnblob_format::meta::{Activation, Binary, ByteRef, Op, VectorRef, WireOp};
 use nnblob_format::BlobView;
 use weights::Weights;
 
@@ -45,7 +50,7 @@ pub struct Model<'a> {
 }
 
 /// A model input or output: its name and tensor (shape and element count).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IoInfo<'a> {
     /// Name given by the converter.
     pub name: &'a str,
@@ -58,7 +63,7 @@ impl IoInfo<'_> {
     pub fn shape(&self) -> &[u32] {
         self.tensor.shape()
     }
-    /// Number of f32 elements.
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.tensor.dims.iter().map(|&d| d as usize).product()
     }
@@ -84,33 +89,48 @@ impl Profiler for NoProfiler {
     fn end(&mut self, _: u32, _: OpKind) {}
 }
 
-/// A tensor resolved for the engine: arena range, dims padded with 1s.
+/// A tensor resolved for the engine: arena byte range, element type, dims padded with 1s.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tensor {
+    /// Byte offset in the arena.
     pub offset: usize,
+    /// Number of elements.
     pub count: usize,
+    /// Number of bytes (`count` times the element size).
+    pub bytes: usize,
+    pub elem: ElemType,
+    pub quant: Quant,
     pub rank: u8,
     pub dims: [usize; 4],
 }
 
 impl Tensor {
-    /// Tensor `i` of the view with its element count; errors if the count overflows.
+    /// Tensor `i` of the view with its element count; errors if the size overflows.
     pub fn get(view: &BlobView<'_>, i: u32) -> Result<Tensor, Error> {
         let d = view.tensor(i)?;
         let dims = d.dims.map(|x| x as usize);
+        let too_large = Error::TensorOutsideArena { tensor: i };
         let count = dims
             .iter()
             .try_fold(1usize, |a, &b| a.checked_mul(b))
-            .ok_or(Error::TensorOutsideArena { tensor: i })?;
+            .ok_or(too_large)?;
         Ok(Tensor {
             offset: d.offset as usize,
             count,
+            bytes: count.checked_mul(d.elem.size()).ok_or(too_large)?,
+            elem: d.elem,
+            quant: d.quant,
             rank: d.rank,
             dims,
         })
     }
-    fn range(&self) -> core::ops::Range<usize> {
-        self.offset..self.offset + self.count
+    /// The byte range in the arena.
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.offset..self.offset + self.bytes
+    }
+    /// The zero point, as the int8 kernels use it.
+    pub fn zero_point(&self) -> i32 {
+        i32::from(self.quant.zero_point)
     }
     /// Size of dimension 1 (channels), 1 below rank 2.
     pub fn channels(&self) -> usize {
@@ -152,15 +172,45 @@ pub(crate) fn binary_operands<'t, V>(
     }
 }
 
+/// An element type of arena tensors.
+pub(crate) trait Elem: bytemuck::Pod {
+    /// The format's name for it (validation made every tensor's match its use).
+    const TYPE: ElemType;
+}
+
+impl Elem for f32 {
+    const TYPE: ElemType = ElemType::F32;
+}
+
+impl Elem for i8 {
+    const TYPE: ElemType = ElemType::I8;
+}
+
+/// The elements of a tensor's bytes; fails on a type or alignment the load-time checks exclude.
+fn typed<'x, T: Elem>(t: &Tensor, bytes: &'x [u8]) -> Result<&'x [T], Error> {
+    if t.elem != T::TYPE {
+        return Err(Error::Internal);
+    }
+    bytemuck::try_cast_slice(bytes).map_err(|_| Error::Internal)
+}
+
+/// Like [`typed`], mutable.
+fn typed_mut<'x, T: Elem>(t: &Tensor, bytes: &'x mut [u8]) -> Result<&'x mut [T], Error> {
+    if t.elem != T::TYPE {
+        return Err(Error::Internal);
+    }
+    bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Internal)
+}
+
 /// Read access to the parts of the arena that are not the output.
 struct Reader<'x> {
-    lo: &'x [f32],
-    hi: &'x [f32],
+    lo: &'x [u8],
+    hi: &'x [u8],
     hi_start: usize,
 }
 
 impl Reader<'_> {
-    fn get(&self, t: &Tensor) -> Result<&[f32], Error> {
+    fn bytes(&self, t: &Tensor) -> Result<&[u8], Error> {
         let r = t.range();
         if r.end <= self.lo.len() {
             self.lo.get(r).ok_or(Error::Internal)
@@ -172,33 +222,39 @@ impl Reader<'_> {
             Err(Error::Internal)
         }
     }
+    fn get<T: Elem>(&self, t: &Tensor) -> Result<&[T], Error> {
+        typed(t, self.bytes(t)?)
+    }
 }
 
-/// Splits the arena into the output (mutable) and the rest (readable).
-fn split<'x>(arena: &'x mut [f32], out: &Tensor) -> Result<(Reader<'x>, &'x mut [f32]), Error> {
-    if out.offset + out.count > arena.len() {
+/// Splits the arena into the output (mutable, of element type `T`) and the rest (readable).
+fn split<'x, T: Elem>(
+    arena: &'x mut [u8],
+    out: &Tensor,
+) -> Result<(Reader<'x>, &'x mut [T]), Error> {
+    if out.offset + out.bytes > arena.len() {
         return Err(Error::Internal);
     }
     let (lo, rest) = arena.split_at_mut(out.offset);
-    let (o, hi) = rest.split_at_mut(out.count);
+    let (o, hi) = rest.split_at_mut(out.bytes);
     Ok((
         Reader {
             lo,
             hi,
-            hi_start: out.offset + out.count,
+            hi_start: out.offset + out.bytes,
         },
-        o,
+        typed_mut(out, o)?,
     ))
 }
 
 /// The output, holding a copy of `src` (nothing copied when `src` is the output itself).
-fn in_place<'x>(
-    arena: &'x mut [f32],
+fn in_place<'x, T: Elem>(
+    arena: &'x mut [u8],
     src: &Tensor,
     out: &Tensor,
-) -> Result<(Reader<'x>, &'x mut [f32]), Error> {
+) -> Result<(Reader<'x>, &'x mut [T]), Error> {
     let same = src.offset == out.offset;
-    let (r, o) = split(arena, out)?;
+    let (r, o) = split::<T>(arena, out)?;
     if !same {
         o.copy_from_slice(r.get(src)?);
     }
@@ -215,11 +271,11 @@ impl<'a> Model<'a> {
     /// refused). The blob is borrowed, not copied.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         let view = BlobView::new_checked(blob)?;
-        let arena_len = view.info().arena_len as usize;
+        let arena_bytes = view.arena_bytes() as usize;
         for i in 0..view.tensor_count() {
             let t = Tensor::get(&view, i)?;
-            match t.offset.checked_add(t.count) {
-                Some(end) if end <= arena_len => {}
+            match t.offset.checked_add(t.bytes) {
+                Some(end) if end <= arena_bytes => {}
                 _ => return Err(Error::TensorOutsideArena { tensor: i }),
             }
         }
@@ -239,9 +295,13 @@ impl<'a> Model<'a> {
         Ok(Model { view })
     }
 
-    /// Required arena length, in f32 elements.
+    /// Required arena length, in f32 elements (the arena's bytes rounded up to whole f32s).
     pub fn arena_len(&self) -> usize {
-        self.view.info().arena_len as usize
+        self.arena_bytes().div_ceil(4)
+    }
+    /// Required arena size in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.view.arena_bytes() as usize
     }
     /// Model name.
     pub fn name(&self) -> &'a str {
@@ -307,13 +367,83 @@ impl<'a> Model<'a> {
         self.run_profiled(inputs, outputs, arena, &mut NoProfiler)
     }
 
-    /// Like [`Model::run_multi`], calling `profiler` around every op.
+    /// Like [`Model::run_multi`], calling `profiler` around every op. Inputs and outputs are
+    /// f32 whatever their tensors: an int8 input is quantized with its tensor's parameters
+    /// (as [`OpKind::Quantize`] does), an int8 output dequantized.
     pub fn run_profiled(
         &self,
         inputs: &[&[f32]],
         outputs: &mut [&mut [f32]],
         arena: &mut [f32],
         profiler: &mut impl Profiler,
+    ) -> Result<(), Error> {
+        self.check_io(inputs, outputs, None)?;
+        let arena = self.arena_bytes_of(arena)?;
+        for (io, buf) in self.view.inputs().zip(inputs) {
+            let t = Tensor::get(&self.view, io.tensor)?;
+            let dst = arena.get_mut(t.range()).ok_or(Error::Internal)?;
+            match t.elem {
+                ElemType::F32 => typed_mut::<f32>(&t, dst)?.copy_from_slice(buf),
+                ElemType::I8 => kernels::int8::convert::quantize(buf, t.quant, typed_mut(&t, dst)?),
+            }
+        }
+        self.exec_all(arena, profiler)?;
+        for (io, buf) in self.view.outputs().zip(outputs.iter_mut()) {
+            let t = Tensor::get(&self.view, io.tensor)?;
+            let src = arena.get(t.range()).ok_or(Error::Internal)?;
+            match t.elem {
+                ElemType::F32 => buf.copy_from_slice(typed(&t, src)?),
+                ElemType::I8 => kernels::int8::convert::dequantize(typed(&t, src)?, t.quant, buf),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a model whose inputs and outputs are all int8 on their raw values (for firmware
+    /// that has quantized data already): `inputs[i]` in input `i`'s quantization, outputs in
+    /// theirs ([`IoInfo::tensor`] has the scales and zero points). A model with an f32 input or
+    /// output is refused ([`Error::IoType`]).
+    pub fn run_quantized(
+        &self,
+        inputs: &[&[i8]],
+        outputs: &mut [&mut [i8]],
+        arena: &mut [f32],
+        profiler: &mut impl Profiler,
+    ) -> Result<(), Error> {
+        self.check_io(inputs, outputs, Some(ElemType::I8))?;
+        let arena = self.arena_bytes_of(arena)?;
+        for (io, buf) in self.view.inputs().zip(inputs) {
+            let t = Tensor::get(&self.view, io.tensor)?;
+            let dst = arena.get_mut(t.range()).ok_or(Error::Internal)?;
+            typed_mut::<i8>(&t, dst)?.copy_from_slice(buf);
+        }
+        self.exec_all(arena, profiler)?;
+        for (io, buf) in self.view.outputs().zip(outputs.iter_mut()) {
+            let t = Tensor::get(&self.view, io.tensor)?;
+            let src = arena.get(t.range()).ok_or(Error::Internal)?;
+            buf.copy_from_slice(typed(&t, src)?);
+        }
+        Ok(())
+    }
+
+    /// The caller's arena as bytes, refused when shorter than the model's.
+    fn arena_bytes_of<'x>(&self, arena: &'x mut [f32]) -> Result<&'x mut [u8], Error> {
+        if arena.len() < self.arena_len() {
+            return Err(Error::ArenaTooSmall {
+                needed: u32_len(self.arena_len()),
+                got: u32_len(arena.len()),
+            });
+        }
+        Ok(bytemuck::cast_slice_mut(arena))
+    }
+
+    /// Checks the buffer counts and lengths and, with `elem`, the type of every input and
+    /// output tensor.
+    fn check_io<A, B>(
+        &self,
+        inputs: &[&[A]],
+        outputs: &[&mut [B]],
+        elem: Option<ElemType>,
     ) -> Result<(), Error> {
         let check_count = |expected: usize, got: usize| {
             if expected == got {
@@ -327,14 +457,16 @@ impl<'a> Model<'a> {
         };
         check_count(self.input_count(), inputs.len())?;
         check_count(self.output_count(), outputs.len())?;
-        if arena.len() < self.arena_len() {
-            return Err(Error::ArenaTooSmall {
-                needed: u32_len(self.arena_len()),
-                got: u32_len(arena.len()),
-            });
-        }
-        for (i, (io, buf)) in self.view.inputs().zip(inputs.iter()).enumerate() {
+        let check_type = |t: &Tensor, index: usize, input: bool| match elem {
+            Some(e) if e != t.elem => Err(Error::IoType {
+                index: u32_len(index),
+                input,
+            }),
+            _ => Ok(()),
+        };
+        for (i, (io, buf)) in self.view.inputs().zip(inputs).enumerate() {
             let t = Tensor::get(&self.view, io.tensor)?;
+            check_type(&t, i, true)?;
             if buf.len() != t.count {
                 return Err(Error::InputLen {
                     input: u32_len(i),
@@ -343,8 +475,9 @@ impl<'a> Model<'a> {
                 });
             }
         }
-        for (i, (io, buf)) in self.view.outputs().zip(outputs.iter()).enumerate() {
+        for (i, (io, buf)) in self.view.outputs().zip(outputs).enumerate() {
             let t = Tensor::get(&self.view, io.tensor)?;
+            check_type(&t, i, false)?;
             if buf.len() != t.count {
                 return Err(Error::OutputLen {
                     output: u32_len(i),
@@ -353,13 +486,11 @@ impl<'a> Model<'a> {
                 });
             }
         }
-        for (io, buf) in self.view.inputs().zip(inputs) {
-            let t = Tensor::get(&self.view, io.tensor)?;
-            arena
-                .get_mut(t.range())
-                .ok_or(Error::Internal)?
-                .copy_from_slice(buf);
-        }
+        Ok(())
+    }
+
+    /// Runs every op in order on the arena (inputs in place).
+    fn exec_all(&self, arena: &mut [u8], profiler: &mut impl Profiler) -> Result<(), Error> {
         let weights = Weights {
             bytes: self.view.weights(),
             dtype: self.view.dtype(),
@@ -371,10 +502,6 @@ impl<'a> Model<'a> {
             self.exec(&op, weights, arena)?;
             profiler.end(index, op.kind());
         }
-        for (io, buf) in self.view.outputs().zip(outputs.iter_mut()) {
-            let t = Tensor::get(&self.view, io.tensor)?;
-            buf.copy_from_slice(arena.get(t.range()).ok_or(Error::Internal)?);
-        }
         Ok(())
     }
 
@@ -382,29 +509,14 @@ impl<'a> Model<'a> {
         Tensor::get(&self.view, i).map_err(|_| Error::Internal)
     }
 
-    fn exec(&self, op: &WireOp<'_>, w: Weights<'_>, arena: &mut [f32]) -> Result<(), Error> {
+    fn exec(&self, op: &WireOp<'_>, w: Weights<'_>, arena: &mut [u8]) -> Result<(), Error> {
         let vector = |v: VectorRef| w.vector(v).ok_or(Error::Internal);
         let act = |a: &Activation<VectorRef>| a.clone().map(&mut |v| vector(v));
+        let bytes = |b: ByteRef| w.bytes(b).ok_or(Error::Internal);
         match op {
             Op::Conv2d(c) => {
                 let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
-                let g = kernels::conv::Geom {
-                    c_in: it.dims[1],
-                    h: it.dims[2],
-                    w: it.dims[3],
-                    c_out: ot.dims[1],
-                    oh: ot.dims[2],
-                    ow: ot.dims[3],
-                    kh: c.kernel[0] as usize,
-                    kw: c.kernel[1] as usize,
-                    sh: c.stride[0] as usize,
-                    sw: c.stride[1] as usize,
-                    dh: c.dilation[0] as usize,
-                    dw: c.dilation[1] as usize,
-                    pt: c.padding[0] as usize,
-                    pl: c.padding[1] as usize,
-                    groups: c.groups as usize,
-                };
+                let g = conv_geom(&it, &ot, &validate::ConvShape::of(c));
                 let weight = w.matrix(c.weight).ok_or(Error::Internal)?;
                 let bias = c.bias.map(vector).transpose()?;
                 let (r, out) = split(arena, &ot)?;
@@ -448,30 +560,53 @@ impl<'a> Model<'a> {
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
                 let (it, ot) = (self.t(p.input)?, self.t(p.output)?);
                 let g = pool_geom(&it, &ot, p.kernel, p.stride, p.padding);
-                let (r, out) = split(arena, &ot)?;
-                if let Op::MaxPool2d(_) = op {
-                    kernels::pool::max_pool(&g, r.get(&it)?, out);
-                } else {
-                    kernels::pool::avg_pool(&g, p.count_include_pad, r.get(&it)?, out);
+                let max = matches!(op, Op::MaxPool2d(_));
+                match ot.elem {
+                    ElemType::F32 => {
+                        let (r, out) = split(arena, &ot)?;
+                        if max {
+                            kernels::pool::max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            kernels::pool::avg_pool(&g, p.count_include_pad, r.get(&it)?, out);
+                        }
+                    }
+                    ElemType::I8 => {
+                        let (r, out) = split(arena, &ot)?;
+                        if max {
+                            kernels::int8::pool::max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            let z = it.zero_point();
+                            let inp = r.get(&it)?;
+                            kernels::int8::pool::avg_pool(&g, p.count_include_pad, z, inp, out);
+                        }
+                    }
                 }
             }
             Op::AdaptiveAvgPool2d { input, output } => {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
                 let g = pool_geom(&it, &ot, [1, 1], [1, 1], [0; 4]);
-                let (r, out) = split(arena, &ot)?;
-                kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                match ot.elem {
+                    ElemType::F32 => {
+                        let (r, out) = split(arena, &ot)?;
+                        kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                    }
+                    ElemType::I8 => {
+                        let (r, out) = split(arena, &ot)?;
+                        let z = it.zero_point();
+                        kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
+                    }
+                }
             }
-            Op::ZeroPad2d {
-                input,
-                output,
-                padding,
-            } => {
-                let (it, ot) = (self.t(*input)?, self.t(*output)?);
-                let r = usize::from(it.rank).clamp(2, 4);
-                let (h, wd) = (dim(&it, r - 2), dim(&it, r - 1));
-                let c = it.count / (h * wd).max(1);
-                let (rd, out) = split(arena, &ot)?;
-                kernels::shape::zero_pad(c, h, wd, padding.map(|p| p as usize), rd.get(&it)?, out);
+            Op::ZeroPad2d { output, .. }
+            | Op::Concat { output, .. }
+            | Op::Permute { output, .. }
+            | Op::Copy { output, .. }
+            | Op::Slice { output, .. } => {
+                let ot = self.t(*output)?;
+                match ot.elem {
+                    ElemType::F32 => self.exec_move(op, 0.0f32, arena)?,
+                    ElemType::I8 => self.exec_move(op, ot.quant.zero_point, arena)?,
+                }
             }
             Op::Add(b) | Op::Mul(b) => {
                 let (at, bt, ot) = (self.t(b.a)?, self.t(b.b)?, self.t(b.output)?);
@@ -492,25 +627,6 @@ impl<'a> Model<'a> {
                 );
                 act::apply(&act(&b.act)?, out, ot.channels(), ot.inner());
             }
-            Op::Concat {
-                inputs,
-                output,
-                axis,
-            } => {
-                let ot = self.t(*output)?;
-                let ax = usize::from(*axis).min(3);
-                let inner: usize = ot.dims.iter().skip(ax + 1).product();
-                let outer: usize = ot.dims.iter().take(ax).product();
-                let stride = dim(&ot, ax) * inner;
-                let (r, out) = split(arena, &ot)?;
-                let mut at = 0;
-                for i in inputs.iter() {
-                    let t = self.t(i)?;
-                    let block = dim(&t, ax) * inner;
-                    kernels::shape::concat_part(outer, block, stride, at, r.get(&t)?, out);
-                    at += block;
-                }
-            }
             Op::Softmax {
                 input,
                 output,
@@ -523,23 +639,119 @@ impl<'a> Model<'a> {
                 let (_, out) = in_place(arena, &it, &ot)?;
                 kernels::shape::softmax(outer, dim(&ot, ax), inner, out);
             }
+            Op::Quantize { input, output } => {
+                let (it, ot) = (self.t(*input)?, self.t(*output)?);
+                let (r, out) = split(arena, &ot)?;
+                kernels::int8::convert::quantize(r.get(&it)?, ot.quant, out);
+            }
+            Op::Dequantize { input, output } => {
+                let (it, ot) = (self.t(*input)?, self.t(*output)?);
+                let (r, out) = split(arena, &ot)?;
+                kernels::int8::convert::dequantize(r.get(&it)?, it.quant, out);
+            }
+            Op::QConv2d(c) => {
+                let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
+                let g = conv_geom(&it, &ot, &validate::ConvShape::of_q(c));
+                let (weight, records) = (bytes(c.weight)?, bytes(c.channels)?);
+                let (r, out) = split(arena, &ot)?;
+                let ends = kernels::int8::Ends {
+                    zx: it.zero_point(),
+                    zy: ot.zero_point(),
+                    clamp: c.clamp,
+                };
+                let weight = bytemuck::cast_slice(weight);
+                kernels::int8::conv::conv2d(&g, r.get(&it)?, out, weight, records, ends);
+            }
+            Op::QLinear(l) => {
+                let (it, ot) = (self.t(l.input)?, self.t(l.output)?);
+                let (fi, fo) = (l.in_features as usize, l.out_features as usize);
+                let (weight, records) = (bytes(l.weight)?, bytes(l.channels)?);
+                let (r, out) = split(arena, &ot)?;
+                kernels::int8::linear::linear(
+                    (it.count / fi.max(1), fi, fo),
+                    r.get(&it)?,
+                    out,
+                    bytemuck::cast_slice(weight),
+                    records,
+                    kernels::int8::Ends {
+                        zx: it.zero_point(),
+                        zy: ot.zero_point(),
+                        clamp: l.clamp,
+                    },
+                );
+            }
+            Op::QAdd(q) => {
+                let (at, bt, ot) = (self.t(q.a)?, self.t(q.b)?, self.t(q.output)?);
+                // Addition commutes, but the rescalings belong to their operands: when the
+                // output is `b`'s range, swap operands and rescalings together.
+                let b_is_out = bt.offset == ot.offset && at.offset != ot.offset;
+                let (q, first, second) = if b_is_out {
+                    let swapped = nnblob_format::meta::QAdd {
+                        a_requant: q.b_requant,
+                        b_requant: q.a_requant,
+                        ..q.clone()
+                    };
+                    (swapped, &bt, &at)
+                } else {
+                    (q.clone(), &at, &bt)
+                };
+                let (r, out) = in_place(arena, first, &ot)?;
+                let (za, zb) = (first.zero_point(), second.zero_point());
+                kernels::int8::add::add(&q, za, zb, ot.zero_point(), out, r.get(second)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ops that move values without computing on them, for either element type; `zero` is
+    /// what padding holds (0.0, or an int8 tensor's zero point: the real 0).
+    fn exec_move<T: Elem>(&self, op: &WireOp<'_>, zero: T, arena: &mut [u8]) -> Result<(), Error> {
+        match op {
+            Op::ZeroPad2d {
+                input,
+                output,
+                padding,
+            } => {
+                let (it, ot) = (self.t(*input)?, self.t(*output)?);
+                let r = usize::from(it.rank).clamp(2, 4);
+                let (h, wd) = (dim(&it, r - 2), dim(&it, r - 1));
+                let c = it.count / (h * wd).max(1);
+                let (rd, out) = split(arena, &ot)?;
+                let pad = padding.map(|p| p as usize);
+                kernels::shape::zero_pad(c, h, wd, pad, zero, rd.get(&it)?, out);
+            }
+            Op::Concat {
+                inputs,
+                output,
+                axis,
+            } => {
+                let ot = self.t(*output)?;
+                let ax = usize::from(*axis).min(3);
+                let inner: usize = ot.dims.iter().skip(ax + 1).product();
+                let outer: usize = ot.dims.iter().take(ax).product();
+                let stride = dim(&ot, ax) * inner;
+                let (r, out) = split::<T>(arena, &ot)?;
+                let mut at = 0;
+                for i in inputs.iter() {
+                    let t = self.t(i)?;
+                    let block = dim(&t, ax) * inner;
+                    kernels::shape::concat_part(outer, block, stride, at, r.get(&t)?, out);
+                    at += block;
+                }
+            }
             Op::Permute {
                 input,
                 output,
                 perm,
             } => {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
-                let (r, out) = split(arena, &ot)?;
-                kernels::shape::permute(
-                    it.dims,
-                    perm.map(|p| usize::from(p).min(3)),
-                    r.get(&it)?,
-                    out,
-                );
+                let (r, out) = split::<T>(arena, &ot)?;
+                let perm = perm.map(|p| usize::from(p).min(3));
+                kernels::shape::permute(it.dims, perm, r.get(&it)?, out);
             }
             Op::Copy { input, output } => {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
-                in_place(arena, &it, &ot)?;
+                in_place::<T>(arena, &it, &ot)?;
             }
             Op::Slice {
                 input,
@@ -552,7 +764,7 @@ impl<'a> Model<'a> {
                 let ax = usize::from(*axis).min(3);
                 let inner: usize = ot.dims.iter().skip(ax + 1).product();
                 let outer: usize = ot.dims.iter().take(ax).product();
-                let (r, out) = split(arena, &ot)?;
+                let (r, out) = split::<T>(arena, &ot)?;
                 kernels::shape::slice(
                     kernels::shape::SliceGeom {
                         outer,
@@ -566,8 +778,30 @@ impl<'a> Model<'a> {
                     out,
                 );
             }
+            _ => return Err(Error::Internal),
         }
         Ok(())
+    }
+}
+
+/// The convolution geometry of an op's tensors and parameters.
+fn conv_geom(it: &Tensor, ot: &Tensor, c: &validate::ConvShape) -> kernels::conv::Geom {
+    kernels::conv::Geom {
+        c_in: it.dims[1],
+        h: it.dims[2],
+        w: it.dims[3],
+        c_out: ot.dims[1],
+        oh: ot.dims[2],
+        ow: ot.dims[3],
+        kh: c.kernel[0] as usize,
+        kw: c.kernel[1] as usize,
+        sh: c.stride[0] as usize,
+        sw: c.stride[1] as usize,
+        dh: c.dilation[0] as usize,
+        dw: c.dilation[1] as usize,
+        pt: c.padding[0] as usize,
+        pl: c.padding[1] as usize,
+        groups: c.groups as usize,
     }
 }
 

@@ -4,8 +4,122 @@
 
 use crate::weights::Weights;
 use crate::{Error, Tensor};
-use nnblob_format::meta::{Activation, Broadcast, MatrixRef, Op, VectorRef, WireOp};
+use nnblob_format::meta::{
+    Activation, Broadcast, ByteRef, Conv2d, ElemType, MatrixRef, Op, QConv2d, Requant, VectorRef,
+    WireOp, QCHANNEL_LEN,
+};
 use nnblob_format::BlobView;
+
+/// The shape parameters of a convolution, f32 or int8.
+pub(crate) struct ConvShape {
+    pub input: u32,
+    pub output: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    pub kernel: [u32; 2],
+    pub stride: [u32; 2],
+    pub padding: [u32; 4],
+    pub dilation: [u32; 2],
+    pub groups: u32,
+}
+
+impl ConvShape {
+    pub fn of<M, V>(c: &Conv2d<M, V>) -> ConvShape {
+        ConvShape {
+            input: c.input,
+            output: c.output,
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            kernel: c.kernel,
+            stride: c.stride,
+            padding: c.padding,
+            dilation: c.dilation,
+            groups: c.groups,
+        }
+    }
+    pub fn of_q<B>(c: &QConv2d<B>) -> ConvShape {
+        ConvShape {
+            input: c.input,
+            output: c.output,
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            kernel: c.kernel,
+            stride: c.stride,
+            padding: c.padding,
+            dilation: c.dilation,
+            groups: c.groups,
+        }
+    }
+}
+
+/// The element types an op's tensors must have.
+enum Types {
+    /// Every tensor f32.
+    F32,
+    /// Every tensor int8.
+    I8,
+    /// Input f32, output int8 (`Quantize`) or the reverse (`Dequantize`).
+    Convert(ElemType, ElemType),
+    /// Inputs and output of one type; int8 ones of the same quantization (values move, not
+    /// change).
+    Same,
+}
+
+fn types(op: &WireOp<'_>) -> Types {
+    match op {
+        Op::Conv2d(_)
+        | Op::Linear(_)
+        | Op::ChannelAffine(_)
+        | Op::Activation(_)
+        | Op::Add(_)
+        | Op::Mul(_)
+        | Op::Softmax { .. } => Types::F32,
+        Op::QConv2d(_) | Op::QLinear(_) | Op::QAdd(_) => Types::I8,
+        Op::Quantize { .. } => Types::Convert(ElemType::F32, ElemType::I8),
+        Op::Dequantize { .. } => Types::Convert(ElemType::I8, ElemType::F32),
+        Op::MaxPool2d(_)
+        | Op::AvgPool2d(_)
+        | Op::AdaptiveAvgPool2d { .. }
+        | Op::ZeroPad2d { .. }
+        | Op::Concat { .. }
+        | Op::Permute { .. }
+        | Op::Copy { .. }
+        | Op::Slice { .. } => Types::Same,
+    }
+}
+
+/// The op's input tensors (a list for `Concat`).
+fn for_each_input(
+    op: &WireOp<'_>,
+    mut f: impl FnMut(u32) -> Result<(), Error>,
+) -> Result<(), Error> {
+    match op {
+        Op::Conv2d(c) => f(c.input),
+        Op::Linear(l) => f(l.input),
+        Op::ChannelAffine(a) => f(a.input),
+        Op::Activation(u) => f(u.input),
+        Op::MaxPool2d(p) | Op::AvgPool2d(p) => f(p.input),
+        Op::Add(b) | Op::Mul(b) => {
+            f(b.a)?;
+            f(b.b)
+        }
+        Op::QConv2d(c) => f(c.input),
+        Op::QLinear(l) => f(l.input),
+        Op::QAdd(q) => {
+            f(q.a)?;
+            f(q.b)
+        }
+        Op::Concat { inputs, .. } => inputs.iter().try_for_each(f),
+        Op::AdaptiveAvgPool2d { input, .. }
+        | Op::ZeroPad2d { input, .. }
+        | Op::Softmax { input, .. }
+        | Op::Permute { input, .. }
+        | Op::Copy { input, .. }
+        | Op::Slice { input, .. }
+        | Op::Quantize { input, .. }
+        | Op::Dequantize { input, .. } => f(*input),
+    }
+}
 
 /// Sizes of a pooling/conv window along one axis.
 pub(crate) struct Axis {
@@ -49,7 +163,7 @@ pub(crate) struct Checker<'v, 'a> {
 }
 
 fn overlaps(a: &Tensor, b: &Tensor) -> bool {
-    a.count > 0 && b.count > 0 && a.offset < b.offset + b.count && b.offset < a.offset + a.count
+    a.bytes > 0 && b.bytes > 0 && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes
 }
 
 impl Checker<'_, '_> {
@@ -77,7 +191,7 @@ impl Checker<'_, '_> {
     }
     /// The output must be disjoint from the input (`in_place`: or exactly the same range).
     fn disjoint(&self, input: (u32, &Tensor), out: &Tensor, in_place: bool) -> Result<(), Error> {
-        let same = input.1.offset == out.offset && input.1.count == out.count;
+        let same = input.1.offset == out.offset && input.1.bytes == out.bytes;
         self.ensure(
             !overlaps(input.1, out) || (in_place && same),
             Error::OpOverlap {
@@ -89,6 +203,103 @@ impl Checker<'_, '_> {
     fn matrix(&self, m: &MatrixRef, len: Option<usize>, field: &'static str) -> Result<(), Error> {
         let ok = self.weights.matrix(*m).is_some() && len == Some(m.len as usize);
         self.ensure(ok, Error::OpWeight { op: self.op, field })
+    }
+    /// An int8 weight string of `len` bytes.
+    fn bytes(&self, b: &ByteRef, len: Option<usize>, field: &'static str) -> Result<(), Error> {
+        let ok = self.weights.bytes(*b).is_some() && len == Some(b.len as usize);
+        self.ensure(ok, Error::OpWeight { op: self.op, field })
+    }
+    /// A table of `channels` per-channel records, each rescaling in its documented range.
+    fn records(&self, b: &ByteRef, channels: usize, field: &'static str) -> Result<(), Error> {
+        self.bytes(b, channels.checked_mul(QCHANNEL_LEN), field)?;
+        let table = self.weights.bytes(*b).unwrap_or(&[]);
+        for c in 0..channels {
+            let ch = crate::kernels::int8::channel(table, c);
+            self.requant(ch.requant, field)?;
+        }
+        Ok(())
+    }
+    fn requant(&self, r: Requant, field: &'static str) -> Result<(), Error> {
+        self.ensure(r.is_valid(), self.param(field))
+    }
+    fn clamp(&self, c: [i8; 2]) -> Result<(), Error> {
+        self.ensure(c[0] <= c[1], self.param("clamp"))
+    }
+    /// The element types of the op's tensors ([`types`]).
+    fn types(&self, op: &WireOp<'_>) -> Result<(), Error> {
+        let out_i = op.output();
+        let out = self.tensor(out_i)?;
+        let rule = types(op);
+        for_each_input(op, |i| {
+            let t = self.tensor(i)?;
+            let ok = match rule {
+                Types::F32 => t.elem == ElemType::F32 && out.elem == ElemType::F32,
+                Types::I8 => t.elem == ElemType::I8 && out.elem == ElemType::I8,
+                Types::Convert(a, b) => t.elem == a && out.elem == b,
+                Types::Same => {
+                    t.elem == out.elem && (t.elem == ElemType::F32 || t.quant == out.quant)
+                }
+            };
+            self.ensure(
+                ok,
+                Error::OpType {
+                    op: self.op,
+                    tensor: i,
+                },
+            )
+        })
+    }
+    /// Shape and parameter checks of a convolution; returns the weight count.
+    fn conv(&self, c: &ConvShape) -> Result<Option<usize>, Error> {
+        let (it, ot) = (self.tensor(c.input)?, self.tensor(c.output)?);
+        let [ci, h, w] = self.nchw(&it, c.input)?;
+        let [co, oh, ow] = self.nchw(&ot, c.output)?;
+        let g = c.groups as usize;
+        self.ensure(g > 0 && ci % g == 0 && co % g == 0, self.param("groups"))?;
+        self.ensure(ci == c.in_channels as usize, self.shape(c.input))?;
+        self.ensure(co == c.out_channels as usize, self.shape(c.output))?;
+        let [pt, pl, pb, pr] = c.padding.map(|p| p as usize);
+        let y = Axis {
+            inp: h,
+            k: c.kernel[0] as usize,
+            s: c.stride[0] as usize,
+            d: c.dilation[0] as usize,
+            pad_begin: pt,
+            pad_end: pb,
+        };
+        let x = Axis {
+            inp: w,
+            k: c.kernel[1] as usize,
+            s: c.stride[1] as usize,
+            d: c.dilation[1] as usize,
+            pad_begin: pl,
+            pad_end: pr,
+        };
+        let (ey, ex) = (
+            y.out_len(false)
+                .ok_or(self.param("kernel/stride/dilation/padding"))?,
+            x.out_len(false)
+                .ok_or(self.param("kernel/stride/dilation/padding"))?,
+        );
+        self.ensure(ey == oh && ex == ow, self.shape(c.output))?;
+        let taps = (ci / g).checked_mul(y.k).and_then(|n| n.checked_mul(x.k));
+        self.ensure(
+            taps.is_some_and(|t| t <= u32::MAX as usize),
+            self.param("kernel"),
+        )?;
+        self.disjoint((c.input, &it), &ot, false)?;
+        Ok(taps.and_then(|t| t.checked_mul(co)))
+    }
+    /// Shape checks of a fully connected layer.
+    fn linear(&self, input: u32, output: u32, fi: usize, fo: usize) -> Result<(), Error> {
+        let (it, ot) = (self.tensor(input)?, self.tensor(output)?);
+        self.ensure(it.rank >= 1 && it.last() == fi && fi > 0, self.shape(input))?;
+        let rows = it.count / fi;
+        self.ensure(
+            ot.rank >= 1 && ot.last() == fo && rows.checked_mul(fo) == Some(ot.count),
+            self.shape(output),
+        )?;
+        self.disjoint((input, &it), &ot, false)
     }
     fn vector(&self, v: &VectorRef, len: usize, field: &'static str) -> Result<(), Error> {
         let ok = self.weights.vector(*v).is_some() && v.len as usize == len;
@@ -114,73 +325,55 @@ impl Checker<'_, '_> {
     // at most 4 (and at least 2 where `r - 2` is used), or taken `% 4`/`min(3)`.
     #[allow(clippy::indexing_slicing)]
     pub fn check(&self, op: &WireOp<'_>) -> Result<(), Error> {
+        self.types(op)?;
         match op {
             Op::Conv2d(c) => {
-                let (it, ot) = (self.tensor(c.input)?, self.tensor(c.output)?);
-                let [ci, h, w] = self.nchw(&it, c.input)?;
-                let [co, oh, ow] = self.nchw(&ot, c.output)?;
-                let g = c.groups as usize;
-                self.ensure(g > 0 && ci % g == 0 && co % g == 0, self.param("groups"))?;
-                self.ensure(ci == c.in_channels as usize, self.shape(c.input))?;
-                self.ensure(co == c.out_channels as usize, self.shape(c.output))?;
-                let [pt, pl, pb, pr] = c.padding.map(|p| p as usize);
-                let y = Axis {
-                    inp: h,
-                    k: c.kernel[0] as usize,
-                    s: c.stride[0] as usize,
-                    d: c.dilation[0] as usize,
-                    pad_begin: pt,
-                    pad_end: pb,
-                };
-                let x = Axis {
-                    inp: w,
-                    k: c.kernel[1] as usize,
-                    s: c.stride[1] as usize,
-                    d: c.dilation[1] as usize,
-                    pad_begin: pl,
-                    pad_end: pr,
-                };
-                let (ey, ex) = (
-                    y.out_len(false)
-                        .ok_or(self.param("kernel/stride/dilation/padding"))?,
-                    x.out_len(false)
-                        .ok_or(self.param("kernel/stride/dilation/padding"))?,
-                );
-                self.ensure(ey == oh && ex == ow, self.shape(c.output))?;
-                let taps = (ci / g).checked_mul(y.k).and_then(|n| n.checked_mul(x.k));
-                self.ensure(
-                    taps.is_some_and(|t| t <= u32::MAX as usize),
-                    self.param("kernel"),
-                )?;
-                self.matrix(
-                    &c.weight,
-                    taps.and_then(|t| t.checked_mul(co)),
-                    "conv weight",
-                )?;
+                let weights = self.conv(&ConvShape::of(c))?;
+                self.matrix(&c.weight, weights, "conv weight")?;
                 if let Some(b) = &c.bias {
-                    self.vector(b, co, "conv bias")?;
+                    self.vector(b, c.out_channels as usize, "conv bias")?;
                 }
-                self.act(&c.act, &ot)?;
-                self.disjoint((c.input, &it), &ot, false)
+                self.act(&c.act, &self.tensor(c.output)?)
             }
             Op::Linear(l) => {
-                let (it, ot) = (self.tensor(l.input)?, self.tensor(l.output)?);
                 let (fi, fo) = (l.in_features as usize, l.out_features as usize);
-                self.ensure(
-                    it.rank >= 1 && it.last() == fi && fi > 0,
-                    self.shape(l.input),
-                )?;
-                let rows = it.count / fi;
-                self.ensure(
-                    ot.rank >= 1 && ot.last() == fo && rows.checked_mul(fo) == Some(ot.count),
-                    self.shape(l.output),
-                )?;
+                self.linear(l.input, l.output, fi, fo)?;
                 self.matrix(&l.weight, fi.checked_mul(fo), "linear weight")?;
                 if let Some(b) = &l.bias {
                     self.vector(b, fo, "linear bias")?;
                 }
-                self.act(&l.act, &ot)?;
-                self.disjoint((l.input, &it), &ot, false)
+                self.act(&l.act, &self.tensor(l.output)?)
+            }
+            Op::QConv2d(c) => {
+                let weights = self.conv(&ConvShape::of_q(c))?;
+                self.bytes(&c.weight, weights, "conv weight")?;
+                self.records(&c.channels, c.out_channels as usize, "conv channels")?;
+                self.clamp(c.clamp)
+            }
+            Op::QLinear(l) => {
+                let (fi, fo) = (l.in_features as usize, l.out_features as usize);
+                self.linear(l.input, l.output, fi, fo)?;
+                self.bytes(&l.weight, fi.checked_mul(fo), "linear weight")?;
+                self.records(&l.channels, fo, "linear channels")?;
+                self.clamp(l.clamp)
+            }
+            Op::QAdd(q) => {
+                let (at, bt, ot) = (self.tensor(q.a)?, self.tensor(q.b)?, self.tensor(q.output)?);
+                self.same_shape(&at, &ot, q.output)?;
+                self.same_shape(&bt, &ot, q.b)?;
+                self.requant(q.a_requant, "a_requant")?;
+                self.requant(q.b_requant, "b_requant")?;
+                self.requant(q.out_requant, "out_requant")?;
+                self.clamp(q.clamp)?;
+                // One operand may be the output itself; the other must not touch it.
+                let a_out = at.offset == ot.offset;
+                self.disjoint((q.a, &at), &ot, true)?;
+                self.disjoint((q.b, &bt), &ot, !a_out)
+            }
+            Op::Quantize { input, output } | Op::Dequantize { input, output } => {
+                let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
+                self.same_shape(&it, &ot, *output)?;
+                self.disjoint((*input, &it), &ot, false)
             }
             Op::ChannelAffine(a) => {
                 let (it, ot) = (self.tensor(a.input)?, self.tensor(a.output)?);

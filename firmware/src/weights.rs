@@ -1,6 +1,6 @@
 //! Reading weights from the weights section: matrices (f16 or f32) and f32 vectors.
 
-use nnblob_format::meta::{MatrixRef, VectorRef};
+use nnblob_format::meta::{ByteRef, MatrixRef, VectorRef};
 use nnblob_format::WeightDtype;
 
 /// A weight matrix: raw little-endian bytes of the blob's dtype.
@@ -197,6 +197,11 @@ impl<'w> Weights<'w> {
     /// The vector, if it lies inside the section and is aligned.
     pub fn vector(&self, v: VectorRef) -> Option<Vector<'w>> {
         Some(Vector(self.range(v.offset, v.len, 4)?))
+    }
+    /// The byte string (int8 weights, per-channel records), if it lies inside the section and
+    /// is aligned.
+    pub fn bytes(&self, b: ByteRef) -> Option<&'w [u8]> {
+        self.range(b.offset, b.len, 1)
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::Path;
 
 use nnblob_firmware::Model;
 use nnblob_format::encode::{EncodeError, ModelRepr, OwnedOp, TensorRepr};
-use nnblob_format::meta::{self as wire, Broadcast};
+use nnblob_format::meta::{self as wire, Broadcast, ElemType, Quant};
 pub use nnblob_format::WeightDtype;
 use sha2::{Digest, Sha256};
 
@@ -42,6 +42,7 @@ use crate::graph::ops::{resolve_dim, BinaryKind, PoolKind};
 use crate::graph::{fmt_shape, numel, Activation, Graph, Node, Op, StateDict, Tensor, ValueId};
 use crate::passes::{self, fold_batchnorm};
 use crate::plan::{self, Plan};
+use crate::quant::{self, QuantOp};
 
 /// Converter name and version, as written into every blob's provenance.
 pub const CONVERTER: &str = concat!("nnblob ", env!("CARGO_PKG_VERSION"));
@@ -62,6 +63,9 @@ pub enum BlobError {
     /// A node lacks its parameters.
     #[error("layer '{0}' has no parameters: bind a state_dict first")]
     Unbound(String),
+    /// Calibration or quantization failed.
+    #[error("quantizing to int8: {0}")]
+    Calibration(String),
     /// The encoder refused the model (too large for the format, ...).
     #[error("encoding the blob: {0}")]
     Encode(#[from] EncodeError),
@@ -135,14 +139,63 @@ pub fn build(
     source_sha256: [u8; 32],
     dtype: WeightDtype,
 ) -> Result<Built, BlobError> {
-    if let Some(n) = bound
+    check_bound(&bound)?;
+    let (optimized, passes) = optimize_and_describe(bound);
+    finish(optimized, passes, source_sha256, dtype)
+}
+
+/// What [`build_int8`] quantizes with: one sample per calibration input (a tensor per graph
+/// input each) and the range method.
+pub struct Calibration<'s> {
+    pub samples: &'s [Vec<Tensor>],
+    pub method: quant::RangeMethod,
+}
+
+/// Like [`build`], with the int8 quantization pass (`crate::quant`) after the eval-mode passes:
+/// calibrated on `calibration`, the ops that stay f32 keeping `dtype` weights. `progress(done,
+/// total)` follows the calibration runs.
+pub fn build_int8(
+    bound: Graph,
+    source_sha256: [u8; 32],
+    dtype: WeightDtype,
+    calibration: &Calibration<'_>,
+    progress: impl FnMut(usize, usize),
+) -> Result<(Built, quant::QuantReport, Graph), BlobError> {
+    check_bound(&bound)?;
+    let (optimized, passes) = optimize_and_describe(bound);
+    let stats = quant::calibrate::collect(&optimized, calibration.samples, progress)
+        .map_err(|e| BlobError::Calibration(e.to_string()))?;
+    let (quantized, report) = quant::quantize(optimized.clone(), &stats, calibration.method)
+        .map_err(|e| BlobError::Calibration(e.to_string()))?;
+    let passes = format!(
+        "{passes}; quantize int8 ({} ops int8, {} f32; ranges {:?} over {} samples)",
+        report.int8.len(),
+        report.float.len(),
+        calibration.method,
+        calibration.samples.len()
+    );
+    let built = finish(quantized, passes, source_sha256, dtype)?;
+    Ok((built, report, optimized))
+}
+
+fn check_bound(bound: &Graph) -> Result<(), BlobError> {
+    match bound
         .nodes
         .iter()
         .find(|n| n.params.len() != n.op.params().len())
     {
-        return Err(BlobError::Unbound(n.name.clone()));
+        Some(n) => Err(BlobError::Unbound(n.name.clone())),
+        None => Ok(()),
     }
-    let (optimized, passes) = optimize_and_describe(bound);
+}
+
+/// Plans, lowers, encodes and validates an optimized graph.
+fn finish(
+    optimized: Graph,
+    passes: String,
+    source_sha256: [u8; 32],
+    dtype: WeightDtype,
+) -> Result<Built, BlobError> {
     let plan = plan::plan(&optimized);
     let lowered = lower(&optimized, &plan, dtype)?;
     let repr = ModelRepr {
@@ -178,7 +231,8 @@ fn refused_op(e: &nnblob_firmware::Error) -> Option<u32> {
         | E::OpShape { op, .. }
         | E::OpParam { op, .. }
         | E::OpWeight { op, .. }
-        | E::OpOverlap { op, .. } => Some(op),
+        | E::OpOverlap { op, .. }
+        | E::OpType { op, .. } => Some(op),
         _ => None,
     }
 }
@@ -239,7 +293,7 @@ pub fn lower(graph: &Graph, plan: &Plan, dtype: WeightDtype) -> Result<Lowered, 
                     shape: fmt_shape(&value.shape),
                 });
             }
-            l.tensor_of[v] = Some(l.push_tensor(&value.shape, u32_of(offset)?)?);
+            l.tensor_of[v] = Some(l.push_tensor(&value.shape, u32_of(offset)?, value.quant)?);
         }
     }
     for node in &graph.nodes {
@@ -258,7 +312,7 @@ pub fn lower(graph: &Graph, plan: &Plan, dtype: WeightDtype) -> Result<Lowered, 
             converter: CONVERTER.to_string(),
             passes: String::new(),
             dtype,
-            arena_len: u32_of(plan.arena_len)?,
+            arena_bytes: u32_of(plan.arena)?,
             tensors: l.tensors,
             inputs,
             outputs,
@@ -286,6 +340,23 @@ fn wire_act(a: Activation) -> wire::Activation<Vec<f32>> {
         Activation::Gelu { tanh: false } => wire::Activation::Gelu,
         Activation::Gelu { tanh: true } => wire::Activation::GeluTanh,
     }
+}
+
+/// int8 values as the bytes of the wire.
+fn int8_bytes(v: &[i8]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+
+/// Per-channel records of the wire ([`wire::QCHANNEL_LEN`] bytes each): bias, multiplier,
+/// shift.
+fn channel_records(channels: &[(i32, wire::Requant)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(channels.len() * wire::QCHANNEL_LEN);
+    for (bias, r) in channels {
+        for word in [*bias, r.multiplier, r.shift] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    out
 }
 
 /// How `b` broadcasts against `out` in the engine's terms, when it does.
@@ -319,9 +390,22 @@ struct Lowering<'g> {
 }
 
 impl Lowering<'_> {
-    fn push_tensor(&mut self, shape: &[usize], offset: u32) -> Result<u32, BlobError> {
+    fn push_tensor(
+        &mut self,
+        shape: &[usize],
+        offset: u32,
+        quant: Option<Quant>,
+    ) -> Result<u32, BlobError> {
         let shape = shape.iter().map(|&d| u32_of(d)).collect::<Result<_, _>>()?;
-        self.tensors.push(TensorRepr { shape, offset });
+        self.tensors.push(match quant {
+            None => TensorRepr::f32(shape, offset),
+            Some(quant) => TensorRepr {
+                shape,
+                offset,
+                elem: ElemType::I8,
+                quant,
+            },
+        });
         u32_of(self.tensors.len() - 1)
     }
 
@@ -344,7 +428,7 @@ impl Lowering<'_> {
             return self.tensor(v);
         }
         let offset = self.offset(v)?;
-        self.push_tensor(shape, offset)
+        self.push_tensor(shape, offset, self.graph.values[v].quant)
     }
 
     fn push(&mut self, node: &Node, op: OwnedOp) {
@@ -382,35 +466,87 @@ impl Lowering<'_> {
                     Ok([u32_of(v[0])?, u32_of(v[1])?])
                 };
                 let pd = &c.padding;
-                Some(wire::Op::Conv2d(wire::Conv2d {
-                    input,
-                    output,
-                    in_channels: u32_of(c.in_channels)?,
-                    out_channels: u32_of(c.out_channels)?,
-                    kernel: u(c.kernel)?,
-                    stride: u(c.stride)?,
-                    padding: [
-                        u32_of(pd.top)?,
-                        u32_of(pd.left)?,
-                        u32_of(pd.bottom)?,
-                        u32_of(pd.right)?,
-                    ],
-                    dilation: u(c.dilation)?,
-                    groups: u32_of(c.groups)?,
+                let padding = [
+                    u32_of(pd.top)?,
+                    u32_of(pd.left)?,
+                    u32_of(pd.bottom)?,
+                    u32_of(pd.right)?,
+                ];
+                Some(match &node.quant {
+                    Some(QuantOp::Weighted {
+                        weight,
+                        channels,
+                        clamp,
+                        ..
+                    }) => {
+                        act = None;
+                        wire::Op::QConv2d(wire::QConv2d {
+                            input,
+                            output,
+                            in_channels: u32_of(c.in_channels)?,
+                            out_channels: u32_of(c.out_channels)?,
+                            kernel: u(c.kernel)?,
+                            stride: u(c.stride)?,
+                            padding,
+                            dilation: u(c.dilation)?,
+                            groups: u32_of(c.groups)?,
+                            weight: int8_bytes(weight),
+                            channels: channel_records(channels),
+                            clamp: *clamp,
+                        })
+                    }
+                    _ => wire::Op::Conv2d(wire::Conv2d {
+                        input,
+                        output,
+                        in_channels: u32_of(c.in_channels)?,
+                        out_channels: u32_of(c.out_channels)?,
+                        kernel: u(c.kernel)?,
+                        stride: u(c.stride)?,
+                        padding,
+                        dilation: u(c.dilation)?,
+                        groups: u32_of(c.groups)?,
+                        weight: p[0].data.clone(),
+                        bias: p.get(1).map(|b| b.data.clone()),
+                        act: take_act(),
+                    }),
+                })
+            }
+            Op::Linear(lin) => Some(match &node.quant {
+                Some(QuantOp::Weighted {
+                    weight,
+                    channels,
+                    clamp,
+                    ..
+                }) => {
+                    act = None;
+                    wire::Op::QLinear(wire::QLinear {
+                        input: self.tensor(x()?)?,
+                        output: out,
+                        in_features: u32_of(lin.in_features)?,
+                        out_features: u32_of(lin.out_features)?,
+                        weight: int8_bytes(weight),
+                        channels: channel_records(channels),
+                        clamp: *clamp,
+                    })
+                }
+                _ => wire::Op::Linear(wire::Linear {
+                    input: self.tensor(x()?)?,
+                    output: out,
+                    in_features: u32_of(lin.in_features)?,
+                    out_features: u32_of(lin.out_features)?,
                     weight: p[0].data.clone(),
                     bias: p.get(1).map(|b| b.data.clone()),
                     act: take_act(),
-                }))
-            }
-            Op::Linear(lin) => Some(wire::Op::Linear(wire::Linear {
+                }),
+            }),
+            Op::Quantize => Some(wire::Op::Quantize {
                 input: self.tensor(x()?)?,
                 output: out,
-                in_features: u32_of(lin.in_features)?,
-                out_features: u32_of(lin.out_features)?,
-                weight: p[0].data.clone(),
-                bias: p.get(1).map(|b| b.data.clone()),
-                act: take_act(),
-            })),
+            }),
+            Op::Dequantize => Some(wire::Op::Dequantize {
+                input: self.tensor(x()?)?,
+                output: out,
+            }),
             Op::BatchNorm(b) => {
                 let (scale, shift) = fold_batchnorm::scale_shift(
                     &p[0].data, &p[1].data, &p[2].data, &p[3].data, b.eps,
@@ -530,6 +666,30 @@ impl Lowering<'_> {
                     output: out,
                     axis: axis as u8,
                 })
+            }
+            Op::Binary(_) if node.quant.is_some() => {
+                let Some(QuantOp::Add {
+                    a,
+                    b,
+                    out: requant,
+                    clamp,
+                }) = &node.quant
+                else {
+                    return Err(unsupported(
+                        "has an int8 form that is not an addition".into(),
+                    ));
+                };
+                act = None;
+                let ys = g.shape(node.output);
+                Some(wire::Op::QAdd(wire::QAdd {
+                    a: self.view(node.inputs[0], ys)?,
+                    b: self.view(node.inputs[1], ys)?,
+                    output: out,
+                    a_requant: *a,
+                    b_requant: *b,
+                    out_requant: *requant,
+                    clamp: *clamp,
+                }))
             }
             Op::Binary(bin) => {
                 let ys = g.shape(node.output);

@@ -25,6 +25,17 @@ pub enum EvalError {
 
 /// Runs `graph` on `inputs`.
 pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    let values = evaluate_all(graph, inputs)?;
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|&v| values[v].clone().expect("outputs are computed"))
+        .collect())
+}
+
+/// Runs `graph` on `inputs` and returns every value it computes (`None` for values no node
+/// computes and no input gives).
+pub fn evaluate_all(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>, EvalError> {
     if inputs.len() != graph.inputs.len() {
         return Err(EvalError::InputCount {
             expected: graph.inputs.len(),
@@ -60,11 +71,7 @@ pub fn evaluate(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
         }
         values[node.output] = Some(out);
     }
-    Ok(graph
-        .outputs
-        .iter()
-        .map(|&v| values[v].clone().expect("outputs are computed"))
-        .collect())
+    Ok(values)
 }
 
 /// One op on its inputs; the output shape is the one shape inference recorded.
@@ -113,7 +120,9 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             .iter()
             .map(|&v| activate(*a, v as f64) as f32)
             .collect(),
-        Op::Dropout | Op::Flatten(_) | Op::Reshape(_) => x.data.clone(),
+        Op::Dropout | Op::Flatten(_) | Op::Reshape(_) | Op::Quantize | Op::Dequantize => {
+            x.data.clone()
+        }
         Op::Softmax(s) => softmax(x, resolve_dim(s.dim, x.shape.len()).unwrap_or(0)),
         Op::Pool(pool_op) => pool(pool_op, x, &out_shape),
         Op::AdaptiveAvgPool(_) => adaptive_avg_pool(x, &out_shape),

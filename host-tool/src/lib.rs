@@ -16,4 +16,5 @@ pub mod onnx_export;
 pub mod passes;
 pub mod plan;
 pub mod pt2;
+pub mod quant;
 pub mod validate;

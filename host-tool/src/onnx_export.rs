@@ -379,7 +379,11 @@ impl<'g> Builder<'g> {
                 };
                 self.push(op_type, name, &[&x, &y], &output, vec![]);
             }
-            Op::Dropout => self.push("Identity", name, &[&x], &output, vec![]),
+            // The export is of the f32 graph; the conversions of a quantized graph are identities
+            // there.
+            Op::Dropout | Op::Quantize | Op::Dequantize => {
+                self.push("Identity", name, &[&x], &output, vec![])
+            }
         }
         if let Some(a) = node.fused {
             let act_name = self.fresh(&format!("{name}.{}", a.name()));

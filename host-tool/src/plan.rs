@@ -1,8 +1,8 @@
 //! The memory planner: one arena for every tensor of an inference, with static offsets.
 //!
 //! In: a graph (bound or not; only shapes and the node order matter). Out: a [`Plan`] giving each
-//! value an offset (in f32 elements) into one arena, the arena's length, and the lower bound no
-//! plan with these buffers can beat.
+//! value a byte offset into one arena, the arena's size, and the lower bound no plan with these
+//! buffers can beat.
 //!
 //! The algorithm, step by step:
 //! - **Steps.** Node `i` runs at step `i`. A graph input is defined at step 0; a node's output at
@@ -22,8 +22,10 @@
 //!   first (TFLite Micro's order; ties: earlier first), by first step (which packs chains, where
 //!   largest-first can strand a big buffer in the middle), and by size times lifetime.
 //!
-//! Limits: sizes are in f32 elements with no alignment padding; there is no scratch memory for
-//! kernels (the kernels the firmware runs need none); inputs and outputs live in the arena too.
+//! Sizes are in bytes: 4 per f32 element, 1 per int8 one ([`crate::graph::Value::quant`]), each
+//! buffer rounded up to a multiple of 4 so that every tensor starts 4-byte aligned (the engine's
+//! f32 views need it). Limits: there is no scratch memory for kernels (the kernels the firmware
+//! runs need none); inputs and outputs live in the arena too.
 
 use std::fmt::Write;
 
@@ -34,35 +36,47 @@ use crate::graph::{fmt_shape, numel, Graph, ValueId};
 pub struct Buffer {
     /// Values stored here, in definition order.
     pub values: Vec<ValueId>,
-    /// Length in f32 elements.
+    /// Size in bytes (a multiple of 4).
     pub len: usize,
     /// First and last step (inclusive) at which the buffer holds live data.
     pub first: usize,
     pub last: usize,
-    /// Offset into the arena, in f32 elements.
+    /// Offset into the arena, in bytes.
     pub offset: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub buffers: Vec<Buffer>,
-    /// `value_offset[v]`: where value `v` starts in the arena, or `None` for values the graph
-    /// no longer uses.
+    /// `value_offset[v]`: the byte offset where value `v` starts in the arena, or `None` for
+    /// values the graph no longer uses.
     pub value_offset: Vec<Option<usize>>,
-    /// Arena length in f32 elements.
-    pub arena_len: usize,
-    /// The largest total of buffer lengths live at one step.
+    /// Arena size in bytes.
+    pub arena: usize,
+    /// The largest total of buffer sizes live at one step, in bytes.
     pub lower_bound: usize,
 }
 
 impl Plan {
+    /// Arena size in bytes.
     pub fn arena_bytes(&self) -> usize {
-        self.arena_len * 4
+        self.arena
     }
 
+    /// The lower bound in bytes.
     pub fn lower_bound_bytes(&self) -> usize {
-        self.lower_bound * 4
+        self.lower_bound
     }
+}
+
+/// Bytes value `v` takes in the arena: its elements at their size, rounded up to 4.
+pub fn value_bytes(graph: &Graph, v: ValueId) -> usize {
+    let elem = if graph.values[v].quant.is_some() {
+        1
+    } else {
+        4
+    };
+    (numel(graph.shape(v)) * elem).next_multiple_of(4)
 }
 
 fn used_values(graph: &Graph) -> Vec<bool> {
@@ -115,7 +129,7 @@ fn buffers(graph: &Graph) -> (Vec<Buffer>, Vec<Option<usize>>) {
             buffer_of[v] = Some(bufs.len());
             bufs.push(Buffer {
                 values: vec![v],
-                len: numel(graph.shape(v)),
+                len: value_bytes(graph, v),
                 first,
                 last,
                 offset: 0,
@@ -129,7 +143,7 @@ fn buffers(graph: &Graph) -> (Vec<Buffer>, Vec<Option<usize>>) {
         let out = n.output;
         let share = n.inputs.first().and_then(|&input| {
             let b = buffer_of[input]?;
-            let same_len = bufs[b].len == numel(graph.shape(out));
+            let same_len = bufs[b].len == value_bytes(graph, out);
             let alias = n.op.is_free_reshape() && n.fused.is_none();
             // In place only when no other operand of this node reads the same buffer (`y * y`).
             let others_elsewhere = n.inputs[1..].iter().all(|&o| buffer_of[o] != Some(b));
@@ -232,7 +246,7 @@ fn place_in_order(buffers: &mut [Buffer], order: &[usize]) -> usize {
 /// Plans `graph`'s arena.
 pub fn plan(graph: &Graph) -> Plan {
     let (mut bufs, buffer_of) = buffers(graph);
-    let arena_len = place(&mut bufs);
+    let arena = place(&mut bufs);
     let value_offset = buffer_of
         .iter()
         .map(|b| b.map(|b| bufs[b].offset))
@@ -241,7 +255,7 @@ pub fn plan(graph: &Graph) -> Plan {
         lower_bound: lower_bound(&bufs),
         buffers: bufs,
         value_offset,
-        arena_len,
+        arena,
     };
     debug_assert_eq!(check_overlaps(&plan), Ok(()));
     plan
@@ -251,11 +265,11 @@ pub fn plan(graph: &Graph) -> Plan {
 /// arena; the error names the two buffers.
 pub fn check_overlaps(plan: &Plan) -> Result<(), String> {
     for (i, a) in plan.buffers.iter().enumerate() {
-        if a.offset + a.len > plan.arena_len {
+        if a.offset + a.len > plan.arena {
             return Err(format!(
                 "buffer {i} ends at {} past the arena ({})",
                 a.offset + a.len,
-                plan.arena_len
+                plan.arena
             ));
         }
         for (j, b) in plan.buffers.iter().enumerate().skip(i + 1) {
@@ -302,12 +316,10 @@ pub fn dump(graph: &Graph, plan: &Plan) -> String {
     }
     let _ = writeln!(
         s,
-        "arena {} floats ({} bytes), lower bound {} floats ({} bytes), ratio {:.3}",
-        plan.arena_len,
-        plan.arena_bytes(),
+        "arena {} bytes, lower bound {} bytes, ratio {:.3}",
+        plan.arena,
         plan.lower_bound,
-        plan.lower_bound_bytes(),
-        plan.arena_len as f64 / plan.lower_bound.max(1) as f64
+        plan.arena as f64 / plan.lower_bound.max(1) as f64
     );
     s
 }

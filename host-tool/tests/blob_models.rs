@@ -86,13 +86,13 @@ fn check_model(name: &str, graph: Graph, dir: &Path) -> Figures {
     );
     for b in [&f32_blob, &f16_blob] {
         assert!(
-            b.plan.arena_len * 10 <= b.plan.lower_bound * 11,
+            b.plan.arena * 10 <= b.plan.lower_bound * 11,
             "{name}: arena {} > 1.10 x lower bound {}",
-            b.plan.arena_len,
+            b.plan.arena,
             b.plan.lower_bound
         );
         let model = Model::from_bytes(&b.bytes).unwrap();
-        assert_eq!(model.arena_len(), b.plan.arena_len, "{name}");
+        assert_eq!(model.arena_bytes(), b.plan.arena, "{name}");
     }
 
     let margins: Vec<f64> = manifest["reference"]["top1_margin"]

@@ -41,7 +41,7 @@ fn every_entry_plans_within_1_10_of_its_lower_bound() {
             g.check().unwrap();
             let p = plan(&g);
             check_overlaps(&p).unwrap();
-            let ratio = p.arena_len as f64 / p.lower_bound as f64;
+            let ratio = p.arena as f64 / p.lower_bound as f64;
             println!(
                 "| {} | {label} | {} | {} | {ratio:.3} |",
                 e.name,
@@ -52,7 +52,7 @@ fn every_entry_plans_within_1_10_of_its_lower_bound() {
                 ratio <= 1.10,
                 "{} ({label}): arena {} vs lower bound {} = {ratio:.3}",
                 e.name,
-                p.arena_len,
+                p.arena,
                 p.lower_bound
             );
         }

@@ -20,8 +20,8 @@ fn chain_hand_computed_arena_equals_largest_neighbour_pair() {
         "input x: [1, 8, 8]\nforward:\n    a = max_pool2d(x, (2, 1))\n    b = max_pool2d(a, (2, 1))\n    return max_pool2d(b, (2, 1))\n",
     );
     // x 64, a 32, b 16, out 8 floats: pairs 96, 48, 24.
-    assert_eq!(p.lower_bound, 96);
-    assert_eq!(p.arena_len, 96);
+    assert_eq!(p.lower_bound, 4 * 96);
+    assert_eq!(p.arena, 4 * 96);
 }
 
 /// Hand-computed: a skip connection keeps x (64 floats) alive while a (32, a pool of x) and b
@@ -33,8 +33,8 @@ fn skip_connection_hand_computed() {
     let (g, p) = planned(
         "input x: [1, 8, 8]\nforward:\n    a = max_pool2d(x, (2, 1))\n    b = cat([a, a], dim=2)\n    return x + b\n",
     );
-    assert_eq!(p.lower_bound, 160, "{}", dump(&g, &p));
-    assert_eq!(p.arena_len, 160, "{}", dump(&g, &p));
+    assert_eq!(p.lower_bound, 4 * 160, "{}", dump(&g, &p));
+    assert_eq!(p.arena, 4 * 160, "{}", dump(&g, &p));
     // The add wrote over x: same offset, one buffer.
     let (x, out) = (g.inputs[0], g.outputs[0]);
     assert_eq!(p.value_offset[x], p.value_offset[out]);
@@ -46,7 +46,7 @@ fn skip_connection_hand_computed() {
 fn elementwise_ops_run_in_place_and_reshapes_alias() {
     let (g, p) = planned("input x: [1, 8, 8]\nforward:\n    y = relu(x)\n    z = sigmoid(y)\n    return flatten(z, 1)\n");
     assert_eq!(p.buffers.len(), 1, "{}", dump(&g, &p));
-    assert_eq!((p.arena_len, p.lower_bound), (64, 64));
+    assert_eq!((p.arena, p.lower_bound), (4 * 64, 4 * 64));
 }
 
 /// Not in place when the input is still needed later: relu(x) while x feeds the add after it.
@@ -54,8 +54,8 @@ fn elementwise_ops_run_in_place_and_reshapes_alias() {
 #[test]
 fn no_in_place_while_the_input_is_still_read() {
     let (g, p) = planned("input x: [1, 8, 8]\nforward:\n    y = relu(x)\n    return x + y\n");
-    assert_eq!(p.lower_bound, 128, "{}", dump(&g, &p));
-    assert_eq!(p.arena_len, 128);
+    assert_eq!(p.lower_bound, 4 * 128, "{}", dump(&g, &p));
+    assert_eq!(p.arena, 4 * 128);
     assert_ne!(
         p.value_offset[g.inputs[0]],
         p.value_offset[g.nodes[0].output]
@@ -71,8 +71,8 @@ fn chain_where_largest_first_alone_is_not_optimal() {
         "input x: [3, 96, 96]\nc1 = Conv2d(3, 8, 3, stride=2, padding=(0, 1, 0, 1))\nc2 = Conv2d(8, 8, 3, padding=1, groups=8)\nc3 = Conv2d(8, 16, 1)\nc4 = Conv2d(16, 16, 3, stride=2, padding=(0, 1, 0, 1), groups=16)\nforward:\n    return c4(c3(c2(c1(x))))\n",
     );
     // x 27648, c1 18432, c2 18432, c3 36864, c4 9216: worst pair c2 + c3 = 55296.
-    assert_eq!(p.lower_bound, 55296, "{}", dump(&g, &p));
-    assert_eq!(p.arena_len, 55296, "{}", dump(&g, &p));
+    assert_eq!(p.lower_bound, 4 * 55296, "{}", dump(&g, &p));
+    assert_eq!(p.arena, 4 * 55296, "{}", dump(&g, &p));
 }
 
 #[test]
@@ -93,9 +93,7 @@ fn dump_lists_every_buffer_and_the_totals() {
         "{text}"
     );
     assert!(
-        text.contains(
-            "arena 128 floats (512 bytes), lower bound 128 floats (512 bytes), ratio 1.000"
-        ),
+        text.contains("arena 512 bytes, lower bound 512 bytes, ratio 1.000"),
         "{text}"
     );
 }

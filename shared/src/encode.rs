@@ -10,20 +10,40 @@
 
 use crate::header::{blob_crc, Header, HEADER_LEN, VERSION};
 use crate::layout::{align_up, for_each_conv_weight, ConvWeightShape, WEIGHT_ALIGN};
-use crate::meta::{Info, Io, MatrixRef, Op, OpKind, Provenance, TensorDesc, TensorList, VectorRef};
+use crate::meta::{
+    ByteRef, ElemType, Info, Io, MatrixRef, Op, OpKind, Provenance, Quant, TensorDesc, TensorList,
+    VectorRef,
+};
 use crate::WeightDtype;
 use std::fmt;
 
-/// An op with owned PyTorch-layout f32 weights and an owned list of tensor indices.
-pub type OwnedOp = Op<Vec<f32>, Vec<f32>, Vec<u32>>;
+/// An op with owned PyTorch-layout f32 weights, an owned list of tensor indices and owned
+/// int8 payloads (the bytes as they go on the wire: int8 weights, per-channel records).
+pub type OwnedOp = Op<Vec<f32>, Vec<f32>, Vec<u32>, Vec<u8>>;
 
-/// A tensor: shape (batch included, rank 0 to 4) and arena offset in f32 elements.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A tensor: shape (batch included, rank 0 to 4), element type and arena offset in bytes.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TensorRepr {
     /// Dimensions, outermost first.
     pub shape: Vec<u32>,
-    /// Offset in the arena, in f32 elements.
+    /// Offset in the arena, in bytes (a multiple of 4).
     pub offset: u32,
+    /// Element type.
+    pub elem: ElemType,
+    /// Quantization of an int8 tensor ([`Quant::NONE`] for f32).
+    pub quant: Quant,
+}
+
+impl TensorRepr {
+    /// An f32 tensor at byte `offset`.
+    pub fn f32(shape: Vec<u32>, offset: u32) -> TensorRepr {
+        TensorRepr {
+            shape,
+            offset,
+            elem: ElemType::F32,
+            quant: Quant::NONE,
+        }
+    }
 }
 
 /// A whole model, owned: what the converter builds and [`ModelRepr::to_vec`] writes.
@@ -39,8 +59,8 @@ pub struct ModelRepr {
     pub passes: String,
     /// Element type of weight matrices in the blob.
     pub dtype: WeightDtype,
-    /// Arena length in f32 elements.
-    pub arena_len: u32,
+    /// Arena size in bytes.
+    pub arena_bytes: u32,
     /// The tensor table.
     pub tensors: Vec<TensorRepr>,
     /// Named inputs: (name, tensor index).
@@ -129,6 +149,14 @@ impl WeightWriter {
             len: u32_of(w.len())?,
         })
     }
+    fn raw(&mut self, b: &[u8]) -> Result<ByteRef, EncodeError> {
+        let offset = self.start()?;
+        self.bytes.extend_from_slice(b);
+        Ok(ByteRef {
+            offset,
+            len: u32_of(b.len())?,
+        })
+    }
     fn vector(&mut self, v: &[f32]) -> Result<VectorRef, EncodeError> {
         let offset = self.start()?;
         for &x in v {
@@ -184,7 +212,7 @@ impl ModelRepr {
                 converter: &self.converter,
                 passes: &self.passes,
             },
-            arena_len: self.arena_len,
+            arena_size: self.arena_bytes,
             tensor_count: u32_of(self.tensors.len())?,
             input_count: u32_of(self.inputs.len())?,
             output_count: u32_of(self.outputs.len())?,
@@ -204,8 +232,10 @@ impl ModelRepr {
                 &mut meta,
                 &TensorDesc {
                     rank: t.shape.len() as u8,
+                    elem: t.elem,
                     dims,
                     offset: t.offset,
+                    quant: t.quant,
                 },
             )?;
         }
@@ -227,6 +257,7 @@ impl ModelRepr {
                 &mut |_: OpKind, m: Vec<f32>| weights.borrow_mut().matrix(&m),
                 &mut |v: Vec<f32>| weights.borrow_mut().vector(&v),
                 &mut |l: Vec<u32>| Ok(ListBytes(l.iter().flat_map(|x| x.to_le_bytes()).collect())),
+                &mut |b: Vec<u8>| weights.borrow_mut().raw(&b),
             );
             push(&mut meta, &wire?)?;
         }

@@ -42,9 +42,11 @@ pub const HEADER_LEN: usize = field::WEIGHTS_LEN.end;
 /// The four magic bytes.
 pub const MAGIC: [u8; 4] = *b"NNBL";
 /// The format version this crate writes.
-pub const VERSION: u16 = 2;
-/// The oldest version this crate reads. Version 2 only appended an op (`Slice`), so a version-1
-/// blob reads unchanged; an op newer than its blob's version is refused
+pub const VERSION: u16 = 3;
+/// The oldest version this crate reads. Version 2 appended an op (`Slice`); version 3 gave
+/// tensors an element type and quantization (int8), measured the arena and tensor offsets in
+/// bytes and appended the int8 ops. Older blobs read unchanged: their tensor records are
+/// converted on access (f32, offsets times 4). An op newer than its blob's version is refused
 /// ([`Error::OpNotInVersion`]).
 pub const MIN_VERSION: u16 = 1;
 

@@ -17,8 +17,9 @@ pub struct Info<'a> {
     pub name: &'a str,
     /// Where the blob came from.
     pub provenance: Provenance<'a>,
-    /// Length of the activation arena, in f32 elements.
-    pub arena_len: u32,
+    /// Size of the activation arena: in bytes from format version 3, in f32 elements before
+    /// (read it through [`crate::BlobView::arena_bytes`], which converts).
+    pub arena_size: u32,
     /// Number of [`TensorDesc`] records.
     pub tensor_count: u32,
     /// Number of input [`Io`] entries.
@@ -40,14 +41,74 @@ pub struct Provenance<'a> {
     pub passes: &'a str,
 }
 
-/// Encoded size of one [`TensorDesc`] record: rank (1 byte) + 4 dims + offset (4 bytes each).
-pub const TENSOR_RECORD_LEN: usize = 1 + 4 * 4 + 4;
+/// Encoded size of one [`TensorDesc`] record (format version 3): rank and element type (1 byte
+/// each), 4 dims and the offset (4 bytes each), the scale (4 bytes) and the zero point (1 byte).
+pub const TENSOR_RECORD_LEN: usize = 1 + 1 + 4 * 4 + 4 + 4 + 1;
 
-/// A tensor: its shape (batch included, rank 0 to 4) and where it lives in the arena.
+/// Encoded size of a tensor record in format versions 1 and 2 ([`TensorDescV2`]).
+pub const TENSOR_RECORD_LEN_V2: usize = 1 + 4 * 4 + 4;
+
+/// The element type of a tensor in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ElemType {
+    /// IEEE binary32, 4 bytes (4-byte aligned in the arena).
+    F32,
+    /// Signed 8-bit integer holding an affine-quantized value ([`Quant`]), 1 byte.
+    I8,
+}
+
+impl ElemType {
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::I8 => 1,
+        }
+    }
+}
+
+/// The affine quantization of an int8 tensor: `real = scale * (q - zero_point)`.
+///
+/// f32 tensors carry `{ scale: 1.0, zero_point: 0 }`, which nothing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quant {
+    /// A positive, finite f32.
+    pub scale: f32,
+    /// The integer that stands for the real 0.
+    pub zero_point: i8,
+}
+
+impl Quant {
+    /// The parameters of an f32 tensor.
+    pub const NONE: Quant = Quant {
+        scale: 1.0,
+        zero_point: 0,
+    };
+}
+
+/// A tensor: its shape (batch included, rank 0 to 4), element type and where it lives in the
+/// arena.
 ///
 /// Dimensions beyond `rank` are 1, so the element count is the product of all four.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TensorDesc {
+    /// Number of dimensions, 0 to 4.
+    pub rank: u8,
+    /// Element type.
+    pub elem: ElemType,
+    /// Dimensions, outermost first; entries from `rank` on are 1.
+    #[serde(with = "fixed_dims")]
+    pub dims: [u32; 4],
+    /// Byte offset of the first element in the arena, a multiple of 4.
+    #[serde(with = "postcard::fixint::le")]
+    pub offset: u32,
+    /// Quantization of an [`ElemType::I8`] tensor.
+    pub quant: Quant,
+}
+
+/// A tensor record of format versions 1 and 2: f32 only, offset in f32 elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorDescV2 {
     /// Number of dimensions, 0 to 4.
     pub rank: u8,
     /// Dimensions, outermost first; entries from `rank` on are 1.
@@ -56,6 +117,19 @@ pub struct TensorDesc {
     /// Offset of the first element in the arena, in f32 elements.
     #[serde(with = "postcard::fixint::le")]
     pub offset: u32,
+}
+
+impl TensorDescV2 {
+    /// The same tensor in today's terms (offset in bytes), `None` if the offset overflows.
+    pub fn upgrade(self) -> Option<TensorDesc> {
+        Some(TensorDesc {
+            rank: self.rank,
+            elem: ElemType::F32,
+            dims: self.dims,
+            offset: self.offset.checked_mul(4)?,
+            quant: Quant::NONE,
+        })
+    }
 }
 
 mod fixed_dims {
@@ -75,6 +149,109 @@ impl TensorDesc {
             .get(..usize::from(self.rank))
             .unwrap_or(&self.dims)
     }
+}
+
+/// Bytes of one per-channel record of [`QConv2d::channels`] and [`QLinear::channels`]: the
+/// bias, then the [`Requant`] multiplier and shift, each an `i32` little-endian.
+pub const QCHANNEL_LEN: usize = 12;
+
+/// How [`Op::QAdd`] aligns its operands before requantizing them: each `q - zero_point` is
+/// shifted left by this many bits (room for the rounding of the two rescalings).
+pub const QADD_LEFT_SHIFT: u32 = 20;
+
+/// Integer rescaling of an `i32` value: `(x * multiplier + 2^(shift - 1)) >> shift`, computed in
+/// 64 bits with an arithmetic shift (one rounding, half-way cases toward +infinity).
+///
+/// `multiplier` is in `[0, 2^31)`, `shift` in `1..=62`; the converter derives them from a real
+/// factor `f = multiplier * 2^-shift` (docs/FORMAT.md, "int8").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requant {
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
+impl Requant {
+    /// Whether the parameters are in their documented ranges.
+    pub const fn is_valid(self) -> bool {
+        self.multiplier >= 0 && self.shift >= 1 && self.shift <= 62
+    }
+
+    /// Applies the rescaling (the definition above; callers check [`Requant::is_valid`]).
+    #[inline]
+    pub fn apply(self, x: i32) -> i32 {
+        let shift = (self.shift as u32).clamp(1, 62);
+        let p = i64::from(x) * i64::from(self.multiplier) + (1i64 << (shift - 1));
+        // |x * multiplier| < 2^62, so the shifted value fits 32 bits unless the factor is
+        // above 1 and x large: saturate rather than wrap.
+        (p >> shift).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    }
+}
+
+/// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
+///
+/// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
+/// `y = clamp(requant[o](acc) + y_zero_point, clamp[0], clamp[1])`. Padding stands for the real
+/// 0, that is `x_zero_point`. The zero points and scales are the tensors' ([`TensorDesc::quant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QConv2d<B> {
+    pub input: u32,
+    pub output: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    /// `[kh, kw]`.
+    pub kernel: [u32; 2],
+    /// `[sh, sw]`.
+    pub stride: [u32; 2],
+    /// `[top, left, bottom, right]`.
+    pub padding: [u32; 4],
+    /// `[dh, dw]`.
+    pub dilation: [u32; 2],
+    pub groups: u32,
+    /// `out_channels * in_channels / groups * kh * kw` int8 values, PyTorch's layout
+    /// `[out][in / groups][kh][kw]`, symmetric per output channel (zero point 0).
+    pub weight: B,
+    /// `out_channels` records of [`QCHANNEL_LEN`] bytes.
+    pub channels: B,
+    /// `[low, high]`: the fused ReLU/ReLU6 as a range, or the full int8 range.
+    pub clamp: [i8; 2],
+}
+
+/// int8 fully connected layer over the last dimension (format version 3), arithmetic as
+/// [`QConv2d`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QLinear<B> {
+    pub input: u32,
+    pub output: u32,
+    pub in_features: u32,
+    pub out_features: u32,
+    /// `[out][in]` int8, symmetric per output row.
+    pub weight: B,
+    /// `out_features` records of [`QCHANNEL_LEN`] bytes.
+    pub channels: B,
+    pub clamp: [i8; 2],
+}
+
+/// int8 element-wise addition of two tensors of the same element count (format version 3):
+/// `s = a_requant((a - za) << QADD_LEFT_SHIFT) + b_requant((b - zb) << QADD_LEFT_SHIFT)`,
+/// `y = clamp(out_requant(s) + zy, clamp[0], clamp[1])`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QAdd {
+    pub a: u32,
+    pub b: u32,
+    pub output: u32,
+    pub a_requant: Requant,
+    pub b_requant: Requant,
+    pub out_requant: Requant,
+    pub clamp: [i8; 2],
+}
+
+/// A byte range in the weights section (int8 weights, per-channel records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRef {
+    /// Byte offset from the start of the weights section (16-byte aligned).
+    pub offset: u32,
+    /// Number of bytes.
+    pub len: u32,
 }
 
 /// A named model input or output: the tensor it is.
@@ -246,9 +423,12 @@ pub struct Binary<V> {
     pub act: Activation<V>,
 }
 
-/// One op. `M`: weight matrix, `V`: f32 vector, `L`: list of tensors.
+/// One op. `M`: weight matrix, `V`: f32 vector, `L`: list of tensors, `B`: raw bytes (int8
+/// weights and per-channel records).
+///
+/// New kinds are appended, so the variant indices of older versions keep their meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op<M, V, L> {
+pub enum Op<M, V, L, B> {
     Conv2d(Conv2d<M, V>),
     Linear(Linear<M, V>),
     ChannelAffine(ChannelAffine<V>),
@@ -298,10 +478,24 @@ pub enum Op<M, V, L> {
         start: u32,
         step: u32,
     },
+    /// f32 -> int8 with the output's quantization: `clamp(round(x / scale) + zero_point)`,
+    /// rounding half-way cases to even.
+    Quantize {
+        input: u32,
+        output: u32,
+    },
+    /// int8 -> f32 with the input's quantization: `(q - zero_point) as f32 * scale`.
+    Dequantize {
+        input: u32,
+        output: u32,
+    },
+    QConv2d(QConv2d<B>),
+    QLinear(QLinear<B>),
+    QAdd(QAdd),
 }
 
 /// An op as stored in a blob.
-pub type WireOp<'a> = Op<MatrixRef, VectorRef, TensorList<'a>>;
+pub type WireOp<'a> = Op<MatrixRef, VectorRef, TensorList<'a>, ByteRef>;
 
 /// The kind of an op without its parameters (for profiling and messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -321,6 +515,11 @@ pub enum OpKind {
     Permute,
     Copy,
     Slice,
+    Quantize,
+    Dequantize,
+    QConv2d,
+    QLinear,
+    QAdd,
 }
 
 impl OpKind {
@@ -328,6 +527,11 @@ impl OpKind {
     pub const fn since(self) -> u16 {
         match self {
             OpKind::Slice => 2,
+            OpKind::Quantize
+            | OpKind::Dequantize
+            | OpKind::QConv2d
+            | OpKind::QLinear
+            | OpKind::QAdd => 3,
             _ => 1,
         }
     }
@@ -350,6 +554,11 @@ impl OpKind {
             OpKind::Permute => "Permute",
             OpKind::Copy => "Copy",
             OpKind::Slice => "Slice",
+            OpKind::Quantize => "Quantize",
+            OpKind::Dequantize => "Dequantize",
+            OpKind::QConv2d => "QConv2d",
+            OpKind::QLinear => "QLinear",
+            OpKind::QAdd => "QAdd",
         }
     }
 }
@@ -374,7 +583,7 @@ impl<A> Activation<A> {
     }
 }
 
-impl<M, V, L> Op<M, V, L> {
+impl<M, V, L, B> Op<M, V, L, B> {
     /// The op's kind.
     pub fn kind(&self) -> OpKind {
         match self {
@@ -393,6 +602,11 @@ impl<M, V, L> Op<M, V, L> {
             Op::Permute { .. } => OpKind::Permute,
             Op::Copy { .. } => OpKind::Copy,
             Op::Slice { .. } => OpKind::Slice,
+            Op::Quantize { .. } => OpKind::Quantize,
+            Op::Dequantize { .. } => OpKind::Dequantize,
+            Op::QConv2d(_) => OpKind::QConv2d,
+            Op::QLinear(_) => OpKind::QLinear,
+            Op::QAdd(_) => OpKind::QAdd,
         }
     }
 
@@ -410,19 +624,25 @@ impl<M, V, L> Op<M, V, L> {
             | Op::Softmax { output, .. }
             | Op::Permute { output, .. }
             | Op::Copy { output, .. }
-            | Op::Slice { output, .. } => *output,
+            | Op::Slice { output, .. }
+            | Op::Quantize { output, .. }
+            | Op::Dequantize { output, .. } => *output,
             Op::Add(b) | Op::Mul(b) => b.output,
+            Op::QConv2d(c) => c.output,
+            Op::QLinear(l) => l.output,
+            Op::QAdd(a) => a.output,
         }
     }
 
     /// Converts the weight storage: `m` for matrices (given the op's kind), `v` for vectors,
-    /// `l` for tensor lists. The one place that lists every op's weights.
-    pub fn map<M2, V2, L2, E>(
+    /// `l` for tensor lists, `b` for byte strings. The one place that lists every op's weights.
+    pub fn map<M2, V2, L2, B2, E>(
         self,
         m: &mut impl FnMut(OpKind, M) -> Result<M2, E>,
         v: &mut impl FnMut(V) -> Result<V2, E>,
         l: &mut impl FnMut(L) -> Result<L2, E>,
-    ) -> Result<Op<M2, V2, L2>, E> {
+        b: &mut impl FnMut(B) -> Result<B2, E>,
+    ) -> Result<Op<M2, V2, L2, B2>, E> {
         Ok(match self {
             Op::Conv2d(c) => Op::Conv2d(Conv2d {
                 input: c.input,
@@ -514,6 +734,32 @@ impl<M, V, L> Op<M, V, L> {
                 start,
                 step,
             },
+            Op::Quantize { input, output } => Op::Quantize { input, output },
+            Op::Dequantize { input, output } => Op::Dequantize { input, output },
+            Op::QConv2d(c) => Op::QConv2d(QConv2d {
+                input: c.input,
+                output: c.output,
+                in_channels: c.in_channels,
+                out_channels: c.out_channels,
+                kernel: c.kernel,
+                stride: c.stride,
+                padding: c.padding,
+                dilation: c.dilation,
+                groups: c.groups,
+                weight: b(c.weight)?,
+                channels: b(c.channels)?,
+                clamp: c.clamp,
+            }),
+            Op::QLinear(x) => Op::QLinear(QLinear {
+                input: x.input,
+                output: x.output,
+                in_features: x.in_features,
+                out_features: x.out_features,
+                weight: b(x.weight)?,
+                channels: b(x.channels)?,
+                clamp: x.clamp,
+            }),
+            Op::QAdd(a) => Op::QAdd(a),
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The checked, zero-copy view of a blob.
 
 use crate::header::Header;
-use crate::meta::{Info, Io, TensorDesc, WireOp, TENSOR_RECORD_LEN};
+use crate::meta::{
+    ElemType, Info, Io, TensorDesc, TensorDescV2, WireOp, TENSOR_RECORD_LEN, TENSOR_RECORD_LEN_V2,
+};
 use crate::{Error, WeightDtype};
 
 /// A blob whose header, CRC and metadata framing have been checked.
@@ -20,6 +22,37 @@ pub struct BlobView<'a> {
     weights: &'a [u8],
     /// Byte offset of `ops` in the blob, for error messages.
     ops_offset: u32,
+    /// The arena size in bytes, whatever unit the blob's version stores.
+    arena_bytes: u32,
+}
+
+/// The length of one tensor record in a blob of this format version.
+const fn record_len(version: u16) -> usize {
+    if version >= 3 {
+        TENSOR_RECORD_LEN
+    } else {
+        TENSOR_RECORD_LEN_V2
+    }
+}
+
+/// Decodes one tensor record of format `version` in today's terms (byte offsets).
+fn decode_tensor(rec: &[u8], version: u16) -> Option<TensorDesc> {
+    if version >= 3 {
+        postcard::from_bytes(rec).ok()
+    } else {
+        postcard::from_bytes::<TensorDescV2>(rec).ok()?.upgrade()
+    }
+}
+
+/// Whether a decoded record is well-formed: rank at most 4, dims past the rank 1, the offset
+/// aligned to 4 bytes, and an int8 tensor's scale positive and finite.
+fn record_ok(t: &TensorDesc) -> bool {
+    let dims_ok = t.rank <= 4 && t.dims.iter().skip(usize::from(t.rank)).all(|&d| d == 1);
+    let quant_ok = match t.elem {
+        ElemType::F32 => true,
+        ElemType::I8 => t.quant.scale.is_finite() && t.quant.scale > 0.0,
+    };
+    dims_ok && quant_ok && t.offset % 4 == 0
 }
 
 fn take<'a, T: serde::Deserialize<'a>>(
@@ -49,17 +82,28 @@ impl<'a> BlobView<'a> {
         // Offsets in errors are relative to the blob: `base` spans from the blob start.
         let base = blob.get(..header.meta.end as usize).unwrap_or(blob);
         let (info, rest): (Info<'a>, _) = take(meta, base)?;
+        let arena_bytes = if header.version >= 3 {
+            Some(info.arena_size)
+        } else {
+            info.arena_size.checked_mul(4)
+        }
+        .ok_or(Error::BadMetadata {
+            offset: header.meta.start,
+        })?;
+        let record = record_len(header.version);
         let tensors_len = (info.tensor_count as usize)
-            .checked_mul(TENSOR_RECORD_LEN)
+            .checked_mul(record)
             .filter(|&n| n <= rest.len())
             .ok_or(Error::Truncated {
                 needed: u32::MAX,
                 got: rest.len() as u32,
             })?;
+        let tensors_at = base.len() - rest.len();
         let (tensors, mut rest) = rest.split_at(tensors_len);
-        for (i, rec) in tensors.chunks_exact(TENSOR_RECORD_LEN).enumerate() {
-            let (t, _): (TensorDesc, _) = take(rec, base)?;
-            if t.rank > 4 || t.dims.iter().skip(usize::from(t.rank)).any(|&d| d != 1) {
+        for (i, rec) in tensors.chunks_exact(record).enumerate() {
+            let offset = (tensors_at + i * record) as u32;
+            let t = decode_tensor(rec, header.version).ok_or(Error::BadMetadata { offset })?;
+            if !record_ok(&t) {
                 return Err(Error::BadTensorRecord { tensor: i as u32 });
             }
         }
@@ -101,7 +145,13 @@ impl<'a> BlobView<'a> {
             ops,
             weights,
             ops_offset,
+            arena_bytes,
         })
+    }
+
+    /// Size of the activation arena in bytes.
+    pub fn arena_bytes(&self) -> u32 {
+        self.arena_bytes
     }
 
     /// The header.
@@ -112,7 +162,8 @@ impl<'a> BlobView<'a> {
     pub fn dtype(&self) -> WeightDtype {
         self.header.dtype
     }
-    /// Model name, provenance, arena length and table sizes.
+    /// Model name, provenance, arena size (in the blob's unit: use [`BlobView::arena_bytes`])
+    /// and table sizes.
     pub fn info(&self) -> &Info<'a> {
         &self.info
     }
@@ -125,16 +176,17 @@ impl<'a> BlobView<'a> {
         self.info.tensor_count
     }
 
-    /// Tensor `i`.
+    /// Tensor `i`, with its offset in bytes whatever the blob's version.
     pub fn tensor(&self, i: u32) -> Result<TensorDesc, Error> {
         let len = self.info.tensor_count;
-        let start = (i as usize).wrapping_mul(TENSOR_RECORD_LEN);
+        let record = record_len(self.header.version);
+        let start = (i as usize).wrapping_mul(record);
         let rec = self
             .tensors
-            .get(start..start.wrapping_add(TENSOR_RECORD_LEN))
+            .get(start..start.wrapping_add(record))
             .filter(|_| i < len)
             .ok_or(Error::IndexOutOfRange { index: i, len })?;
-        postcard::from_bytes(rec).map_err(|_| Error::BadMetadata { offset: 0 })
+        decode_tensor(rec, self.header.version).ok_or(Error::BadMetadata { offset: 0 })
     }
 
     /// The inputs followed by the outputs.

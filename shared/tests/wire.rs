@@ -30,16 +30,10 @@ fn tiny(dtype: WeightDtype) -> ModelRepr {
         converter: "c".into(),
         passes: "".into(),
         dtype,
-        arena_len: 5,
+        arena_bytes: 20,
         tensors: vec![
-            TensorRepr {
-                shape: vec![1, 2],
-                offset: 0,
-            },
-            TensorRepr {
-                shape: vec![1, 3],
-                offset: 2,
-            },
+            TensorRepr::f32(vec![1, 2], 0),
+            TensorRepr::f32(vec![1, 3], 8),
         ],
         inputs: vec![("x".into(), 0)],
         outputs: vec![("y".into(), 1)],
@@ -60,7 +54,7 @@ fn header_bytes_are_pinned() {
     let blob = tiny(WeightDtype::F16).to_vec().unwrap();
     assert_eq!(HEADER_LEN, 36);
     assert_eq!(&blob[field::MAGIC], b"NNBL");
-    assert_eq!(&blob[field::VERSION], &[2, 0]);
+    assert_eq!(&blob[field::VERSION], &[3, 0]);
     assert_eq!(&blob[field::FLAGS], &[1, 0], "f16 weights");
     assert_eq!(&blob[field::HEADER_LEN], &[36, 0]);
     assert_eq!(&blob[field::RESERVED], &[0, 0]);
@@ -82,7 +76,33 @@ fn header_bytes_are_pinned() {
     // Metadata starts with the Info: name "m" as a postcard string, then the 32 hash bytes.
     assert_eq!(&blob[36..38], &[1, b'm']);
     assert_eq!(&blob[38..70], &[0xab; 32]);
-    assert_eq!(TENSOR_RECORD_LEN, 21);
+    assert_eq!(TENSOR_RECORD_LEN, 27);
+}
+
+/// An int8 tensor record, byte for byte: rank, element type (1: int8), four u32 dims, the byte
+/// offset, the f32 scale and the zero point.
+#[test]
+fn int8_tensor_record_bytes_are_pinned() {
+    use nnblob_format::meta::{ElemType, Quant, TensorDesc};
+    let t = TensorDesc {
+        rank: 2,
+        elem: ElemType::I8,
+        dims: [1, 3, 1, 1],
+        offset: 8,
+        quant: Quant {
+            scale: 0.5,
+            zero_point: -3,
+        },
+    };
+    let bytes = postcard::to_stdvec(&t).unwrap();
+    let mut want = vec![2u8, 1];
+    for d in [1u32, 3, 1, 1, 8] {
+        want.extend_from_slice(&d.to_le_bytes());
+    }
+    want.extend_from_slice(&0.5f32.to_le_bytes());
+    want.push(0xfd);
+    assert_eq!(bytes, want);
+    assert_eq!(bytes.len(), TENSOR_RECORD_LEN);
 }
 
 #[test]
@@ -92,7 +112,8 @@ fn view_reads_back_what_was_written() {
     assert_eq!(v.dtype(), WeightDtype::F32);
     assert_eq!(v.info().name, "m");
     assert_eq!(v.tensor(1).unwrap().shape(), &[1, 3]);
-    assert_eq!(v.tensor(1).unwrap().offset, 2);
+    assert_eq!(v.tensor(1).unwrap().offset, 8);
+    assert_eq!(v.arena_bytes(), 20);
     assert_eq!(v.inputs().next().unwrap().name, "x");
     assert_eq!(v.outputs().next().unwrap().name, "y");
     assert_eq!(v.ops().count(), 1);

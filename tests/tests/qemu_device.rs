@@ -561,13 +561,10 @@ fn sequential_model<S: AsRef<[u32]>>(
     let mut offset = 0;
     for (i, shape) in shapes.iter().enumerate() {
         if i as u32 == alias.0 {
-            offset -= alias.1;
+            offset -= 4 * alias.1;
         }
-        tensors.push(TensorRepr {
-            shape: shape.as_ref().to_vec(),
-            offset,
-        });
-        offset += shape.as_ref().iter().product::<u32>();
+        tensors.push(TensorRepr::f32(shape.as_ref().to_vec(), offset));
+        offset += 4 * shape.as_ref().iter().product::<u32>();
     }
     ModelRepr {
         name: name.into(),
@@ -575,7 +572,7 @@ fn sequential_model<S: AsRef<[u32]>>(
         converter: "nnblob-tests qemu_device".into(),
         passes: "none".into(),
         dtype,
-        arena_len: offset,
+        arena_bytes: offset,
         tensors,
         inputs: vec![("input".into(), 0)],
         outputs: vec![(output.0.into(), output.1)],

@@ -95,8 +95,10 @@ fn header_constants_are_the_crates() {
         capi::MAX_RANK,
         nnblob_firmware::TensorDesc {
             rank: 0,
+            elem: nnblob_firmware::ElemType::F32,
             dims: [1; 4],
-            offset: 0
+            offset: 0,
+            quant: nnblob_firmware::Quant::NONE,
         }
         .dims
         .len()

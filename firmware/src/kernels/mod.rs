@@ -5,6 +5,7 @@
 pub(crate) mod conv;
 mod depthwise;
 pub(crate) mod elementwise;
+pub(crate) mod int8;
 pub(crate) mod linear;
 mod micro;
 pub(crate) mod pool;

@@ -20,7 +20,7 @@ pub(crate) struct Geom {
 
 /// The window of output `o` along one axis: `(start, end)` clipped to the input and the
 /// unclipped length limited to `inp + pad_end` (PyTorch's `pool_size`).
-fn window(
+pub(crate) fn window(
     o: usize,
     s: usize,
     k: usize,

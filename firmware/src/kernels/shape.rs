@@ -1,18 +1,21 @@
 //! Data movement: zero padding, concatenation, permutation, and softmax (which moves little
-//! but works along one axis like the others).
+//! but works along one axis like the others). The moves are generic over the element type
+//! (f32 and int8 tensors).
 
-/// `[c][h][w] -> [c][h + top + bottom][w + left + right]`, zeros around.
+/// `[c][h][w] -> [c][h + top + bottom][w + left + right]`, `zero` around (0.0, or an int8
+/// tensor's zero point).
 #[allow(clippy::indexing_slicing)] // shapes validated
-pub(crate) fn zero_pad(
+pub(crate) fn zero_pad<T: Copy>(
     c: usize,
     h: usize,
     w: usize,
     pad: [usize; 4],
-    input: &[f32],
-    output: &mut [f32],
+    zero: T,
+    input: &[T],
+    output: &mut [T],
 ) {
     let (oh, ow) = (h + pad[0] + pad[2], w + pad[1] + pad[3]);
-    output.fill(0.0);
+    output.fill(zero);
     for ch in 0..c {
         for y in 0..h {
             let dst = (ch * oh + y + pad[0]) * ow + pad[1];
@@ -24,13 +27,13 @@ pub(crate) fn zero_pad(
 /// Copies one concat input, `outer` blocks of `block` elements, to every `stride`-th place
 /// of the output starting at `at`.
 #[allow(clippy::indexing_slicing)] // shapes validated
-pub(crate) fn concat_part(
+pub(crate) fn concat_part<T: Copy>(
     outer: usize,
     block: usize,
     stride: usize,
     at: usize,
-    input: &[f32],
-    output: &mut [f32],
+    input: &[T],
+    output: &mut [T],
 ) {
     for o in 0..outer {
         output[o * stride + at..o * stride + at + block]
@@ -68,7 +71,7 @@ pub(crate) fn softmax(outer: usize, n: usize, inner: usize, data: &mut [f32]) {
 /// `output[i0][i1][i2][i3] = input[...]` with `output.dims[a] = input.dims[perm[a]]`;
 /// `dims` is the input shape padded with 1s to four dimensions.
 #[allow(clippy::indexing_slicing)] // shapes validated, perm a permutation of 0..4
-pub(crate) fn permute(dims: [usize; 4], perm: [usize; 4], input: &[f32], output: &mut [f32]) {
+pub(crate) fn permute<T: Copy>(dims: [usize; 4], perm: [usize; 4], input: &[T], output: &mut [T]) {
     let mut in_stride = [0usize; 4];
     let mut s = 1;
     for a in (0..4).rev() {
@@ -104,7 +107,7 @@ pub(crate) struct SliceGeom {
 
 /// Copies the rows of a slice (`g`) from `input` to `output`.
 #[allow(clippy::indexing_slicing)] // shapes validated: start + step * (len - 1) < n
-pub(crate) fn slice(g: SliceGeom, input: &[f32], output: &mut [f32]) {
+pub(crate) fn slice<T: Copy>(g: SliceGeom, input: &[T], output: &mut [T]) {
     for o in 0..g.outer {
         for j in 0..g.len {
             let src = (o * g.n + g.start + j * g.step) * g.inner;

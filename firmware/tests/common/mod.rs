@@ -25,17 +25,14 @@ impl Rng {
     }
 }
 
-/// Lays tensors out one after another in the arena.
+/// Lays f32 tensors out one after another in the arena; returns them and the arena's bytes.
 pub fn tensors(shapes: &[&[u32]]) -> (Vec<TensorRepr>, u32) {
     let mut off = 0;
     let ts = shapes
         .iter()
         .map(|s| {
-            let t = TensorRepr {
-                shape: s.to_vec(),
-                offset: off,
-            };
-            off += s.iter().product::<u32>();
+            let t = TensorRepr::f32(s.to_vec(), off);
+            off += 4 * s.iter().product::<u32>();
             t
         })
         .collect();
@@ -50,14 +47,14 @@ pub fn model(
     outputs: &[u32],
     ops: Vec<OwnedOp>,
 ) -> ModelRepr {
-    let (tensors, arena_len) = tensors(shapes);
+    let (tensors, arena_bytes) = tensors(shapes);
     ModelRepr {
         name: "test".into(),
         source_sha256: [7; 32],
         converter: "nnblob-tests".into(),
         passes: "none".into(),
         dtype,
-        arena_len,
+        arena_bytes,
         tensors,
         inputs: inputs
             .iter()

@@ -10,8 +10,10 @@ use serde::Serialize;
 
 use crate::blob::{self, Built, WeightDtype};
 use crate::checkpoint::{self, Options};
-use crate::graph::{bind, catalog, fmt_shape, parse_spec, summarize, Graph, GraphError};
-use crate::pt2;
+use crate::graph::{
+    bind, catalog, fmt_shape, numel, parse_spec, summarize, Graph, GraphError, Tensor,
+};
+use crate::{npy, pt2, quant};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -28,6 +30,9 @@ Examples:
       a state_dict nested in a training checkpoint
   nnblob convert mbv1.pth --arch mobilenet_v1_025 --input-shape 3,128,128 -o vww128.nnb
       the same weights for another input size (without the batch dimension)
+  nnblob convert digits.pth --arch digits.nnspec --dtype int8 --calibrate train.npy -o d8.nnb
+      int8 weights and activations, ranges calibrated on representative inputs
+      (python: np.save('train.npy', np.stack([x.numpy() for x in some_training_inputs])))
 
 What happens:
   1. the checkpoint is read safely (nothing in it is executed; a .pt2's graph is JSON and its
@@ -36,7 +41,11 @@ What happens:
      unexpected or mis-shaped key is reported at once;
   3. eval-mode passes: Dropout removed, BatchNorm folded into the conv/linear before it (in f64),
      activations fused; the activation arena is planned;
-  4. the blob is written (fp16 weight matrices by default; biases and scales stay f32) with the
+  4. with --dtype int8, the network is run on the calibration samples (f64 reference), each
+     tensor's range chosen (--calibration), weights quantized per output channel and every op
+     that has an int8 form given one; the others stay f32 (fp16 weights) between conversions,
+     and the report lists them with the error each int8 layer has against the f32 network;
+  5. the blob is written (fp16 weight matrices by default; biases and scales stay f32) with the
      checkpoint's SHA-256 and the passes as provenance, checked by the engine's own validator, and
      renamed into place: OUT is never left half-written.
 
@@ -51,6 +60,20 @@ enum Dtype {
     F16,
     /// f32 weight matrices: the PyTorch outputs within 1e-5 relative.
     F32,
+    /// int8 weights (per output channel) and activations (per tensor), calibrated with
+    /// --calibrate: a quarter of the fp32 weights, a quarter of the f32 arena.
+    Int8,
+}
+
+/// How each tensor's int8 range is chosen from the calibration run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Calibration {
+    /// The extremes seen: nothing clips, but one outlier coarsens the scale for all values.
+    Minmax,
+    /// The central 99.99 % of the values seen: rare outliers clip.
+    Percentile,
+    /// The range (the extremes shrunk by up to 70 %) with the least mean-square error.
+    Mse,
 }
 
 /// Convert a PyTorch state_dict to a blob the firmware engine runs.
@@ -77,6 +100,13 @@ pub struct Args {
     /// named input. Repeat for several inputs (in order when unnamed).
     #[arg(long, value_name = "[NAME=]D,D,..")]
     input_shape: Vec<String>,
+    /// With --dtype int8: representative inputs, a float32 .npy of shape (K, ...) stacking K
+    /// samples of the model's input (training data, never the test set).
+    #[arg(long, value_name = "SAMPLES.npy")]
+    calibrate: Option<PathBuf>,
+    /// With --dtype int8: how each tensor's range is chosen from the calibration run.
+    #[arg(long, value_enum, default_value = "minmax", value_name = "METHOD")]
+    calibration: Calibration,
     /// Print the report as one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -88,6 +118,16 @@ pub struct Args {
 
 /// Run `convert`.
 pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
+    match (args.dtype, &args.calibrate) {
+        (Dtype::Int8, None) => bail!(
+            "--dtype int8 needs --calibrate SAMPLES.npy: representative inputs to choose the \
+             int8 ranges from (a float32 .npy of shape (K, ...), e.g. 100 training samples)"
+        ),
+        (Dtype::F16 | Dtype::F32, Some(_)) => {
+            bail!("--calibrate is for --dtype int8 (f16 and f32 blobs need no calibration)")
+        }
+        _ => {}
+    }
     let progress = super::progress::steps();
     progress.set_message(format!("reading {}", args.weights.display()));
     // A .pt2 brings its weights (and, without --arch, its architecture).
@@ -138,16 +178,49 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let sha = blob::sha256_file(&args.weights)
         .with_context(|| format!("hashing {}", args.weights.display()))?;
     let dtype = match args.dtype {
-        Dtype::F16 => WeightDtype::F16,
+        Dtype::F16 | Dtype::Int8 => WeightDtype::F16,
         Dtype::F32 => WeightDtype::F32,
     };
     progress.set_message(format!("compiling '{arch}'"));
-    let built = blob::build(bound, sha, dtype).with_context(|| format!("compiling '{arch}'"))?;
+    let (built, int8) = match &args.calibrate {
+        None => (
+            blob::build(bound, sha, dtype).with_context(|| format!("compiling '{arch}'"))?,
+            None,
+        ),
+        Some(path) => {
+            let samples = calibration_samples(path, &bound)?;
+            progress.finish_and_clear();
+            let bar = super::progress::bar(2 * samples.len(), "calibrating");
+            let method = match args.calibration {
+                Calibration::Minmax => quant::RangeMethod::MinMax,
+                Calibration::Percentile => quant::RangeMethod::Percentile(99.99),
+                Calibration::Mse => quant::RangeMethod::Mse,
+            };
+            let calibration = blob::Calibration {
+                samples: &samples,
+                method,
+            };
+            let (built, report, f32_graph) =
+                blob::build_int8(bound, sha, dtype, &calibration, |done, _| {
+                    bar.set_position(done as u64)
+                })
+                .with_context(|| format!("compiling '{arch}' to int8"))?;
+            bar.set_message("measuring errors");
+            let errors = quant::layer_errors(&f32_graph, &built.optimized, &samples);
+            bar.finish_and_clear();
+            (built, Some(Int8Report::new(report, errors)))
+        }
+    };
     progress.set_message(format!("writing {}", output.display()));
     crate::atomic_file::write_bytes(&output, &built.bytes)
         .with_context(|| format!("writing {}", output.display()))?;
     progress.finish_and_clear();
-    let report = Report::new(&built, params, dtype, &sha);
+    let dtype_name = match args.dtype {
+        Dtype::F16 => "f16",
+        Dtype::F32 => "f32",
+        Dtype::Int8 => "int8",
+    };
+    let report = Report::new(&built, params, dtype_name, &sha, int8);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -155,6 +228,39 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("wrote {} ({} bytes)", output.display(), built.bytes.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The calibration samples of a one-input graph: the rows of the float32 `.npy` at `path`, each
+/// with the input's element count, in the input's shape.
+fn calibration_samples(path: &Path, graph: &Graph) -> anyhow::Result<Vec<Vec<Tensor>>> {
+    let file = path.display().to_string();
+    let [input] = graph.inputs[..] else {
+        bail!(
+            "{file}: calibration takes models of one input; this one has {}",
+            graph.inputs.len()
+        );
+    };
+    let shape = graph.shape(input).to_vec();
+    let array = npy::read::<f32>(path).with_context(|| file.clone())?;
+    let want = numel(&shape);
+    let rows = array.rows();
+    let row_len = if array.shape.is_empty() {
+        0
+    } else {
+        array.data.len() / rows.max(1)
+    };
+    if array.shape.len() < 2 || row_len != want || rows == 0 {
+        bail!(
+            "{file}: shape {} is not (K, ...) of K >= 1 samples of the input '{}' {} ({want} values each)",
+            fmt_shape(&array.shape),
+            graph.values[input].name,
+            fmt_shape(&shape)
+        );
+    }
+    Ok((0..rows)
+        .filter_map(|r| array.row(r))
+        .map(|(_, data)| vec![Tensor::new(shape.clone(), data.to_vec())])
+        .collect())
 }
 
 /// `graph` (the architecture `arch`) with the state_dict of the checkpoint at `weights` bound to
@@ -286,19 +392,88 @@ struct Report {
     arena_bytes: usize,
     arena_lower_bound_bytes: usize,
     ops: usize,
+    /// With --dtype int8: where each op runs and the int8 layers' errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    int8: Option<Int8Report>,
+}
+
+#[derive(Serialize)]
+struct FloatOp {
+    layer: String,
+    op: String,
+    why: &'static str,
+}
+
+#[derive(Serialize)]
+struct Int8Report {
+    layers: Vec<quant::LayerError>,
+    float_ops: Vec<FloatOp>,
+    quantize_ops: usize,
+    dequantize_ops: usize,
+}
+
+impl Int8Report {
+    fn new(r: quant::QuantReport, layers: Vec<quant::LayerError>) -> Int8Report {
+        Int8Report {
+            layers,
+            float_ops: r
+                .float
+                .into_iter()
+                .map(|(layer, op, why)| FloatOp { layer, op, why })
+                .collect(),
+            quantize_ops: r.quantize_nodes,
+            dequantize_ops: r.dequantize_nodes,
+        }
+    }
+
+    fn print(&self) {
+        let w = self
+            .layers
+            .iter()
+            .map(|l| l.layer.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        println!();
+        println!(
+            "{:w$}  {:>11}  {:>4}  {:>10}  {:>10}  {:>10}",
+            "int8 layer", "scale", "zp", "cosine", "max |err|", "max |f32|"
+        );
+        for l in &self.layers {
+            println!(
+                "{:w$}  {:>11.5e}  {:>4}  {:>10.6}  {:>10.4e}  {:>10.4e}",
+                l.layer, l.scale, l.zero_point, l.cosine, l.max_abs, l.f32_max_abs
+            );
+        }
+        println!("(errors against the f32 network on the calibration samples, accumulated up to each layer)");
+        if self.float_ops.is_empty() {
+            println!("every op runs in int8");
+        } else {
+            println!(
+                "f32 ops ({} quantize, {} dequantize inserted):",
+                self.quantize_ops, self.dequantize_ops
+            );
+            for f in &self.float_ops {
+                println!("  {} ({}): {}", f.layer, f.op, f.why);
+            }
+        }
+    }
 }
 
 impl Report {
-    fn new(built: &Built, params: u64, dtype: WeightDtype, sha: &[u8; 32]) -> Report {
+    fn new(
+        built: &Built,
+        params: u64,
+        dtype: &'static str,
+        sha: &[u8; 32],
+        int8: Option<Int8Report>,
+    ) -> Report {
         let s = summarize(&built.optimized);
         let fp32 = 4 * params;
         Report {
             model: built.optimized.name.clone(),
             source_sha256: blob::hex(sha),
-            dtype: match dtype {
-                WeightDtype::F16 => "f16",
-                WeightDtype::F32 => "f32",
-            },
+            dtype,
             layers: s
                 .rows
                 .into_iter()
@@ -318,6 +493,7 @@ impl Report {
             arena_bytes: built.plan.arena_bytes(),
             arena_lower_bound_bytes: built.plan.lower_bound_bytes(),
             ops: built.op_layers.len(),
+            int8,
         }
     }
 
@@ -372,5 +548,8 @@ impl Report {
             self.arena_lower_bound_bytes,
             self.arena_bytes as f64 / self.arena_lower_bound_bytes.max(1) as f64
         );
+        if let Some(int8) = &self.int8 {
+            int8.print();
+        }
     }
 }

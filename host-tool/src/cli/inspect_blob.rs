@@ -102,8 +102,8 @@ pub(super) fn op_row(
     dtype: WeightDtype,
 ) -> OpRow {
     let out = view.tensor(op.output()).ok();
-    let (mut matrix, mut vector) = (0u64, 0u64);
-    let _ = op.clone().map::<(), (), (), ()>(
+    let (mut matrix, mut vector, mut raw) = (0u64, 0u64, 0u64);
+    let _ = op.clone().map::<(), (), (), (), ()>(
         &mut |_, m| {
             matrix += u64::from(m.len);
             Ok(())
@@ -113,7 +113,17 @@ pub(super) fn op_row(
             Ok(())
         },
         &mut |_| Ok(()),
+        &mut |b| {
+            raw += u64::from(b.len);
+            Ok(())
+        },
     );
+    // int8 ops: the weights are one byte each; their per-channel records count as bytes only.
+    let int8_weights = match op {
+        Op::QConv2d(c) => u64::from(c.weight.len),
+        Op::QLinear(l) => u64::from(l.weight.len),
+        _ => 0,
+    };
     let out_count = out.as_ref().map_or(0, count);
     let (macs, act) = match op {
         Op::Conv2d(c) => (
@@ -123,6 +133,13 @@ pub(super) fn op_row(
             act_name(&c.act),
         ),
         Op::Linear(l) => (out_count * u64::from(l.in_features), act_name(&l.act)),
+        Op::QConv2d(c) => (
+            out_count
+                * u64::from(c.in_channels / c.groups.max(1))
+                * u64::from(c.kernel[0] * c.kernel[1]),
+            None,
+        ),
+        Op::QLinear(l) => (out_count * u64::from(l.in_features), None),
         Op::ChannelAffine(a) => (0, act_name(&a.act)),
         Op::Activation(u) => (0, act_name(&u.act)),
         Op::Add(b) | Op::Mul(b) => (0, act_name(&b.act)),
@@ -133,8 +150,8 @@ pub(super) fn op_row(
         kind: op.kind().name(),
         activation: act,
         output_shape: out.map(|t| t.shape().to_vec()).unwrap_or_default(),
-        weights: matrix + vector,
-        weight_bytes: matrix * dtype.size() as u64 + vector * 4,
+        weights: matrix + vector + int8_weights,
+        weight_bytes: matrix * dtype.size() as u64 + vector * 4 + raw,
         macs,
     }
 }

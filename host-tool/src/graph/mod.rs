@@ -91,6 +91,9 @@ pub type ValueId = usize;
 pub struct Value {
     pub name: String,
     pub shape: Vec<usize>,
+    /// The value's int8 quantization, set by the quantization pass (`crate::quant`); `None`:
+    /// f32.
+    pub quant: Option<nnblob_format::meta::Quant>,
 }
 
 /// One op applied to values.
@@ -108,6 +111,8 @@ pub struct Node {
     pub fused: Option<Activation>,
     /// Parameters in the order of [`Op::params`]; empty until the graph is bound.
     pub params: Vec<Tensor>,
+    /// The int8 form of the op (quantized weights, rescalings), set by the quantization pass.
+    pub quant: Option<crate::quant::QuantOp>,
 }
 
 /// A network: values, nodes in topological order, inputs and outputs.
@@ -149,6 +154,7 @@ impl Graph {
         self.values.push(Value {
             name: name.to_string(),
             shape,
+            quant: None,
         });
         self.values.len() - 1
     }
@@ -173,6 +179,7 @@ impl Graph {
             output,
             fused: None,
             params: Vec::new(),
+            quant: None,
         });
         output
     }

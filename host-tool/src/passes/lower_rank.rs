@@ -70,6 +70,7 @@ pub fn apply(mut graph: Graph) -> Graph {
             output: to,
             fused: None,
             params: Vec::new(),
+            quant: None,
         };
         let final_shape = graph.shape(output).to_vec();
         let node = &mut graph.nodes[i];

@@ -43,6 +43,11 @@ pub enum Op {
     Binary(Binary),
     /// Identity in eval mode; removed by the passes.
     Dropout,
+    /// f32 -> int8 in the output value's quantization; inserted by the quantization pass
+    /// (`crate::quant`), an identity for the f32 reference evaluator.
+    Quantize,
+    /// int8 -> f32; inserted by the quantization pass, an identity for the f32 evaluator.
+    Dequantize,
 }
 
 pub(crate) type ShapeResult = Result<Vec<usize>, String>;
@@ -104,6 +109,8 @@ impl Op {
             Op::Slice(_) => "slice".into(),
             Op::Binary(b) => b.kind.name().into(),
             Op::Dropout => "Dropout".into(),
+            Op::Quantize => "quantize".into(),
+            Op::Dequantize => "dequantize".into(),
         }
     }
 
@@ -124,7 +131,7 @@ impl Op {
             Op::Linear(op) => op.infer(inputs),
             Op::BatchNorm(op) => op.infer(inputs),
             Op::ScaleShift(op) => op.infer(inputs),
-            Op::Activation(_) | Op::Dropout => {
+            Op::Activation(_) | Op::Dropout | Op::Quantize | Op::Dequantize => {
                 expect_inputs(inputs, 1)?;
                 Ok(inputs[0].to_vec())
             }
