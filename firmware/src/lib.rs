@@ -311,9 +311,14 @@ impl<'a> Model<'a> {
     pub fn provenance(&self) -> &nnblob_format::meta::Provenance<'a> {
         &self.view.info().provenance
     }
-    /// Element type of the weight matrices.
+    /// Element type of the weight matrices (of the ops that are not int8).
     pub fn dtype(&self) -> WeightDtype {
         self.view.dtype()
+    }
+    /// Whether the model has int8 tensors (it was converted with `--dtype int8`).
+    pub fn is_quantized(&self) -> bool {
+        (0..self.view.tensor_count())
+            .any(|i| self.view.tensor(i).is_ok_and(|t| t.elem == ElemType::I8))
     }
     /// Number of ops.
     pub fn op_count(&self) -> usize {

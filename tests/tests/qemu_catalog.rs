@@ -28,8 +28,8 @@ use nnblob::emit;
 use nnblob::graph::{bind, catalog};
 use nnblob_firmware::Model;
 use nnblob_tests::qemu::{
-    build_plugin, host_output_bits, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M3,
-    CORTEX_M4F, RISCV32,
+    build_plugin, host_output_bits, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M0,
+    CORTEX_M3, CORTEX_M4F, RISCV32,
 };
 
 /// The RAM of the MPS2 boards and of `virt` (`firmware/qemu/memory/mps2.x`, `virt.x`): a model
@@ -45,17 +45,42 @@ const MODELS: [&str; 5] = [
     "lenet5",
 ];
 
+/// How a catalog model is converted: fp16 or f32 weights, or int8 (calibrated on the fixture's
+/// inputs; fp16 weights for the ops that stay f32).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Weights(WeightDtype),
+    Int8,
+}
+
 /// The blob of `name`'s fixture checkpoint, the fixture's first input, and torch's MAC count.
-fn convert(name: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
+fn convert(name: &str, mode: Mode) -> (Vec<u8>, Vec<f32>, u64) {
     let dir = nnblob_tests::models_dir().join(name);
     let ckpt_path = dir.join("state_dict.pth");
     let ckpt = checkpoint::open(&ckpt_path, &Options::default()).expect("reads the checkpoint");
     let graph = catalog::graph(name).expect("a catalog entry");
+    let shape = graph.shape(graph.inputs[0]).to_vec();
     let bound = bind(graph, blob::state_dict(&ckpt)).expect("binds strictly");
     let sha = blob::sha256_file(&ckpt_path).expect("hashes");
-    let built = blob::build(bound, sha, dtype).expect("compiles");
     let inputs = nnblob::npy::read::<f32>(&dir.join("inputs.npy")).expect("inputs.npy");
     let n = inputs.data.len() / inputs.shape[0];
+    let built = match mode {
+        Mode::Weights(dtype) => blob::build(bound, sha, dtype).expect("compiles"),
+        Mode::Int8 => {
+            let samples: Vec<Vec<nnblob::graph::Tensor>> = inputs
+                .data
+                .chunks(n)
+                .map(|x| vec![nnblob::graph::Tensor::new(shape.clone(), x.to_vec())])
+                .collect();
+            let calibration = blob::Calibration {
+                samples: &samples,
+                method: nnblob::quant::RangeMethod::MinMax,
+            };
+            blob::build_int8(bound, sha, WeightDtype::F16, &calibration, |_, _| {})
+                .expect("compiles to int8")
+                .0
+        }
+    };
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
     )
@@ -135,7 +160,7 @@ fn convert_pt2(network: &str, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
 fn check(
     name: &str,
     (bytes, input, macs): (Vec<u8>, Vec<f32>, u64),
-    dtype: WeightDtype,
+    label: &str,
     boards: &[&Board],
     with_fragment: bool,
     dir: &Path,
@@ -150,7 +175,7 @@ fn check(
     );
     let host_bits = host_output_bits(&model, &input);
 
-    let module = dir.join(format!("{name}_{dtype:?}"));
+    let module = dir.join(format!("{name}_{label}"));
     let artifacts =
         emit::rust_module(&bytes, &emit::Options::default()).expect("emits a Rust module");
     emit::write_artifacts(&module, &artifacts).expect("writes the module");
@@ -173,7 +198,7 @@ fn check(
                 bytes.len(),
             );
             let what = format!(
-                "{name} {dtype:?} on {}{}",
+                "{name} {label} on {}{}",
                 board.machine,
                 if fragment.is_some() {
                     " (nnblob.x)"
@@ -190,7 +215,7 @@ fn check(
             assert_eq!(p.ops.len(), model.op_count(), "{what}: one count per op");
             run.assert_counts_and_stack(board, &what);
             println!(
-                "| {name} | {}{} | {dtype:?} | {macs} | {} ({}) | {:.2} | {} | {} | {} |",
+                "| {name} | {}{} | {label} | {macs} | {} ({}) | {:.2} | {} | {} | {} |",
                 board.machine,
                 if fragment.is_some() {
                     " + nnblob.x"
@@ -217,19 +242,26 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
     println!("| model | board | weights | MACs | instructions (plugin) | per MAC | stack bytes | blob bytes | arena bytes |");
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     for name in MODELS {
-        for dtype in [WeightDtype::F16, WeightDtype::F32] {
+        for (mode, label) in [
+            (Mode::Weights(WeightDtype::F16), "F16"),
+            (Mode::Weights(WeightDtype::F32), "F32"),
+            (Mode::Int8, "int8"),
+        ] {
             let lenet = name == "lenet5";
-            let boards: &[&Board] = if lenet {
-                &[&CORTEX_M4F, &CORTEX_M3, &RISCV32]
-            } else {
-                &[&CORTEX_M4F]
+            // int8 is integer arithmetic only, so it runs on every core: LeNet-5 on all four
+            // (its int8 arena fits the micro:bit's 16 KiB), ResNet-8 on those with the RAM.
+            let boards: &[&Board] = match mode {
+                Mode::Int8 if lenet => &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32],
+                Mode::Int8 if name == "resnet8" => &[&CORTEX_M4F, &CORTEX_M3, &RISCV32],
+                _ if lenet => &[&CORTEX_M4F, &CORTEX_M3, &RISCV32],
+                _ => &[&CORTEX_M4F],
             };
             check(
                 name,
-                convert(name, dtype),
-                dtype,
+                convert(name, mode),
+                label,
                 boards,
-                lenet && dtype == WeightDtype::F16,
+                lenet && mode == Mode::Weights(WeightDtype::F16),
                 &dir,
                 &plugin,
             );
@@ -253,7 +285,7 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
         check(
             network,
             convert_pt2(network, dtype),
-            dtype,
+            "F16",
             &[&CORTEX_M4F],
             false,
             &dir,

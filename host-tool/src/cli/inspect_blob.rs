@@ -191,10 +191,7 @@ pub fn exec(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         file,
         name: info.name.to_string(),
         blob_bytes: bytes.len(),
-        dtype: match dtype {
-            WeightDtype::F16 => "f16",
-            WeightDtype::F32 => "f32",
-        },
+        dtype: super::validate::dtype_name(dtype, model.is_quantized()),
         source_sha256: hex(&info.provenance.source_sha256),
         converter: info.provenance.converter.to_string(),
         passes: info.provenance.passes.to_string(),

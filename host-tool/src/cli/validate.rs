@@ -69,6 +69,8 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
 enum Top1Rule {
     /// Every row of a classification output has the reference's class.
     Identical,
+    /// At least 99 % of the rows have the reference's class (int8's default).
+    Rate99,
     /// Top-1 agreement is reported, not judged.
     Ignore,
 }
@@ -118,9 +120,10 @@ pub struct Args {
     /// Smallest cosine similarity allowed, or `off` [default: 0.9999 for fp16 weights, off for f32].
     #[arg(long, value_name = "MIN|off", value_parser = parse_limit)]
     cosine_min: Option<Limit>,
-    /// Top-1 agreement rule for classification outputs.
-    #[arg(long, value_enum, default_value = "identical")]
-    top1: Top1Rule,
+    /// Top-1 agreement rule for classification outputs [default: identical; for int8 blobs,
+    /// at least 99 % of the rows].
+    #[arg(long, value_enum)]
+    top1: Option<Top1Rule>,
     /// Pair inputs and outputs by name or by position [default: by name when the names agree,
     /// otherwise by position].
     #[arg(long = "match", value_enum, value_name = "RULE")]
@@ -149,9 +152,10 @@ struct Report {
     passed: bool,
 }
 
-/// `f16` or `f32`.
-pub(super) fn dtype_name(dtype: WeightDtype) -> &'static str {
+/// `f16` or `f32`, or `int8` for a quantized blob (whose f32 ops have `dtype` weights).
+pub(super) fn dtype_name(dtype: WeightDtype, int8: bool) -> &'static str {
     match dtype {
+        _ if int8 => "int8",
         WeightDtype::F16 => "f16",
         WeightDtype::F32 => "f32",
     }
@@ -225,7 +229,8 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let expected = stack(&reference_specs, expected);
 
     let dtype = firmware.dtype();
-    let tolerances = tolerances(args, dtype);
+    let int8 = firmware.is_quantized();
+    let tolerances = tolerances(args, dtype, int8);
     let input_sizes: Vec<usize> = firmware
         .inputs()
         .iter()
@@ -256,7 +261,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let report = Report {
         model: model_path,
         onnx: args.onnx.display().to_string(),
-        weight_dtype: dtype_name(dtype),
+        weight_dtype: dtype_name(dtype, int8),
         inputs: source,
         samples: samples.count,
         tolerances,
@@ -323,16 +328,22 @@ fn describe(t: &Tolerances) -> String {
     if let Some(limit) = t.min_cosine_similarity {
         checks.push(format!("cosine similarity >= {limit}"));
     }
-    if t.top1_identical {
-        checks.push("top-1 identical (classification outputs)".into());
+    match t.min_top1_agreement {
+        Some(min) if min >= 1.0 => checks.push("top-1 identical (classification outputs)".into()),
+        Some(min) => checks.push(format!(
+            "top-1 identical on >= {:.0} % of the rows (classification outputs)",
+            100.0 * min
+        )),
+        None => {}
     }
     checks.push("no NaN or infinity".into());
     checks.join(", ")
 }
 
 /// The dtype's defaults with the command line's overrides.
-fn tolerances(args: &Args, dtype: WeightDtype) -> Tolerances {
+fn tolerances(args: &Args, dtype: WeightDtype, int8: bool) -> Tolerances {
     let mut t = match dtype {
+        _ if int8 => Tolerances::int8(),
         WeightDtype::F16 => Tolerances::fp16(),
         WeightDtype::F32 => Tolerances::f32(),
     };
@@ -342,7 +353,12 @@ fn tolerances(args: &Args, dtype: WeightDtype) -> Tolerances {
     if let Some(Limit(limit)) = args.cosine_min {
         t.min_cosine_similarity = limit;
     }
-    t.top1_identical = args.top1 == Top1Rule::Identical;
+    match args.top1 {
+        Some(Top1Rule::Identical) => t.min_top1_agreement = Some(1.0),
+        Some(Top1Rule::Rate99) => t.min_top1_agreement = Some(0.99),
+        Some(Top1Rule::Ignore) => t.min_top1_agreement = None,
+        None => {}
+    }
     t
 }
 

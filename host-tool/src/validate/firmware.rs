@@ -111,6 +111,11 @@ impl<'b> FirmwareModel<'b> {
         self.model.dtype()
     }
 
+    /// Whether the blob is int8 (which decides the default tolerances before the dtype).
+    pub fn is_quantized(&self) -> bool {
+        self.model.is_quantized()
+    }
+
     /// The inputs, in the blob's order, with their shapes (batch 1 included).
     pub fn inputs(&self) -> &[TensorSpec] {
         &self.inputs

@@ -355,8 +355,9 @@ pub struct Tolerances {
     pub max_relative_error: Option<f64>,
     /// Smallest allowed cosine similarity.
     pub min_cosine_similarity: Option<f64>,
-    /// Whether every row of a classification output must have the reference's top-1 class.
-    pub top1_identical: bool,
+    /// The smallest share of rows of a classification output that must have the reference's
+    /// top-1 class (1.0: every row); `None`: top-1 is reported, not judged.
+    pub min_top1_agreement: Option<f64>,
 }
 
 impl Tolerances {
@@ -369,7 +370,7 @@ impl Tolerances {
         Tolerances {
             max_relative_error: None,
             min_cosine_similarity: Some(0.9999),
-            top1_identical: true,
+            min_top1_agreement: Some(1.0),
         }
     }
 
@@ -382,7 +383,20 @@ impl Tolerances {
         Tolerances {
             max_relative_error: Some(1e-5),
             min_cosine_similarity: None,
-            top1_identical: true,
+            min_top1_agreement: Some(1.0),
+        }
+    }
+
+    /// For int8 blobs: cosine >= 0.999 and the reference's class on at least 99 % of the rows.
+    ///
+    /// Each int8 layer rounds its outputs to 1/255 of their range, so outputs move by a few
+    /// percent of their scale and near-ties flip: what a user checks is how often the decision
+    /// holds over a representative set (the digits demo keeps PyTorch's on 449 of 450 images).
+    pub fn int8() -> Self {
+        Tolerances {
+            max_relative_error: None,
+            min_cosine_similarity: Some(0.999),
+            min_top1_agreement: Some(0.99),
         }
     }
 
@@ -408,14 +422,13 @@ impl Tolerances {
                 failures.push(Failure::CosineSimilarity { value, limit });
             }
         }
-        if self.top1_identical {
-            if let Some(top1) = &metrics.top1 {
-                if top1.agreeing != top1.rows {
-                    failures.push(Failure::Top1 {
-                        disagreeing: top1.rows - top1.agreeing,
-                        rows: top1.rows,
-                    });
-                }
+        if let (Some(min), Some(top1)) = (self.min_top1_agreement, &metrics.top1) {
+            if (top1.agreeing as f64) < min * top1.rows as f64 {
+                failures.push(Failure::Top1 {
+                    disagreeing: top1.rows - top1.agreeing,
+                    rows: top1.rows,
+                    min_agreement: min,
+                });
             }
         }
         Verdict { failures }
@@ -450,8 +463,12 @@ pub enum Failure {
     MaxRelativeError { value: f64, limit: f64 },
     /// Cosine similarity below the limit.
     CosineSimilarity { value: f64, limit: f64 },
-    /// Some rows classify differently.
-    Top1 { disagreeing: usize, rows: usize },
+    /// More rows classify differently than the share allowed.
+    Top1 {
+        disagreeing: usize,
+        rows: usize,
+        min_agreement: f64,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -471,8 +488,16 @@ impl fmt::Display for Failure {
             Failure::CosineSimilarity { value, limit } => {
                 write!(f, "cosine similarity {value:.6} < {limit}")
             }
-            Failure::Top1 { disagreeing, rows } => {
-                write!(f, "top-1 differs on {disagreeing} of {rows} rows")
+            Failure::Top1 {
+                disagreeing,
+                rows,
+                min_agreement,
+            } => {
+                write!(f, "top-1 differs on {disagreeing} of {rows} rows")?;
+                if *min_agreement < 1.0 {
+                    write!(f, " (at most {:.2} % may)", 100.0 * (1.0 - min_agreement))?;
+                }
+                Ok(())
             }
         }
     }
@@ -679,7 +704,7 @@ mod tests {
         let lenient = Tolerances {
             max_relative_error: None,
             min_cosine_similarity: None,
-            top1_identical: false,
+            min_top1_agreement: None,
         };
         let verdict = lenient.judge(&m);
         assert!(matches!(
@@ -719,7 +744,8 @@ mod tests {
         let verdict = Tolerances::fp16().judge(&m);
         assert!(verdict.failures.contains(&Failure::Top1 {
             disagreeing: 1,
-            rows: 3
+            rows: 3,
+            min_agreement: 1.0,
         }));
         let table = render_table(&[OutputReport::new(m, &Tolerances::fp16())]);
         assert!(table.contains("2/3"), "{table}");
