@@ -147,10 +147,28 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     let bound = super::convert::bind_checkpoint(graph, &weights, &arch, None, false)?;
     let sha = blob::sha256_file(&weights).with_context(|| weights.display().to_string())?;
     let fp16 = blob::build(bound.clone(), sha, WeightDtype::F16).context("compiling (fp16)")?;
-    let f32_blob = blob::build(bound, sha, WeightDtype::F32).context("compiling (f32)")?;
+    let f32_blob = blob::build(bound.clone(), sha, WeightDtype::F32).context("compiling (f32)")?;
+    // int8, calibrated on training images (never the test set), as `convert --dtype int8` does.
+    let calibration: Array<f32> = npy::read(&file("calibration.npy"))?;
+    let input_shape = bound.shape(bound.inputs[0]).to_vec();
+    let samples: Vec<Vec<crate::graph::Tensor>> = (0..calibration.rows())
+        .filter_map(|r| calibration.row(r))
+        .map(|(_, x)| vec![crate::graph::Tensor::new(input_shape.clone(), x.to_vec())])
+        .collect();
+    let calibration = blob::Calibration {
+        samples: &samples,
+        method: crate::quant::RangeMethod::MinMax,
+    };
+    let (int8, _, _) = blob::build_int8(bound, sha, WeightDtype::F16, &calibration, |_, _| {})
+        .context("compiling (int8)")?;
 
     let mut rows = Vec::new();
-    for (label, built) in [("firmware fp16", &fp16), ("firmware f32", &f32_blob)] {
+    let engines = [
+        ("firmware fp16", &fp16),
+        ("firmware f32", &f32_blob),
+        ("firmware int8", &int8),
+    ];
+    for (label, built) in engines {
         let mut engine = FirmwareModel::new(&built.bytes).context(label)?;
         let mut out = vec![0.0f32; engine.outputs()[0].shape.iter().product()];
         rows.push(run_set(&images, label, |image, data| {
@@ -175,7 +193,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
 
     // Compare.
     let torch_classes = classes(&torch);
-    let tract_classes = classes(&rows[2].logits);
+    let tract_classes = classes(&rows[3].logits);
     let label_of: Vec<Option<usize>> = labels
         .data
         .iter()
@@ -215,6 +233,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         "-"
     );
     let mut all_agree = true;
+    let mut int8_agrees = true;
     let mut f32_within = true;
     for row in &rows {
         let c = classes(&row.logits);
@@ -227,7 +246,12 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             &torch.data,
         )?;
         let agree = same(&c, &torch_classes);
-        all_agree &= agree == n;
+        if row.label == "firmware int8" {
+            // int8 rounds every layer to 1/255 of its range: near-ties may flip (docs/ACCURACY.md).
+            int8_agrees = agree as f64 >= 0.99 * n as f64;
+        } else {
+            all_agree &= agree == n;
+        }
         if row.label == "firmware f32" {
             f32_within = Tolerances::f32().judge(&metrics).passed();
         }
@@ -243,7 +267,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     }
     println!();
     let fp32_weight_bytes = 4 * params;
-    for (label, built) in [("fp16", &fp16), ("f32", &f32_blob)] {
+    for (label, built) in [("fp16", &fp16), ("f32", &f32_blob), ("int8", &int8)] {
         println!(
             "blob {label:<4}  {:>7} bytes ({:.3} x the {} bytes of fp32 weights)   arena {} bytes (lower bound {})",
             built.bytes.len(),
@@ -259,17 +283,22 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!();
-    let passed = all_agree && f32_within;
+    let passed = all_agree && int8_agrees && f32_within;
     if passed {
-        println!("every engine makes PyTorch's decision on all {n} images; the f32 blob's logits are within 1e-5 relative of PyTorch's");
+        println!("the fp16 and f32 engines make PyTorch's decision on all {n} images, int8 on at least 99%; the f32 blob's logits are within 1e-5 relative of PyTorch's");
         Ok(ExitCode::SUCCESS)
     } else {
         println!(
-            "MISMATCH: {}{}",
+            "MISMATCH: {}{}{}",
             if all_agree {
                 ""
             } else {
                 "an engine's top-1 differs from PyTorch's on some image; "
+            },
+            if int8_agrees {
+                ""
+            } else {
+                "int8 keeps PyTorch's decision on fewer than 99% of the images; "
             },
             if f32_within {
                 ""
