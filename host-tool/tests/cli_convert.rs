@@ -401,3 +401,50 @@ fn help_teaches_with_examples() {
         assert!(help.contains(&format!("nnblob {cmd}")), "{cmd}: {help}");
     }
 }
+
+/// `--dtype int8`: a blob the engine runs, the int8 report; and every misuse of calibration is
+/// one line, nothing written.
+#[test]
+fn convert_int8_with_calibration_and_its_misuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits");
+    let (ckpt, spec) = (digits.join("digits.pth"), digits.join("digits.nnspec"));
+    let calib = digits.join("calibration.npy");
+    let blob = dir.path().join("d8.nnb");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["convert", s(&ckpt), "--arch", s(&spec), "-o", s(&blob)]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        nnblob(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run(&["--dtype", "int8", "--calibrate", s(&calib)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = String::from_utf8(o.stdout).unwrap();
+    for needle in ["int8 layer", "conv1", "every op runs in int8", "int8 weights"] {
+        assert!(report.contains(needle), "no '{needle}' in:\n{report}");
+    }
+    let bytes = std::fs::read(&blob).unwrap();
+    assert!(nnblob_firmware::Model::from_bytes(&bytes).unwrap().is_quantized());
+    std::fs::remove_file(&blob).unwrap();
+
+    // A wrongly shaped calibration set (the test labels: shape (450,)), a missing one, one
+    // without int8, int8 without one.
+    let labels = digits.join("test_labels.npy");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--dtype", "int8", "--calibrate", s(&labels)], "test_labels.npy"),
+        (&["--dtype", "int8", "--calibrate", "missing.npy"], "missing.npy"),
+        (&["--calibrate", s(&calib)], "--calibrate is for --dtype int8"),
+        (&["--dtype", "int8"], "needs --calibrate"),
+    ];
+    for (extra, needle) in cases {
+        let err = assert_fails(&run(extra));
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(listing(dir.path()), Vec::<String>::new(), "{extra:?}");
+    }
+}
