@@ -21,9 +21,9 @@ fn small_int8() -> ModelRepr {
         quant,
     };
     let mut channels = Vec::new();
-    for c in 0..3 {
+    for c in 0..3i32 {
         for word in [100 * c - 50, 1 << 30, 38] {
-            channels.extend_from_slice(&(word as i32).to_le_bytes());
+            channels.extend_from_slice(&word.to_le_bytes());
         }
     }
     let weight: Vec<u8> = (0..3 * 2 * 9).map(|i| (i * 37 % 255) as u8).collect();

@@ -426,20 +426,36 @@ fn convert_int8_with_calibration_and_its_misuses() {
     let o = run(&["--dtype", "int8", "--calibrate", s(&calib)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report = String::from_utf8(o.stdout).unwrap();
-    for needle in ["int8 layer", "conv1", "every op runs in int8", "int8 weights"] {
+    for needle in [
+        "int8 layer",
+        "conv1",
+        "every op runs in int8",
+        "int8 weights",
+    ] {
         assert!(report.contains(needle), "no '{needle}' in:\n{report}");
     }
     let bytes = std::fs::read(&blob).unwrap();
-    assert!(nnblob_firmware::Model::from_bytes(&bytes).unwrap().is_quantized());
+    assert!(nnblob_firmware::Model::from_bytes(&bytes)
+        .unwrap()
+        .is_quantized());
     std::fs::remove_file(&blob).unwrap();
 
     // A wrongly shaped calibration set (the test labels: shape (450,)), a missing one, one
     // without int8, int8 without one.
     let labels = digits.join("test_labels.npy");
     let cases: [(&[&str], &str); 4] = [
-        (&["--dtype", "int8", "--calibrate", s(&labels)], "test_labels.npy"),
-        (&["--dtype", "int8", "--calibrate", "missing.npy"], "missing.npy"),
-        (&["--calibrate", s(&calib)], "--calibrate is for --dtype int8"),
+        (
+            &["--dtype", "int8", "--calibrate", s(&labels)],
+            "test_labels.npy",
+        ),
+        (
+            &["--dtype", "int8", "--calibrate", "missing.npy"],
+            "missing.npy",
+        ),
+        (
+            &["--calibrate", s(&calib)],
+            "--calibrate is for --dtype int8",
+        ),
         (&["--dtype", "int8"], "needs --calibrate"),
     ];
     for (extra, needle) in cases {
