@@ -521,7 +521,7 @@ impl<'a> Model<'a> {
         match op {
             Op::Conv2d(c) => {
                 let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
-                let g = conv_geom(&it, &ot, &validate::ConvShape::of(c));
+                let g = conv_geom(&it, &ot, &c.geometry());
                 let weight = w.matrix(c.weight).ok_or(Error::Internal)?;
                 let bias = c.bias.map(vector).transpose()?;
                 let (r, out) = split(arena, &ot)?;
@@ -656,7 +656,7 @@ impl<'a> Model<'a> {
             }
             Op::QConv2d(c) => {
                 let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
-                let g = conv_geom(&it, &ot, &validate::ConvShape::of_q(c));
+                let g = conv_geom(&it, &ot, &c.geom);
                 let (weight, records) = (bytes(c.weight)?, bytes(c.channels)?);
                 let (r, out) = split(arena, &ot)?;
                 let ends = kernels::int8::Ends {
@@ -790,7 +790,11 @@ impl<'a> Model<'a> {
 }
 
 /// The convolution geometry of an op's tensors and parameters.
-fn conv_geom(it: &Tensor, ot: &Tensor, c: &validate::ConvShape) -> kernels::conv::Geom {
+fn conv_geom(
+    it: &Tensor,
+    ot: &Tensor,
+    c: &nnblob_format::meta::ConvGeometry,
+) -> kernels::conv::Geom {
     kernels::conv::Geom {
         c_in: it.dims[1],
         h: it.dims[2],

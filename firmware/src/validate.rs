@@ -5,52 +5,10 @@
 use crate::weights::Weights;
 use crate::{Error, Tensor};
 use nnblob_format::meta::{
-    Activation, Broadcast, ByteRef, Conv2d, ElemType, MatrixRef, Op, QConv2d, Requant, VectorRef,
+    Activation, Broadcast, ByteRef, ConvGeometry, ElemType, MatrixRef, Op, Requant, VectorRef,
     WireOp, QCHANNEL_LEN,
 };
 use nnblob_format::BlobView;
-
-/// The shape parameters of a convolution, f32 or int8.
-pub(crate) struct ConvShape {
-    pub input: u32,
-    pub output: u32,
-    pub in_channels: u32,
-    pub out_channels: u32,
-    pub kernel: [u32; 2],
-    pub stride: [u32; 2],
-    pub padding: [u32; 4],
-    pub dilation: [u32; 2],
-    pub groups: u32,
-}
-
-impl ConvShape {
-    pub fn of<M, V>(c: &Conv2d<M, V>) -> ConvShape {
-        ConvShape {
-            input: c.input,
-            output: c.output,
-            in_channels: c.in_channels,
-            out_channels: c.out_channels,
-            kernel: c.kernel,
-            stride: c.stride,
-            padding: c.padding,
-            dilation: c.dilation,
-            groups: c.groups,
-        }
-    }
-    pub fn of_q<B>(c: &QConv2d<B>) -> ConvShape {
-        ConvShape {
-            input: c.input,
-            output: c.output,
-            in_channels: c.in_channels,
-            out_channels: c.out_channels,
-            kernel: c.kernel,
-            stride: c.stride,
-            padding: c.padding,
-            dilation: c.dilation,
-            groups: c.groups,
-        }
-    }
-}
 
 /// The element types an op's tensors must have.
 enum Types {
@@ -250,14 +208,14 @@ impl Checker<'_, '_> {
         })
     }
     /// Shape and parameter checks of a convolution; returns the weight count.
-    fn conv(&self, c: &ConvShape) -> Result<Option<usize>, Error> {
-        let (it, ot) = (self.tensor(c.input)?, self.tensor(c.output)?);
-        let [ci, h, w] = self.nchw(&it, c.input)?;
-        let [co, oh, ow] = self.nchw(&ot, c.output)?;
+    fn conv(&self, input: u32, output: u32, c: &ConvGeometry) -> Result<Option<usize>, Error> {
+        let (it, ot) = (self.tensor(input)?, self.tensor(output)?);
+        let [ci, h, w] = self.nchw(&it, input)?;
+        let [co, oh, ow] = self.nchw(&ot, output)?;
         let g = c.groups as usize;
         self.ensure(g > 0 && ci % g == 0 && co % g == 0, self.param("groups"))?;
-        self.ensure(ci == c.in_channels as usize, self.shape(c.input))?;
-        self.ensure(co == c.out_channels as usize, self.shape(c.output))?;
+        self.ensure(ci == c.in_channels as usize, self.shape(input))?;
+        self.ensure(co == c.out_channels as usize, self.shape(output))?;
         let [pt, pl, pb, pr] = c.padding.map(|p| p as usize);
         let y = Axis {
             inp: h,
@@ -281,13 +239,13 @@ impl Checker<'_, '_> {
             x.out_len(false)
                 .ok_or(self.param("kernel/stride/dilation/padding"))?,
         );
-        self.ensure(ey == oh && ex == ow, self.shape(c.output))?;
+        self.ensure(ey == oh && ex == ow, self.shape(output))?;
         let taps = (ci / g).checked_mul(y.k).and_then(|n| n.checked_mul(x.k));
         self.ensure(
             taps.is_some_and(|t| t <= u32::MAX as usize),
             self.param("kernel"),
         )?;
-        self.disjoint((c.input, &it), &ot, false)?;
+        self.disjoint((input, &it), &ot, false)?;
         Ok(taps.and_then(|t| t.checked_mul(co)))
     }
     /// Shape checks of a fully connected layer.
@@ -328,7 +286,7 @@ impl Checker<'_, '_> {
         self.types(op)?;
         match op {
             Op::Conv2d(c) => {
-                let weights = self.conv(&ConvShape::of(c))?;
+                let weights = self.conv(c.input, c.output, &c.geometry())?;
                 self.matrix(&c.weight, weights, "conv weight")?;
                 if let Some(b) = &c.bias {
                     self.vector(b, c.out_channels as usize, "conv bias")?;
@@ -345,9 +303,9 @@ impl Checker<'_, '_> {
                 self.act(&l.act, &self.tensor(l.output)?)
             }
             Op::QConv2d(c) => {
-                let weights = self.conv(&ConvShape::of_q(c))?;
+                let weights = self.conv(c.input, c.output, &c.geom)?;
                 self.bytes(&c.weight, weights, "conv weight")?;
-                self.records(&c.channels, c.out_channels as usize, "conv channels")?;
+                self.records(&c.channels, c.geom.out_channels as usize, "conv channels")?;
                 self.clamp(c.clamp)
             }
             Op::QLinear(l) => {

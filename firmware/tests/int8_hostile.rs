@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use nnblob_firmware::{Error, Model, NoProfiler};
 use nnblob_format::encode::{ModelRepr, TensorRepr};
-use nnblob_format::meta::{ElemType, Op, QConv2d, Quant, Requant, QCHANNEL_LEN};
+use nnblob_format::meta::{ConvGeometry, ElemType, Op, QConv2d, Quant, Requant, QCHANNEL_LEN};
 use nnblob_format::WeightDtype;
 
 fn q(scale: f32, zero_point: i8) -> Quant {
@@ -30,13 +30,15 @@ fn small_int8() -> ModelRepr {
     let conv = Op::QConv2d(QConv2d {
         input: 0,
         output: 1,
-        in_channels: 2,
-        out_channels: 3,
-        kernel: [3, 3],
-        stride: [1, 1],
-        padding: [1, 1, 1, 1],
-        dilation: [1, 1],
-        groups: 1,
+        geom: ConvGeometry {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
         weight,
         channels,
         clamp: [-128, 127],

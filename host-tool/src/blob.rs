@@ -466,12 +466,20 @@ impl Lowering<'_> {
                     Ok([u32_of(v[0])?, u32_of(v[1])?])
                 };
                 let pd = &c.padding;
-                let padding = [
-                    u32_of(pd.top)?,
-                    u32_of(pd.left)?,
-                    u32_of(pd.bottom)?,
-                    u32_of(pd.right)?,
-                ];
+                let geom = wire::ConvGeometry {
+                    in_channels: u32_of(c.in_channels)?,
+                    out_channels: u32_of(c.out_channels)?,
+                    kernel: u(c.kernel)?,
+                    stride: u(c.stride)?,
+                    padding: [
+                        u32_of(pd.top)?,
+                        u32_of(pd.left)?,
+                        u32_of(pd.bottom)?,
+                        u32_of(pd.right)?,
+                    ],
+                    dilation: u(c.dilation)?,
+                    groups: u32_of(c.groups)?,
+                };
                 Some(match &node.quant {
                     Some(QuantOp::Weighted {
                         weight,
@@ -483,13 +491,7 @@ impl Lowering<'_> {
                         wire::Op::QConv2d(wire::QConv2d {
                             input,
                             output,
-                            in_channels: u32_of(c.in_channels)?,
-                            out_channels: u32_of(c.out_channels)?,
-                            kernel: u(c.kernel)?,
-                            stride: u(c.stride)?,
-                            padding,
-                            dilation: u(c.dilation)?,
-                            groups: u32_of(c.groups)?,
+                            geom,
                             weight: int8_bytes(weight),
                             channels: channel_records(channels),
                             clamp: *clamp,
@@ -498,13 +500,13 @@ impl Lowering<'_> {
                     _ => wire::Op::Conv2d(wire::Conv2d {
                         input,
                         output,
-                        in_channels: u32_of(c.in_channels)?,
-                        out_channels: u32_of(c.out_channels)?,
-                        kernel: u(c.kernel)?,
-                        stride: u(c.stride)?,
-                        padding,
-                        dilation: u(c.dilation)?,
-                        groups: u32_of(c.groups)?,
+                        in_channels: geom.in_channels,
+                        out_channels: geom.out_channels,
+                        kernel: geom.kernel,
+                        stride: geom.stride,
+                        padding: geom.padding,
+                        dilation: geom.dilation,
+                        groups: geom.groups,
                         weight: p[0].data.clone(),
                         bias: p.get(1).map(|b| b.data.clone()),
                         act: take_act(),

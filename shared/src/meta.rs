@@ -187,6 +187,37 @@ impl Requant {
     }
 }
 
+/// The shape parameters of a 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    pub in_channels: u32,
+    pub out_channels: u32,
+    /// `[kh, kw]`.
+    pub kernel: [u32; 2],
+    /// `[sh, sw]`.
+    pub stride: [u32; 2],
+    /// `[top, left, bottom, right]` padding.
+    pub padding: [u32; 4],
+    /// `[dh, dw]`.
+    pub dilation: [u32; 2],
+    pub groups: u32,
+}
+
+impl<M, V> Conv2d<M, V> {
+    /// The shape parameters (the fields of version 1's layout, gathered).
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
 /// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
 ///
 /// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
@@ -196,17 +227,7 @@ impl Requant {
 pub struct QConv2d<B> {
     pub input: u32,
     pub output: u32,
-    pub in_channels: u32,
-    pub out_channels: u32,
-    /// `[kh, kw]`.
-    pub kernel: [u32; 2],
-    /// `[sh, sw]`.
-    pub stride: [u32; 2],
-    /// `[top, left, bottom, right]`.
-    pub padding: [u32; 4],
-    /// `[dh, dw]`.
-    pub dilation: [u32; 2],
-    pub groups: u32,
+    pub geom: ConvGeometry,
     /// `out_channels * in_channels / groups * kh * kw` int8 values, PyTorch's layout
     /// `[out][in / groups][kh][kw]`, symmetric per output channel (zero point 0).
     pub weight: B,
@@ -739,13 +760,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QConv2d(c) => Op::QConv2d(QConv2d {
                 input: c.input,
                 output: c.output,
-                in_channels: c.in_channels,
-                out_channels: c.out_channels,
-                kernel: c.kernel,
-                stride: c.stride,
-                padding: c.padding,
-                dilation: c.dilation,
-                groups: c.groups,
+                geom: c.geom,
                 weight: b(c.weight)?,
                 channels: b(c.channels)?,
                 clamp: c.clamp,

@@ -90,6 +90,11 @@ fn act_name(a: &Activation<VectorRef>) -> Option<&'static str> {
     })
 }
 
+/// Multiply-accumulates per output element of a convolution.
+fn conv_taps(g: &nnblob_format::meta::ConvGeometry) -> u64 {
+    u64::from(g.in_channels / g.groups.max(1)) * u64::from(g.kernel[0] * g.kernel[1])
+}
+
 fn count(t: &TensorDesc) -> u64 {
     t.dims.iter().map(|&d| u64::from(d)).product()
 }
@@ -126,19 +131,9 @@ pub(super) fn op_row(
     };
     let out_count = out.as_ref().map_or(0, count);
     let (macs, act) = match op {
-        Op::Conv2d(c) => (
-            out_count
-                * u64::from(c.in_channels / c.groups.max(1))
-                * u64::from(c.kernel[0] * c.kernel[1]),
-            act_name(&c.act),
-        ),
+        Op::Conv2d(c) => (out_count * conv_taps(&c.geometry()), act_name(&c.act)),
         Op::Linear(l) => (out_count * u64::from(l.in_features), act_name(&l.act)),
-        Op::QConv2d(c) => (
-            out_count
-                * u64::from(c.in_channels / c.groups.max(1))
-                * u64::from(c.kernel[0] * c.kernel[1]),
-            None,
-        ),
+        Op::QConv2d(c) => (out_count * conv_taps(&c.geom), None),
         Op::QLinear(l) => (out_count * u64::from(l.in_features), None),
         Op::ChannelAffine(a) => (0, act_name(&a.act)),
         Op::Activation(u) => (0, act_name(&u.act)),

@@ -1,26 +1,15 @@
 //! int8 pooling, the input's quantization kept by the output (the converter gives both the
 //! same scale and zero point): max, and average with a rounded integer division.
 
-use crate::kernels::pool::{window, Geom};
+use crate::kernels::pool::{for_each_window, Geom};
 
 /// Max pooling; a window that is only padding gives -128 (PyTorch's -inf, saturated).
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn max_pool(g: &Geom, input: &[i8], output: &mut [i8]) {
-    for c in 0..g.c {
-        for oy in 0..g.oh {
-            let (y0, y1, _) = window(oy, g.sh, g.kh, g.pad[0], g.pad[2], g.h);
-            for ox in 0..g.ow {
-                let (x0, x1, _) = window(ox, g.sw, g.kw, g.pad[1], g.pad[3], g.w);
-                let mut m = i8::MIN;
-                for y in y0..y1 {
-                    for &v in &input[(c * g.h + y) * g.w + x0..(c * g.h + y) * g.w + x1] {
-                        m = m.max(v);
-                    }
-                }
-                output[(c * g.oh + oy) * g.ow + ox] = m;
-            }
-        }
-    }
+    for_each_window(g, |win| {
+        let rows = win.rows_of(g, input);
+        output[win.out] = rows.flatten().fold(i8::MIN, |m, &v| m.max(v));
+    });
 }
 
 /// `round(sum / n)` with half-way cases away from zero, in integers (`n > 0`).
@@ -46,26 +35,18 @@ fn average(sum_minus_z: i32, div: usize, z: i32) -> i8 {
 /// Average pooling with PyTorch's divisor rule.
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn avg_pool(g: &Geom, count_include_pad: bool, z: i32, input: &[i8], output: &mut [i8]) {
-    for c in 0..g.c {
-        for oy in 0..g.oh {
-            let (y0, y1, ylen) = window(oy, g.sh, g.kh, g.pad[0], g.pad[2], g.h);
-            for ox in 0..g.ow {
-                let (x0, x1, xlen) = window(ox, g.sw, g.kw, g.pad[1], g.pad[3], g.w);
-                let mut sum = 0i32;
-                for y in y0..y1 {
-                    for &v in &input[(c * g.h + y) * g.w + x0..(c * g.h + y) * g.w + x1] {
-                        sum = sum.wrapping_add(i32::from(v) - z);
-                    }
-                }
-                let div = if count_include_pad {
-                    ylen * xlen
-                } else {
-                    (y1 - y0) * (x1 - x0)
-                };
-                output[(c * g.oh + oy) * g.ow + ox] = average(sum, div, z);
-            }
-        }
-    }
+    for_each_window(g, |win| {
+        let rows = win.rows_of(g, input);
+        let sum = rows
+            .flatten()
+            .fold(0i32, |s, &v| s.wrapping_add(i32::from(v) - z));
+        let div = if count_include_pad {
+            win.padded_size
+        } else {
+            win.inside()
+        };
+        output[win.out] = average(sum, div, z);
+    });
 }
 
 /// Adaptive average pooling to `oh x ow` (PyTorch's bins).
