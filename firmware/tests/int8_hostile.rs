@@ -197,3 +197,15 @@ fn every_int8_field_is_checked() {
     m.arena_bytes = 91;
     assert_eq!(refused(&m), Error::TensorOutsideArena { tensor: 2 });
 }
+
+/// Writes the int8 seed blob for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
+#[test]
+fn write_fuzz_seeds() {
+    if let Some(dir) = std::env::var_os("NNBLOB_WRITE_FUZZ_SEEDS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join("small-int8"),
+            small_int8().to_vec().unwrap(),
+        )
+        .unwrap();
+    }
+}
