@@ -30,6 +30,7 @@ mod validate;
 mod weights;
 
 pub use error::Error;
+pub use kernels::simd;
 pub use nnblob_format::meta::{OpKind, TensorDesc};
 pub use nnblob_format::WeightDtype;
 

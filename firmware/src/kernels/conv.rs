@@ -27,7 +27,7 @@
 
 use super::depthwise::{depthwise, takes as takes_depthwise};
 use super::micro::{
-    accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX, SMALL_STACK,
+    accumulate, accumulate_row, Block, TapTable, HOSTED, LANES, MAX_TAPS, PIX, SMALL_STACK,
 };
 use crate::weights::{Matrix, Vector};
 
@@ -40,7 +40,13 @@ const MAX_TILE_COLS: usize = 32;
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
 /// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, 1 KiB with
 /// [`SMALL_STACK`], beside the patch: a convolution uses one or the other).
-const PADDED_LEN: usize = if SMALL_STACK { 256 } else { 768 };
+const PADDED_LEN: usize = if SMALL_STACK {
+    256
+} else if HOSTED {
+    8192
+} else {
+    768
+};
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]

@@ -298,6 +298,10 @@ fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], b: &[f32; MAX_BLOCK
     arm::blocks3(out, x, run, wt, b);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
     if run.reads() <= x.len() && run.writes() <= out.len() && wt.len() >= run.kh * run.kw {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if x86::blocks(out, x, run, wt, b[0]) {
+            return;
+        }
         for i in 0..run.count {
             let o = out.get_mut(i * run.out_step..i * run.out_step + run.n);
             let xs = x.get(i * run.x_step..);
@@ -337,6 +341,196 @@ fn portable<const SW: usize, const B: usize>(
     for (o, a) in out.iter_mut().zip(acc) {
         *o = a;
     }
+}
+
+/// The SIMD loops for x86-64: SSE2 (4 pixels a vector) and AVX2 (8), chosen at run time
+/// ([`crate::kernels::simd`]). A vector holds neighbouring pixels of an output row, each
+/// element an accumulator that starts from the bias and adds `w * x` (rounded, then added:
+/// no fused multiply-add) for every tap in `(ky, kx)` order, as the portable loop does, so
+/// both give the same bits. A run of whole blocks side by side is one row of pixels; a run
+/// down the band, block by block. Pixels are computed 4 vectors at a time, then one, then
+/// (AVX2) one SSE2 vector, then one by one, reading no input the portable loop does not.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod x86 {
+    use super::{block_len, Run};
+    use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
+    use crate::kernels::simd::{active, Level};
+
+    /// What a row of pixels reads and writes: `stored` outputs from `out`, inputs from `x`
+    /// (pixel `j`'s window at `x + j * SW`, kernel rows `pitch` apart), and the first
+    /// `readable` pixels' windows inside `x` (those past `stored` are computed, not stored).
+    #[derive(Clone, Copy)]
+    struct Row {
+        out: *mut f32,
+        x: *const f32,
+        stored: usize,
+        readable: usize,
+        kh: usize,
+        kw: usize,
+        pitch: usize,
+        wt: *const f32,
+        bias: f32,
+    }
+
+    /// Pixels `p..p + C * N` of the row, stored where below `stored`.
+    ///
+    /// # Safety
+    /// The row's contract, `p + C * N <= readable`.
+    #[inline(always)]
+    unsafe fn group<V: F32s, const C: usize, const SW: usize>(v: V, r: &Row, p: usize) {
+        let mut acc = [v.splat(r.bias); C];
+        let n = V::N;
+        for ky in 0..r.kh {
+            for kx in 0..r.kw {
+                // SAFETY: `kh * kw` weights; every window of pixels below `readable` lies in
+                // `x` (`load_even` reads from a vector's first pixel to its last pixel's).
+                unsafe {
+                    let w = v.splat(*r.wt.add(ky * r.kw + kx));
+                    let at = r.x.add(ky * r.pitch + kx + p * SW);
+                    for (c, a) in acc.iter_mut().enumerate() {
+                        let xs = match SW {
+                            1 => v.load(at.add(c * n)),
+                            _ => v.load_even(at.add(c * n * SW)),
+                        };
+                        *a = v.add(*a, v.mul(w, xs));
+                    }
+                }
+            }
+        }
+        for (c, &a) in acc.iter().enumerate() {
+            let first = p + c * n;
+            // SAFETY: only pixels below `stored` are written.
+            unsafe {
+                if first + n <= r.stored {
+                    v.store(r.out.add(first), a);
+                } else if first < r.stored {
+                    let mut tmp = [0.0f32; 8];
+                    v.store(tmp.as_mut_ptr(), a);
+                    for (j, t) in tmp.iter().enumerate().take(r.stored - first) {
+                        *r.out.add(first + j) = *t;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole row.
+    ///
+    /// # Safety
+    /// The row's contract: `readable >= stored`, and what it says is readable and writable.
+    #[inline(always)]
+    unsafe fn row<V: F32s, const SW: usize>(v: V, r: &Row) {
+        let mut p = 0;
+        // SAFETY: every group ends at or below `readable`; the single pixels read as the
+        // portable loop does, below `stored`.
+        unsafe {
+            while p < r.stored && p + 4 * V::N <= r.readable {
+                group::<V, 4, SW>(v, r, p);
+                p += 4 * V::N;
+            }
+            while p < r.stored && p + V::N <= r.readable {
+                group::<V, 1, SW>(v, r, p);
+                p += V::N;
+            }
+            let sse = Sse2::new();
+            while p < r.stored && p + Sse2::N <= r.readable {
+                group::<Sse2, 1, SW>(sse, r, p);
+                p += Sse2::N;
+            }
+            while p < r.stored {
+                let mut a = r.bias;
+                for ky in 0..r.kh {
+                    for kx in 0..r.kw {
+                        let xv = *r.x.add(ky * r.pitch + kx + p * SW);
+                        a += *r.wt.add(ky * r.kw + kx) * xv;
+                    }
+                }
+                *r.out.add(p) = a;
+                p += 1;
+            }
+        }
+    }
+
+    /// [`row`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`row`]'s contract; AVX2 runs (an [`Avx2`] exists).
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_avx2(v: Avx2, sw: usize, r: &Row) {
+        // SAFETY: the contract.
+        unsafe {
+            match sw {
+                1 => row::<Avx2, 1>(v, r),
+                _ => row::<Avx2, 2>(v, r),
+            }
+        }
+    }
+
+    /// [`super::blocks`] at level SSE2 or AVX2; false (nothing done) at other levels or if
+    /// the run does not fit `x`, `out` or `wt`.
+    pub(super) fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], bias: f32) -> bool {
+        let Run {
+            count,
+            n,
+            x_step,
+            out_step,
+            kh,
+            kw,
+            sw,
+            pitch,
+        } = *run;
+        let block = block_len(sw);
+        // The checks the loops' reads and writes rely on, restated so that no change of a
+        // caller can make them unsound: stride 1 or 2, blocks of at most `block_len`
+        // pixels, the run's extent (every block's windows for `block_len` pixels, its `n`
+        // outputs) inside `x` and `out`, `kh * kw` weights.
+        if !(sw == 1 || sw == 2)
+            || active() < Level::Sse2
+            || n > block
+            || run.reads() > x.len()
+            || run.writes() > out.len()
+            || wt.len() < kh.saturating_mul(kw)
+        {
+            return false;
+        }
+        let (out, x) = (out.as_mut_ptr(), x.as_ptr());
+        let row_at = |i: usize, stored: usize, readable: usize| Row {
+            out: out.wrapping_add(i * out_step),
+            x: x.wrapping_add(i * x_step),
+            stored,
+            readable,
+            kh,
+            kw,
+            pitch,
+            wt: wt.as_ptr(),
+            bias,
+        };
+        let avx = Avx2::new();
+        let compute = |r: &Row| match avx {
+            // SAFETY: the checks above; AVX2 runs (`avx` exists).
+            Some(avx) => unsafe { row_avx2(avx, sw, r) },
+            // SAFETY: the checks above.
+            None => unsafe {
+                match sw {
+                    1 => row::<Sse2, 1>(Sse2::new(), r),
+                    _ => row::<Sse2, 2>(Sse2::new(), r),
+                }
+            },
+        };
+        if n == block && out_step == block && x_step == block * sw {
+            // Blocks side by side: one row of all their pixels, whose windows are those of
+            // the blocks' `block_len` pixels.
+            compute(&row_at(0, count * block, count * block));
+        } else {
+            for i in 0..count {
+                compute(&row_at(i, n, block));
+            }
+        }
+        true
+    }
+
+    const _: () = assert!(block_len(1) >= 4 && block_len(2) >= 4);
 }
 
 /// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).

@@ -27,8 +27,20 @@ pub(crate) const SMALL_STACK: bool = cfg!(all(
     not(all(target_arch = "arm", target_abi = "eabihf"))
 ));
 
+/// True under an operating system (Linux, macOS, Windows, ...), whose threads have stacks of
+/// megabytes: there the convolution's stack buffers are larger, so that tiles hold more taps
+/// and padded bands more rows (fewer passes over the partial sums, fewer weight decodings).
+/// The results are the same bits either way.
+pub(crate) const HOSTED: bool = cfg!(not(target_os = "none"));
+
 /// Taps in a table at most.
-pub(crate) const MAX_TAPS: usize = if SMALL_STACK { 64 } else { 128 };
+pub(crate) const MAX_TAPS: usize = if SMALL_STACK {
+    64
+} else if HOSTED {
+    256
+} else {
+    128
+};
 
 /// The accumulators of a block: `acc[lane][pixel]`, a lane's pixels side by side as in the
 /// output planes.
@@ -132,6 +144,10 @@ pub(crate) fn accumulate(
         arm::accumulate(acc, x, sw, taps, wt);
         return true;
     }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if x86::accumulate(acc, x, sw, taps, wt) {
+        return true;
+    }
     portable(acc, x, sw, taps, wt);
     true
 }
@@ -166,6 +182,12 @@ pub(crate) fn accumulate_row(
             arm::accumulate_row(out, stride, blocks, x, sw, taps, wt);
         }
         return true;
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let Some(out) = out.get_mut(at..) {
+        if x86::accumulate_row(out, stride, blocks, x, sw, taps, wt) {
+            return true;
+        }
     }
     for b in 0..blocks {
         let p = at + b * PIX;
@@ -222,6 +244,219 @@ fn portable(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) 
         }
     }
     *acc = sums;
+}
+
+/// The SIMD loops for x86-64: SSE2 (4 pixels a vector) and AVX2 (8), chosen at run time
+/// ([`crate::kernels::simd`]). A lane's pixels side by side in a vector, one vector per
+/// output channel and group of pixels, each vector element an accumulator that adds
+/// `w * x` (the product rounded, then added: no fused multiply-add) for every tap in the
+/// table's order, as the portable loop does, so both give the same bits. A row of blocks is
+/// computed 3, 2 or 1 vectors of pixels at a time per output channel (12 accumulators at
+/// most, with the inputs of a tap and a broadcast weight: the 16 vector registers).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod x86 {
+    use super::{writes_fit, Block, TapTable, LANES, PIX};
+    use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
+    use crate::kernels::simd::{active, Level};
+
+    /// Adds the table's taps to `C` vectors of pixels per output channel: `acc[l][c]` holds
+    /// lane `l`'s pixels `c * N..(c + 1) * N`, whose inputs start at `x` (`SW` apart).
+    ///
+    /// # Safety
+    /// For every tap `t` of the table (offset plus run position), `x + t` up to the last
+    /// input of pixel `C * N - 1` (`(C * N - 1) * SW` further) is readable, and `wt` holds
+    /// `LANES` weights per tap.
+    #[inline(always)]
+    unsafe fn add_taps<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        acc: &mut [[V::V; C]; LANES],
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        let mut w = wt;
+        for &o in taps.offsets() {
+            for k in 0..taps.run {
+                // SAFETY: the contract: every input of every pixel under the tap is readable
+                // (`load_even` reads `2N - 1` values from its start: up to the last pixel's).
+                let xs: [V::V; C] = core::array::from_fn(|c| unsafe {
+                    let p = x.add(o + k + c * V::N * SW);
+                    match SW {
+                        1 => v.load(p),
+                        _ => v.load_even(p),
+                    }
+                });
+                for (l, lane) in acc.iter_mut().enumerate() {
+                    // SAFETY: `LANES` weights per tap.
+                    let wl = v.splat(unsafe { *w.add(l) });
+                    for (a, &xv) in lane.iter_mut().zip(&xs) {
+                        *a = v.add(*a, v.mul(wl, xv));
+                    }
+                }
+                // SAFETY: the next tap's weights, or one past the last (never read).
+                w = unsafe { w.add(LANES) };
+            }
+        }
+    }
+
+    /// One group of `C * N` pixels of a row of blocks: the partial sums loaded from the
+    /// output planes (lane `l` at `out + l * stride`), the taps added, stored back.
+    ///
+    /// # Safety
+    /// [`add_taps`]'s contract, and `out + l * stride..+ C * N` writable for every lane.
+    #[inline(always)]
+    unsafe fn group<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        out: *mut f32,
+        stride: usize,
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            let mut acc: [[V::V; C]; LANES] = core::array::from_fn(|l| {
+                core::array::from_fn(|c| v.load(out.add(l * stride + c * V::N)))
+            });
+            add_taps::<V, C, SW>(v, &mut acc, x, taps, wt);
+            for (l, lane) in acc.iter().enumerate() {
+                for (c, &a) in lane.iter().enumerate() {
+                    v.store(out.add(l * stride + c * V::N), a);
+                }
+            }
+        }
+    }
+
+    /// A row of `pixels` (a multiple of [`PIX`]) in groups of 3, 2, 1 vectors, then the
+    /// last [`PIX`] pixels with SSE2 vectors when `V` is wider.
+    ///
+    /// # Safety
+    /// [`group`]'s contract for the whole row.
+    #[inline(always)]
+    unsafe fn row<V: F32s, const SW: usize>(
+        v: V,
+        out: *mut f32,
+        stride: usize,
+        pixels: usize,
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        let mut p = 0;
+        // SAFETY: every group lies in the row.
+        unsafe {
+            while p + 2 * V::N <= pixels {
+                group::<V, 2, SW>(v, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += 2 * V::N;
+            }
+            if p + V::N <= pixels {
+                group::<V, 1, SW>(v, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += V::N;
+            }
+            let sse = Sse2::new();
+            while p + PIX <= pixels {
+                group::<Sse2, 1, SW>(sse, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += PIX;
+            }
+        }
+    }
+
+    /// [`row`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`row`]'s contract; AVX2 runs (an [`Avx2`] exists).
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_avx2(
+        v: Avx2,
+        out: *mut f32,
+        stride: usize,
+        pixels: usize,
+        x: *const f32,
+        sw: usize,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            match sw {
+                1 => row::<Avx2, 1>(v, out, stride, pixels, x, taps, wt),
+                _ => row::<Avx2, 2>(v, out, stride, pixels, x, taps, wt),
+            }
+        }
+    }
+
+    /// [`super::accumulate_row`] for `sw` 1 or 2 at level SSE2 or AVX2; `out` starts at the
+    /// first block's lane 0, `x` at its first input. False (nothing done) at other strides
+    /// or levels, or if a read or write would leave the slices.
+    pub(super) fn accumulate_row(
+        out: &mut [f32],
+        stride: usize,
+        blocks: usize,
+        x: &[f32],
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        // The checks the loops' reads and writes rely on, restated here (in constant time:
+        // the table's maximum bounds every offset) so that no change of a caller can make
+        // them unsound: every input a block's tap reads inside `x` (the loops read only
+        // those, `load_even` included), `LANES` weights per tap, every partial sum in `out`.
+        if !(sw == 1 || sw == 2)
+            || !taps.reads_fit(x.len(), 0, sw, blocks, wt.len())
+            || !writes_fit(out.len(), stride, 0, blocks)
+        {
+            return false;
+        }
+        let (o, xp, w, pixels) = (out.as_mut_ptr(), x.as_ptr(), wt.as_ptr(), blocks * PIX);
+        if let Some(avx) = Avx2::new() {
+            // SAFETY: the checks above; AVX2 runs (`avx` exists).
+            unsafe { row_avx2(avx, o, stride, pixels, xp, sw, taps, w) };
+        } else if active() >= Level::Sse2 {
+            let sse = Sse2::new();
+            // SAFETY: the checks above.
+            unsafe {
+                match sw {
+                    1 => row::<Sse2, 1>(sse, o, stride, pixels, xp, taps, w),
+                    _ => row::<Sse2, 2>(sse, o, stride, pixels, xp, taps, w),
+                }
+            }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// [`super::accumulate`] for `sw` 1 or 2 at level SSE2 or above (4 pixels: one SSE2
+    /// vector per lane); `x` starts at the block's base. False (nothing done) otherwise.
+    pub(super) fn accumulate(
+        acc: &mut Block,
+        x: &[f32],
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        // Restated as in `accumulate_row`, for one block.
+        if !(sw == 1 || sw == 2)
+            || active() < Level::Sse2
+            || !taps.reads_fit(x.len(), 0, sw, 1, wt.len())
+        {
+            return false;
+        }
+        let sse = Sse2::new();
+        let out = acc.as_flattened_mut().as_mut_ptr();
+        // SAFETY: the checks above; `acc` holds `LANES` lanes of `PIX` pixels, `PIX` apart.
+        unsafe {
+            match sw {
+                1 => group::<Sse2, 1, 1>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
+                _ => group::<Sse2, 1, 2>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
+            }
+        }
+        true
+    }
+
+    const _: () = assert!(PIX == 4, "a block is one SSE2 vector wide");
 }
 
 /// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).

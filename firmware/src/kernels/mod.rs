@@ -9,3 +9,4 @@ pub(crate) mod linear;
 mod micro;
 pub(crate) mod pool;
 pub(crate) mod shape;
+pub mod simd;
