@@ -592,7 +592,7 @@ fn pad_channels(g: &Geom, x: &[f32], c0: usize, top: usize, band: &Geom, dst: &m
             let (head, rest) = row.split_at_mut(lead);
             let (mid, tail) = rest.split_at_mut(end - lead);
             match src.and_then(|s| s.get(..mid.len())) {
-                Some(s) => mid.copy_from_slice(s),
+                Some(s) => super::copy_row(mid, s),
                 None => mid.fill(0.0),
             }
             head.fill(0.0);

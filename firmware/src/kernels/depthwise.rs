@@ -232,7 +232,7 @@ fn copy_rows(
         let s = src.get(r * src_step..r * src_step + cols);
         let d = dst.get_mut(r * dst_step..r * dst_step + cols);
         if let (Some(s), Some(d)) = (s, d) {
-            d.copy_from_slice(s);
+            super::copy_row(d, s);
         }
     }
 }
@@ -357,15 +357,10 @@ mod x86 {
     use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
     use crate::kernels::simd::{active, Level};
 
-    /// What a row of pixels reads and writes: `stored` outputs from `out`, inputs from `x`
-    /// (pixel `j`'s window at `x + j * SW`, kernel rows `pitch` apart), and the first
-    /// `readable` pixels' windows inside `x` (those past `stored` are computed, not stored).
+    /// What the run's pixels read: pixel `j` of a row has its window at `x + j * SW` (kernel
+    /// rows `pitch` apart), its `kh * kw` weights at `wt`; every sum starts from `bias`.
     #[derive(Clone, Copy)]
-    struct Row {
-        out: *mut f32,
-        x: *const f32,
-        stored: usize,
-        readable: usize,
+    struct Window {
         kh: usize,
         kw: usize,
         pitch: usize,
@@ -373,96 +368,157 @@ mod x86 {
         bias: f32,
     }
 
-    /// Pixels `p..p + C * N` of the row, stored where below `stored`.
+    /// `C` vectors of pixels: vector `c`'s first pixel's window at `x[c]`, its first output
+    /// at `out[c]`, of which the first `stored[c]` (at most `N`) are written.
     ///
     /// # Safety
-    /// The row's contract, `p + C * N <= readable`.
+    /// Every window of every vector's `N` pixels lies in the run's input (`load_even` reads
+    /// from a vector's first pixel's input to its last pixel's), and `out[c]..+ stored[c]`
+    /// in its output.
     #[inline(always)]
-    unsafe fn group<V: F32s, const C: usize, const SW: usize>(v: V, r: &Row, p: usize) {
-        let mut acc = [v.splat(r.bias); C];
-        let n = V::N;
-        for ky in 0..r.kh {
-            for kx in 0..r.kw {
-                // SAFETY: `kh * kw` weights; every window of pixels below `readable` lies in
-                // `x` (`load_even` reads from a vector's first pixel to its last pixel's).
+    unsafe fn group<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        w: &Window,
+        x: [*const f32; C],
+        out: [*mut f32; C],
+        stored: [usize; C],
+    ) {
+        let mut acc = [v.splat(w.bias); C];
+        for ky in 0..w.kh {
+            for kx in 0..w.kw {
+                // SAFETY: the contract; `kh * kw` weights.
                 unsafe {
-                    let w = v.splat(*r.wt.add(ky * r.kw + kx));
-                    let at = r.x.add(ky * r.pitch + kx + p * SW);
-                    for (c, a) in acc.iter_mut().enumerate() {
+                    let wv = v.splat(*w.wt.add(ky * w.kw + kx));
+                    let at = ky * w.pitch + kx;
+                    for (a, &x) in acc.iter_mut().zip(&x) {
                         let xs = match SW {
-                            1 => v.load(at.add(c * n)),
-                            _ => v.load_even(at.add(c * n * SW)),
+                            1 => v.load(x.add(at)),
+                            _ => v.load_even(x.add(at)),
                         };
-                        *a = v.add(*a, v.mul(w, xs));
+                        *a = v.add(*a, v.mul(wv, xs));
                     }
                 }
             }
         }
-        for (c, &a) in acc.iter().enumerate() {
-            let first = p + c * n;
-            // SAFETY: only pixels below `stored` are written.
+        for ((&a, &o), &n) in acc.iter().zip(&out).zip(&stored) {
+            // SAFETY: the contract: `stored[c]` outputs from `out[c]`.
             unsafe {
-                if first + n <= r.stored {
-                    v.store(r.out.add(first), a);
-                } else if first < r.stored {
-                    let mut tmp = [0.0f32; 8];
-                    v.store(tmp.as_mut_ptr(), a);
-                    for (j, t) in tmp.iter().enumerate().take(r.stored - first) {
-                        *r.out.add(first + j) = *t;
-                    }
+                if n >= V::N {
+                    v.store(o, a);
+                } else {
+                    v.store_first(o, a, n);
                 }
             }
         }
     }
 
-    /// The whole row.
+    /// A row of pixels: `stored` outputs from `out`, windows from `x`, those of the first
+    /// `readable` pixels inside the input (pixels past `stored` are computed, not stored):
+    /// 4 vectors at a time, then 1, then (AVX2) an SSE2 vector, then pixel by pixel.
     ///
     /// # Safety
-    /// The row's contract: `readable >= stored`, and what it says is readable and writable.
+    /// As said: `readable >= stored`, the windows of `readable` pixels readable, `stored`
+    /// outputs writable.
     #[inline(always)]
-    unsafe fn row<V: F32s, const SW: usize>(v: V, r: &Row) {
+    unsafe fn row<V: F32s, const SW: usize>(
+        v: V,
+        w: &Window,
+        x: *const f32,
+        out: *mut f32,
+        stored: usize,
+        readable: usize,
+    ) {
+        let n = V::N;
         let mut p = 0;
-        // SAFETY: every group ends at or below `readable`; the single pixels read as the
-        // portable loop does, below `stored`.
+        // SAFETY: every group ends at or below `readable`, stores below `stored`; the
+        // single pixels read as the portable loop does, below `stored`.
         unsafe {
-            while p < r.stored && p + 4 * V::N <= r.readable {
-                group::<V, 4, SW>(v, r, p);
-                p += 4 * V::N;
+            let at = |p: usize| (x.add(p * SW), out.add(p));
+            while p < stored && p + 4 * n <= readable {
+                let (xs, os) = (
+                    core::array::from_fn(|c| at(p + c * n).0),
+                    core::array::from_fn(|c| at(p + c * n).1),
+                );
+                let left = core::array::from_fn(|c| stored.saturating_sub(p + c * n).min(n));
+                group::<V, 4, SW>(v, w, xs, os, left);
+                p += 4 * n;
             }
-            while p < r.stored && p + V::N <= r.readable {
-                group::<V, 1, SW>(v, r, p);
-                p += V::N;
+            while p < stored && p + n <= readable {
+                group::<V, 1, SW>(v, w, [at(p).0], [at(p).1], [stored - p]);
+                p += n;
             }
             let sse = Sse2::new();
-            while p < r.stored && p + Sse2::N <= r.readable {
-                group::<Sse2, 1, SW>(sse, r, p);
+            while p < stored && p + Sse2::N <= readable {
+                group::<Sse2, 1, SW>(sse, w, [at(p).0], [at(p).1], [stored - p]);
                 p += Sse2::N;
             }
-            while p < r.stored {
-                let mut a = r.bias;
-                for ky in 0..r.kh {
-                    for kx in 0..r.kw {
-                        let xv = *r.x.add(ky * r.pitch + kx + p * SW);
-                        a += *r.wt.add(ky * r.kw + kx) * xv;
+            while p < stored {
+                let mut a = w.bias;
+                for ky in 0..w.kh {
+                    for kx in 0..w.kw {
+                        let xv = *x.add(ky * w.pitch + kx + p * SW);
+                        a += *w.wt.add(ky * w.kw + kx) * xv;
                     }
                 }
-                *r.out.add(p) = a;
+                *out.add(p) = a;
                 p += 1;
             }
         }
     }
 
-    /// [`row`] with AVX2's registers (VEX-encoded throughout).
+    /// The run's blocks: side by side, one row of all their pixels; else, when a block's
+    /// `n` pixels fit one vector, 4 blocks at a time with one vector each (then one by one),
+    /// else block by block as rows.
     ///
     /// # Safety
-    /// [`row`]'s contract; AVX2 runs (an [`Avx2`] exists).
+    /// [`blocks`]'s checks.
+    #[inline(always)]
+    unsafe fn run_blocks<V: F32s, const SW: usize>(
+        v: V,
+        w: &Window,
+        run: &Run,
+        x: *const f32,
+        out: *mut f32,
+    ) {
+        let block = block_len(SW);
+        let (count, n) = (run.count, run.n);
+        // SAFETY: every block's windows of `block_len` pixels lie in the input (`blocks`
+        // checked the run's extent), its `n` outputs in the output.
+        unsafe {
+            let at = |i: usize| (x.add(i * run.x_step), out.add(i * run.out_step));
+            if n == block && run.out_step == block && run.x_step == block * SW {
+                row::<V, SW>(v, w, x, out, count * block, count * block);
+                return;
+            }
+            let mut i = 0;
+            if n <= V::N && V::N <= block {
+                while i + 4 <= count {
+                    let (xs, os) = (
+                        core::array::from_fn(|c| at(i + c).0),
+                        core::array::from_fn(|c| at(i + c).1),
+                    );
+                    group::<V, 4, SW>(v, w, xs, os, [n; 4]);
+                    i += 4;
+                }
+            }
+            while i < count {
+                row::<V, SW>(v, w, at(i).0, at(i).1, n, block);
+                i += 1;
+            }
+        }
+    }
+
+    /// [`run_blocks`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`run_blocks`]'s contract; AVX2 runs (an [`Avx2`] exists).
     #[target_feature(enable = "avx2")]
-    unsafe fn row_avx2(v: Avx2, sw: usize, r: &Row) {
+    unsafe fn run_avx2(v: Avx2, w: &Window, run: &Run, x: *const f32, out: *mut f32) {
         // SAFETY: the contract.
         unsafe {
-            match sw {
-                1 => row::<Avx2, 1>(v, r),
-                _ => row::<Avx2, 2>(v, r),
+            match run.sw {
+                1 => run_blocks::<Avx2, 1>(v, w, run, x, out),
+                _ => run_blocks::<Avx2, 2>(v, w, run, x, out),
             }
         }
     }
@@ -471,14 +527,12 @@ mod x86 {
     /// the run does not fit `x`, `out` or `wt`.
     pub(super) fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], bias: f32) -> bool {
         let Run {
-            count,
             n,
-            x_step,
-            out_step,
             kh,
             kw,
             sw,
             pitch,
+            ..
         } = *run;
         let block = block_len(sw);
         // The checks the loops' reads and writes rely on, restated so that no change of a
@@ -495,37 +549,23 @@ mod x86 {
             return false;
         }
         let (out, x) = (out.as_mut_ptr(), x.as_ptr());
-        let row_at = |i: usize, stored: usize, readable: usize| Row {
-            out: out.wrapping_add(i * out_step),
-            x: x.wrapping_add(i * x_step),
-            stored,
-            readable,
+        let w = Window {
             kh,
             kw,
             pitch,
             wt: wt.as_ptr(),
             bias,
         };
-        let avx = Avx2::new();
-        let compute = |r: &Row| match avx {
+        match Avx2::new() {
             // SAFETY: the checks above; AVX2 runs (`avx` exists).
-            Some(avx) => unsafe { row_avx2(avx, sw, r) },
+            Some(avx) => unsafe { run_avx2(avx, &w, run, x, out) },
             // SAFETY: the checks above.
             None => unsafe {
                 match sw {
-                    1 => row::<Sse2, 1>(Sse2::new(), r),
-                    _ => row::<Sse2, 2>(Sse2::new(), r),
+                    1 => run_blocks::<Sse2, 1>(Sse2::new(), &w, run, x, out),
+                    _ => run_blocks::<Sse2, 2>(Sse2::new(), &w, run, x, out),
                 }
             },
-        };
-        if n == block && out_step == block && x_step == block * sw {
-            // Blocks side by side: one row of all their pixels, whose windows are those of
-            // the blocks' `block_len` pixels.
-            compute(&row_at(0, count * block, count * block));
-        } else {
-            for i in 0..count {
-                compute(&row_at(i, n, block));
-            }
         }
         true
     }

@@ -146,6 +146,24 @@ pub(crate) mod x86 {
         /// # Safety
         /// `p..p + N` is writable.
         unsafe fn store(self, p: *mut f32, v: Self::V);
+        /// Stores the first `n` lanes (at most `N`) to `p..p + n`, with a copy loop of fixed
+        /// length (a loop of `n` would become a call to `memcpy`).
+        ///
+        /// # Safety
+        /// `p..p + n` is writable.
+        #[inline(always)]
+        unsafe fn store_first(self, p: *mut f32, v: Self::V, n: usize) {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: `lanes` holds 8 >= N values; the contract for `p`.
+            unsafe {
+                self.store(lanes.as_mut_ptr(), v);
+                for (j, &l) in lanes.iter().enumerate() {
+                    if j < n.min(Self::N) {
+                        *p.add(j) = l;
+                    }
+                }
+            }
+        }
         /// Lane `i` from `a[i]`, for the first `N` values.
         fn set(self, a: [f32; 8]) -> Self::V;
     }
