@@ -343,10 +343,28 @@ fn tile_pass(
     tile: &Tile,
     lanes: usize,
     ohw: usize,
-    (in_place, patched): (&TapTable, &mut TapTable),
+    tables: (&TapTable, &mut TapTable),
     patch: &mut [f32; PATCH_LEN],
 ) {
+    let (in_place, patched) = tables;
     let hw = g.h * g.w;
+    // Narrow rows whose every window lies inside the input (an unpadded convolution, or a
+    // padded band's copy): the whole grid of blocks in one call, where a SIMD path takes it.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let inside = g.pt == 0
+            && g.pl == 0
+            && (g.oh - 1) * g.sh + (tile.ky.1 - 1) * g.dh < g.h
+            && (g.ow - 1) * g.sw + (tile.kx.1 - 1) * g.dw < g.w;
+        let base = tile.ic.0 * hw + tile.ky.0 * g.dh * g.w + tile.kx.0 * g.dw;
+        let grid = (base, g.sh * g.w, g.sw);
+        if lanes == LANES
+            && inside
+            && super::micro::accumulate_grid(out, ohw, g.ow, g.oh, x, grid, in_place, wt)
+        {
+            return;
+        }
+    }
     let layout = PatchLayout::new(g, tile.cols());
     let kh = tile.ky.1 - tile.ky.0;
     let rows = (tile.ic.1 - tile.ic.0) * kh;

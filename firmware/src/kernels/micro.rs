@@ -211,6 +211,31 @@ pub(crate) fn accumulate_row(
     true
 }
 
+/// [`accumulate`] for every block of `rows` output rows of `ow` pixels (the last block of a
+/// row may be partial): row `r`'s block `b` reads its inputs from
+/// `base + r * row_step + b * PIX * sw` and its accumulators from lane `l`'s pixels
+/// `out[l * stride + r * ow + b * PIX..]`, where it stores them back (only the row's pixels).
+/// Where a SIMD path exists (x86-64), rows of fewer than 8 pixels are computed several blocks at a time, across
+/// rows, for more independent sums; returns false, and changes nothing, elsewhere or when a
+/// read or write would fall outside `x`, `out` or `wt`.
+#[allow(clippy::too_many_arguments)]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+pub(crate) fn accumulate_grid(
+    out: &mut [f32],
+    stride: usize,
+    ow: usize,
+    rows: usize,
+    x: &[f32],
+    (base, row_step, sw): (usize, usize, usize),
+    taps: &TapTable,
+    wt: &[f32],
+) -> bool {
+    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.taps() * LANES)) else {
+        return false;
+    };
+    x86::accumulate_grid(out, stride, ow, rows, x, row_step, sw, taps, wt)
+}
+
 /// Whether the accumulators of `blocks` blocks, lane `l`'s at `out[l * stride + at..]`, lie in
 /// `out` (`out_len` elements).
 fn writes_fit(out_len: usize, stride: usize, at: usize, blocks: usize) -> bool {
@@ -259,6 +284,7 @@ mod x86 {
     use super::{writes_fit, Block, TapTable, LANES, PIX};
     use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
     use crate::kernels::simd::{active, Level};
+    use core::arch::x86_64::__m128;
 
     /// Adds the table's taps to `C` vectors of pixels per output channel: `acc[l][c]` holds
     /// lane `l`'s pixels `c * N..(c + 1) * N`, whose inputs start at `x` (`SW` apart).
@@ -451,6 +477,136 @@ mod x86 {
             match sw {
                 1 => group::<Sse2, 1, 1>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
                 _ => group::<Sse2, 1, 2>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
+            }
+        }
+        true
+    }
+
+    /// `C` blocks anywhere: block `c` reads its inputs from `x + xs[c]`, its partial sums from
+    /// `out + os[c] + l * stride` for lane `l`, of which it stores the first `n[c]` (1 to
+    /// [`PIX`]; the other pixels are computed from zeros and dropped).
+    ///
+    /// # Safety
+    /// [`add_taps`]'s contract for each block (one SSE2 vector), and `n[c]` partial sums of
+    /// each lane readable and writable.
+    #[inline(always)]
+    #[allow(clippy::indexing_slicing)] // `c < C`, the arrays' length (`from_fn`'s indices)
+    unsafe fn scattered<const C: usize, const SW: usize>(
+        v: Sse2,
+        out: *mut f32,
+        stride: usize,
+        x: *const f32,
+        (xs, os, n): ([usize; C], [usize; C], [usize; C]),
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            let mut acc: [[__m128; C]; LANES] = core::array::from_fn(|l| {
+                core::array::from_fn(|c| {
+                    let p = out.add(os[c] + l * stride);
+                    if n[c] >= PIX {
+                        v.load(p)
+                    } else {
+                        let mut part = [0.0f32; PIX];
+                        for (j, d) in part.iter_mut().enumerate() {
+                            if j < n[c] {
+                                *d = *p.add(j);
+                            }
+                        }
+                        v.load(part.as_ptr())
+                    }
+                })
+            });
+            let mut w = wt;
+            for &o in taps.offsets() {
+                for k in 0..taps.run {
+                    let xv: [__m128; C] = core::array::from_fn(|c| {
+                        let p = x.add(xs[c] + o + k);
+                        match SW {
+                            1 => v.load(p),
+                            _ => v.load_even(p),
+                        }
+                    });
+                    for (l, lane) in acc.iter_mut().enumerate() {
+                        let wl = v.splat(*w.add(l));
+                        for (a, &xc) in lane.iter_mut().zip(&xv) {
+                            *a = v.add(*a, v.mul(wl, xc));
+                        }
+                    }
+                    w = w.add(LANES);
+                }
+            }
+            for (l, lane) in acc.iter().enumerate() {
+                for (c, &a) in lane.iter().enumerate() {
+                    v.store_first(out.add(os[c] + l * stride), a, n[c]);
+                }
+            }
+        }
+    }
+
+    /// [`super::accumulate_grid`] for `sw` 1 or 2 at level SSE2 or above, for rows of fewer
+    /// than 8 pixels (wider ones fill AVX2 vectors in [`accumulate_row`]): the grid's blocks
+    /// in row-major order, two at a time (8 independent vector sums). `x` starts at the grid's first input. False (nothing done) otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accumulate_grid(
+        out: &mut [f32],
+        stride: usize,
+        ow: usize,
+        rows: usize,
+        x: &[f32],
+        row_step: usize,
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        let per_row = ow.div_ceil(PIX);
+        // The checks the loops' reads and writes rely on, restated so that no change of a
+        // caller can make them unsound: every input the last row's last block reads (the
+        // farthest: inputs grow with the row and the block) inside `x`, with at least one
+        // tap and `LANES` weights per tap; every row's pixels of every lane inside `out`.
+        let last_read = (rows.checked_sub(1), per_row.checked_sub(1));
+        let last_read = match last_read {
+            (Some(r), Some(b)) => r
+                .checked_mul(row_step)
+                .and_then(|a| a.checked_add(b.checked_mul(PIX * sw)?)),
+            _ => None,
+        };
+        let reads_fit =
+            last_read.is_some_and(|base| taps.reads_fit(x.len(), base, sw, 1, wt.len()));
+        let writes_fit = rows
+            .checked_mul(ow)
+            .and_then(|n| n.checked_add(stride.checked_mul(LANES - 1)?))
+            .is_some_and(|end| end <= out.len());
+        if !(sw == 1 || sw == 2) || active() < Level::Sse2 || ow >= 8 || !reads_fit || !writes_fit {
+            return false;
+        }
+        let block = |i: usize| {
+            let (r, b) = (i / per_row, i % per_row);
+            let n = (ow - b * PIX).min(PIX);
+            (r * row_step + b * PIX * sw, r * ow + b * PIX, n)
+        };
+        let (o, xp, w, sse) = (out.as_mut_ptr(), x.as_ptr(), wt.as_ptr(), Sse2::new());
+        let count = rows * per_row;
+        let mut i = 0;
+        // SAFETY: the checks above: every block of the grid reads and writes inside them.
+        unsafe {
+            while i + 2 <= count {
+                let (a, b) = (block(i), block(i + 1));
+                let blocks = ([a.0, b.0], [a.1, b.1], [a.2, b.2]);
+                match sw {
+                    1 => scattered::<2, 1>(sse, o, stride, xp, blocks, taps, w),
+                    _ => scattered::<2, 2>(sse, o, stride, xp, blocks, taps, w),
+                }
+                i += 2;
+            }
+            if i < count {
+                let a = block(i);
+                let blocks = ([a.0], [a.1], [a.2]);
+                match sw {
+                    1 => scattered::<1, 1>(sse, o, stride, xp, blocks, taps, w),
+                    _ => scattered::<1, 2>(sse, o, stride, xp, blocks, taps, w),
+                }
             }
         }
         true
