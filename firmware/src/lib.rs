@@ -35,6 +35,7 @@ mod validate;
 mod weights;
 
 pub use error::Error;
+pub use kernels::simd;
 pub use nnblob_format::meta::{ElemType, OpKind, Quant, TensorDesc};
 pub use nnblob_format::WeightDtype;
 

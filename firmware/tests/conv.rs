@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use nnblob_format::meta::{Activation, Conv2d, Op};
 use nnblob_format::WeightDtype;
 use proptest::prelude::*;
 
@@ -17,27 +16,8 @@ fn check(p: &ConvP, dtype: WeightDtype, bias: bool, seed: u64) {
 }
 
 fn check_values(p: &ConvP, dtype: WeightDtype, x: Vec<f32>, w: Vec<f32>, b: Option<Vec<f32>>) {
-    let (oh, ow) = p.out_hw();
-    let op = Op::Conv2d(Conv2d {
-        input: 0,
-        output: 1,
-        in_channels: p.c as u32,
-        out_channels: p.o as u32,
-        kernel: p.k.map(|v| v as u32),
-        stride: p.s.map(|v| v as u32),
-        padding: p.pad.map(|v| v as u32),
-        dilation: p.d.map(|v| v as u32),
-        groups: p.g as u32,
-        weight: w.clone(),
-        bias: b.clone(),
-        act: Activation::None,
-    });
-    let shapes: [&[u32]; 2] = [
-        &[1, p.c as u32, p.h as u32, p.w as u32],
-        &[1, p.o as u32, oh as u32, ow as u32],
-    ];
-    let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
     let want = conv_oracle(p, &x, &stored(dtype, &w), b.as_deref());
+    let got = run(&conv_model(p, dtype, w, b), &[&x]);
     assert_bits(&got[0], &want);
 }
 
@@ -142,14 +122,15 @@ fn depthwise_3x3_stride2_tf_same_padding() {
 
 #[test]
 fn depthwise_planes_in_bands() {
-    // Padded planes larger than the depthwise path's buffer: bands of output rows, the
-    // last one shorter, whose padding rows must be zeroed again after the previous band's
-    // input rows; rows of several blocks and a narrower last one; 3-wide kernels of 3 and
-    // 5 rows, the second with a row dilation of 2.
+    // Padded planes larger than the depthwise path's buffer (on every target: 8,448 values
+    // under an operating system, 1,024 on a Cortex-M4F): bands of output rows, the last one
+    // shorter, whose padding rows must be zeroed again after the previous band's input
+    // rows; rows of several blocks and a narrower last one; 3-wide kernels of 3 and 5 rows,
+    // the second with a row dilation of 2.
     for (h, w, k, s, d, pad) in [
-        (60, 50, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
-        (61, 49, [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
-        (45, 39, [5, 3], [1, 2], [2, 1], [4, 0, 3, 2]),
+        (100, 90, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+        (101, 89, [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+        (95, 89, [5, 3], [1, 2], [2, 1], [4, 0, 3, 2]),
     ] {
         let p = ConvP {
             c: 3,
@@ -210,9 +191,10 @@ fn pointwise_with_tail_pixels_and_tail_lanes() {
 
 #[test]
 fn many_taps_span_several_tiles() {
-    // 20 * 3 * 3 = 180 taps: three weight tiles, partial sums stored between them.
+    // 60 * 3 * 3 = 540 taps: several weight tiles on every target (of 256 taps at most
+    // under an operating system, 128 on a Cortex-M4F), partial sums stored between them.
     let p = ConvP {
-        c: 20,
+        c: 60,
         h: 11,
         w: 13,
         o: 6,
@@ -243,21 +225,27 @@ fn depthwise_multiplier_and_dilation() {
 
 #[test]
 fn kernel_rows_split_across_tiles() {
-    // 9x9 = 81 taps per input channel is more than an 8-channel tile holds: tiles of kernel
-    // rows, with padding cutting rows off at the top and bottom; 12 output channels leave a
-    // half-full second block of 8.
-    let p = ConvP {
-        c: 2,
-        h: 10,
-        w: 11,
-        o: 12,
-        k: [9, 9],
-        s: [1, 1],
-        pad: [4, 3, 4, 5],
-        d: [1, 1],
-        g: 1,
-    };
-    check(&p, WeightDtype::F16, true, 13);
+    // A 9x9 kernel over 5 input channels (405 taps): tiles of whole channels, with padding
+    // cutting rows off at the top and bottom; then a 23x9 kernel, whose 23 rows are more
+    // than a tile takes on any target: tiles of kernel rows. 12 output channels leave a
+    // half-full block for the 8-lane vectors.
+    for (c, h, k, pad) in [
+        (5, 10, [9, 9], [4, 3, 4, 5]),
+        (2, 24, [23, 9], [11, 3, 11, 5]),
+    ] {
+        let p = ConvP {
+            c,
+            h,
+            w: 11,
+            o: 12,
+            k,
+            s: [1, 1],
+            pad,
+            d: [1, 1],
+            g: 1,
+        };
+        check(&p, WeightDtype::F16, true, 13);
+    }
 }
 
 #[test]
@@ -279,16 +267,16 @@ fn kernel_row_wider_than_a_tile() {
 
 #[test]
 fn depthwise_kernel_larger_than_its_tile() {
-    // One output channel per group: the single-lane kernel's tile (512 taps) holds less
-    // than a 23x23 kernel.
+    // One output channel per group: the depthwise path's weight buffer (1,024 taps under
+    // an operating system, 512 on a Cortex-M4F) holds less than a 33x33 kernel.
     let p = ConvP {
         c: 2,
-        h: 24,
-        w: 25,
+        h: 34,
+        w: 35,
         o: 2,
-        k: [23, 23],
+        k: [33, 33],
         s: [1, 1],
-        pad: [11, 11, 11, 11],
+        pad: [16, 16, 16, 16],
         d: [1, 1],
         g: 2,
     };

@@ -27,7 +27,7 @@
 
 use super::depthwise::{depthwise, takes as takes_depthwise};
 use super::micro::{
-    accumulate, accumulate_row, Block, TapTable, LANES, MAX_TAPS, PIX, SMALL_STACK,
+    accumulate, accumulate_row, Block, TapTable, HOSTED, LANES, MAX_TAPS, PIX, SMALL_STACK,
 };
 use crate::weights::{Matrix, Vector};
 
@@ -40,7 +40,13 @@ const MAX_TILE_COLS: usize = 32;
 const PATCH_LEN: usize = 2 * MAX_TILE_COLS * PIX;
 /// Length of the buffer for zero-padded copies of input bands (3 KiB of stack, 1 KiB with
 /// [`SMALL_STACK`], beside the patch: a convolution uses one or the other).
-const PADDED_LEN: usize = if SMALL_STACK { 256 } else { 768 };
+const PADDED_LEN: usize = if SMALL_STACK {
+    256
+} else if HOSTED {
+    8192
+} else {
+    768
+};
 
 /// Convolution geometry, validated by `validate::conv2d`.
 #[derive(Clone, Copy, Debug)]
@@ -337,10 +343,28 @@ fn tile_pass(
     tile: &Tile,
     lanes: usize,
     ohw: usize,
-    (in_place, patched): (&TapTable, &mut TapTable),
+    tables: (&TapTable, &mut TapTable),
     patch: &mut [f32; PATCH_LEN],
 ) {
+    let (in_place, patched) = tables;
     let hw = g.h * g.w;
+    // Narrow rows whose every window lies inside the input (an unpadded convolution, or a
+    // padded band's copy): the whole grid of blocks in one call, where a SIMD path takes it.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let inside = g.pt == 0
+            && g.pl == 0
+            && (g.oh - 1) * g.sh + (tile.ky.1 - 1) * g.dh < g.h
+            && (g.ow - 1) * g.sw + (tile.kx.1 - 1) * g.dw < g.w;
+        let base = tile.ic.0 * hw + tile.ky.0 * g.dh * g.w + tile.kx.0 * g.dw;
+        let grid = (base, g.sh * g.w, g.sw);
+        if lanes == LANES
+            && inside
+            && super::micro::accumulate_grid(out, ohw, g.ow, g.oh, x, grid, in_place, wt)
+        {
+            return;
+        }
+    }
     let layout = PatchLayout::new(g, tile.cols());
     let kh = tile.ky.1 - tile.ky.0;
     let rows = (tile.ic.1 - tile.ic.0) * kh;
@@ -586,7 +610,7 @@ fn pad_channels(g: &Geom, x: &[f32], c0: usize, top: usize, band: &Geom, dst: &m
             let (head, rest) = row.split_at_mut(lead);
             let (mid, tail) = rest.split_at_mut(end - lead);
             match src.and_then(|s| s.get(..mid.len())) {
-                Some(s) => mid.copy_from_slice(s),
+                Some(s) => super::copy_row(mid, s),
                 None => mid.fill(0.0),
             }
             head.fill(0.0);

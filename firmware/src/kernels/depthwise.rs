@@ -232,7 +232,7 @@ fn copy_rows(
         let s = src.get(r * src_step..r * src_step + cols);
         let d = dst.get_mut(r * dst_step..r * dst_step + cols);
         if let (Some(s), Some(d)) = (s, d) {
-            d.copy_from_slice(s);
+            super::copy_row(d, s);
         }
     }
 }
@@ -298,6 +298,10 @@ fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], b: &[f32; MAX_BLOCK
     arm::blocks3(out, x, run, wt, b);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
     if run.reads() <= x.len() && run.writes() <= out.len() && wt.len() >= run.kh * run.kw {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if x86::blocks(out, x, run, wt, b[0]) {
+            return;
+        }
         for i in 0..run.count {
             let o = out.get_mut(i * run.out_step..i * run.out_step + run.n);
             let xs = x.get(i * run.x_step..);
@@ -337,6 +341,236 @@ fn portable<const SW: usize, const B: usize>(
     for (o, a) in out.iter_mut().zip(acc) {
         *o = a;
     }
+}
+
+/// The SIMD loops for x86-64: SSE2 (4 pixels a vector) and AVX2 (8), chosen at run time
+/// ([`crate::kernels::simd`]). A vector holds neighbouring pixels of an output row, each
+/// element an accumulator that starts from the bias and adds `w * x` (rounded, then added:
+/// no fused multiply-add) for every tap in `(ky, kx)` order, as the portable loop does, so
+/// both give the same bits. A run of whole blocks side by side is one row of pixels; a run
+/// down the band, block by block. Pixels are computed 4 vectors at a time, then one, then
+/// (AVX2) one SSE2 vector, then one by one, reading no input the portable loop does not.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod x86 {
+    use super::{block_len, Run};
+    use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
+    use crate::kernels::simd::{active, Level};
+
+    /// What the run's pixels read: pixel `j` of a row has its window at `x + j * SW` (kernel
+    /// rows `pitch` apart), its `kh * kw` weights at `wt`; every sum starts from `bias`.
+    #[derive(Clone, Copy)]
+    struct Window {
+        kh: usize,
+        kw: usize,
+        pitch: usize,
+        wt: *const f32,
+        bias: f32,
+    }
+
+    /// `C` vectors of pixels: vector `c`'s first pixel's window at `x[c]`, its first output
+    /// at `out[c]`, of which the first `stored[c]` (at most `N`) are written.
+    ///
+    /// # Safety
+    /// Every window of every vector's `N` pixels lies in the run's input (`load_even` reads
+    /// from a vector's first pixel's input to its last pixel's), and `out[c]..+ stored[c]`
+    /// in its output.
+    #[inline(always)]
+    unsafe fn group<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        w: &Window,
+        x: [*const f32; C],
+        out: [*mut f32; C],
+        stored: [usize; C],
+    ) {
+        let mut acc = [v.splat(w.bias); C];
+        for ky in 0..w.kh {
+            for kx in 0..w.kw {
+                // SAFETY: the contract; `kh * kw` weights.
+                unsafe {
+                    let wv = v.splat(*w.wt.add(ky * w.kw + kx));
+                    let at = ky * w.pitch + kx;
+                    for (a, &x) in acc.iter_mut().zip(&x) {
+                        let xs = match SW {
+                            1 => v.load(x.add(at)),
+                            _ => v.load_even(x.add(at)),
+                        };
+                        *a = v.add(*a, v.mul(wv, xs));
+                    }
+                }
+            }
+        }
+        for ((&a, &o), &n) in acc.iter().zip(&out).zip(&stored) {
+            // SAFETY: the contract: `stored[c]` outputs from `out[c]`.
+            unsafe {
+                if n >= V::N {
+                    v.store(o, a);
+                } else {
+                    v.store_first(o, a, n);
+                }
+            }
+        }
+    }
+
+    /// A row of pixels: `stored` outputs from `out`, windows from `x`, those of the first
+    /// `readable` pixels inside the input (pixels past `stored` are computed, not stored):
+    /// 4 vectors at a time, then 1, then (AVX2) an SSE2 vector, then pixel by pixel.
+    ///
+    /// # Safety
+    /// As said: `readable >= stored`, the windows of `readable` pixels readable, `stored`
+    /// outputs writable.
+    #[inline(always)]
+    unsafe fn row<V: F32s, const SW: usize>(
+        v: V,
+        w: &Window,
+        x: *const f32,
+        out: *mut f32,
+        stored: usize,
+        readable: usize,
+    ) {
+        let n = V::N;
+        let mut p = 0;
+        // SAFETY: every group ends at or below `readable`, stores below `stored`; the
+        // single pixels read as the portable loop does, below `stored`.
+        unsafe {
+            let at = |p: usize| (x.add(p * SW), out.add(p));
+            while p < stored && p + 4 * n <= readable {
+                let (xs, os) = (
+                    core::array::from_fn(|c| at(p + c * n).0),
+                    core::array::from_fn(|c| at(p + c * n).1),
+                );
+                let left = core::array::from_fn(|c| stored.saturating_sub(p + c * n).min(n));
+                group::<V, 4, SW>(v, w, xs, os, left);
+                p += 4 * n;
+            }
+            while p < stored && p + n <= readable {
+                group::<V, 1, SW>(v, w, [at(p).0], [at(p).1], [stored - p]);
+                p += n;
+            }
+            let sse = Sse2::new();
+            while p < stored && p + Sse2::N <= readable {
+                group::<Sse2, 1, SW>(sse, w, [at(p).0], [at(p).1], [stored - p]);
+                p += Sse2::N;
+            }
+            while p < stored {
+                let mut a = w.bias;
+                for ky in 0..w.kh {
+                    for kx in 0..w.kw {
+                        let xv = *x.add(ky * w.pitch + kx + p * SW);
+                        a += *w.wt.add(ky * w.kw + kx) * xv;
+                    }
+                }
+                *out.add(p) = a;
+                p += 1;
+            }
+        }
+    }
+
+    /// The run's blocks: side by side, one row of all their pixels; else, when a block's
+    /// `n` pixels fit one vector, 4 blocks at a time with one vector each (then one by one),
+    /// else block by block as rows.
+    ///
+    /// # Safety
+    /// [`blocks`]'s checks.
+    #[inline(always)]
+    unsafe fn run_blocks<V: F32s, const SW: usize>(
+        v: V,
+        w: &Window,
+        run: &Run,
+        x: *const f32,
+        out: *mut f32,
+    ) {
+        let block = block_len(SW);
+        let (count, n) = (run.count, run.n);
+        // SAFETY: every block's windows of `block_len` pixels lie in the input (`blocks`
+        // checked the run's extent), its `n` outputs in the output.
+        unsafe {
+            let at = |i: usize| (x.add(i * run.x_step), out.add(i * run.out_step));
+            if n == block && run.out_step == block && run.x_step == block * SW {
+                row::<V, SW>(v, w, x, out, count * block, count * block);
+                return;
+            }
+            let mut i = 0;
+            if n <= V::N && V::N <= block {
+                while i + 4 <= count {
+                    let (xs, os) = (
+                        core::array::from_fn(|c| at(i + c).0),
+                        core::array::from_fn(|c| at(i + c).1),
+                    );
+                    group::<V, 4, SW>(v, w, xs, os, [n; 4]);
+                    i += 4;
+                }
+            }
+            while i < count {
+                row::<V, SW>(v, w, at(i).0, at(i).1, n, block);
+                i += 1;
+            }
+        }
+    }
+
+    /// [`run_blocks`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`run_blocks`]'s contract; AVX2 runs (an [`Avx2`] exists).
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(v: Avx2, w: &Window, run: &Run, x: *const f32, out: *mut f32) {
+        // SAFETY: the contract.
+        unsafe {
+            match run.sw {
+                1 => run_blocks::<Avx2, 1>(v, w, run, x, out),
+                _ => run_blocks::<Avx2, 2>(v, w, run, x, out),
+            }
+        }
+    }
+
+    /// [`super::blocks`] at level SSE2 or AVX2; false (nothing done) at other levels or if
+    /// the run does not fit `x`, `out` or `wt`.
+    pub(super) fn blocks(out: &mut [f32], x: &[f32], run: &Run, wt: &[f32], bias: f32) -> bool {
+        let Run {
+            n,
+            kh,
+            kw,
+            sw,
+            pitch,
+            ..
+        } = *run;
+        let block = block_len(sw);
+        // The checks the loops' reads and writes rely on, restated so that no change of a
+        // caller can make them unsound: stride 1 or 2, blocks of at most `block_len`
+        // pixels, the run's extent (every block's windows for `block_len` pixels, its `n`
+        // outputs) inside `x` and `out`, `kh * kw` weights.
+        if !(sw == 1 || sw == 2)
+            || active() < Level::Sse2
+            || n > block
+            || run.reads() > x.len()
+            || run.writes() > out.len()
+            || wt.len() < kh.saturating_mul(kw)
+        {
+            return false;
+        }
+        let (out, x) = (out.as_mut_ptr(), x.as_ptr());
+        let w = Window {
+            kh,
+            kw,
+            pitch,
+            wt: wt.as_ptr(),
+            bias,
+        };
+        match Avx2::new() {
+            // SAFETY: the checks above; AVX2 runs (`avx` exists).
+            Some(avx) => unsafe { run_avx2(avx, &w, run, x, out) },
+            // SAFETY: the checks above.
+            None => unsafe {
+                match sw {
+                    1 => run_blocks::<Sse2, 1>(Sse2::new(), &w, run, x, out),
+                    _ => run_blocks::<Sse2, 2>(Sse2::new(), &w, run, x, out),
+                }
+            },
+        }
+        true
+    }
+
+    const _: () = assert!(block_len(1) >= 4 && block_len(2) >= 4);
 }
 
 /// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).

@@ -32,6 +32,10 @@ pub(crate) fn linear(
 ) {
     // Decoded weights of a tile: `wbuf[lane][i]`.
     let mut wbuf = [[0.0f32; TILE]; LANES];
+    // The outputs a SIMD path computed whole, if any; the portable loop does the others.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let mut o0 = x86::linear(rows, in_f, out_f, input, output, weight, bias);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     let mut o0 = 0;
     while o0 < out_f {
         let lanes = LANES.min(out_f - o0);
@@ -106,6 +110,236 @@ fn fast(
     {
         let _ = (acc, weight, first, lanes, in_f, x);
         0
+    }
+}
+
+/// The SIMD loops for x86-64: SSE2 (4 outputs a vector) and AVX2 (8), chosen at run time
+/// ([`crate::kernels::simd`]). A vector holds neighbouring outputs, each element an
+/// accumulator that starts from the bias and adds `w[o][i] * x[i]` (rounded, then added: no
+/// fused multiply-add) in increasing `i`, as the portable loop does, so both give the same
+/// bits. The weight rows are read in place, a square of `N` rows × `N` inputs at a time
+/// (AVX2 widens fp16 with F16C, exactly), transposed in registers into `N` vectors of one
+/// input's weights; two groups of `N` outputs go side by side, so that two accumulators'
+/// additions overlap. The last `in_f % N` inputs are read one by one, and the last
+/// `out_f % N` outputs are left to the portable loop.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod x86 {
+    use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
+    use crate::kernels::simd::{active, Level};
+    use crate::weights::{f16_to_f32, Matrix, Vector};
+    use core::arch::x86_64::{__m128, __m256, _mm256_loadu_ps, _mm_loadu_ps};
+    use nnblob_format::WeightDtype;
+
+    /// What the loops read and write, checked by [`linear`].
+    #[derive(Clone, Copy)]
+    struct Problem<'a> {
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+        x: *const f32,
+        y: *mut f32,
+        /// The weight bytes, `out_f * in_f` elements of `dtype`.
+        w: *const u8,
+        dtype: WeightDtype,
+        bias: Option<Vector<'a>>,
+    }
+
+    impl Problem<'_> {
+        /// Weight `(o, i)`.
+        ///
+        /// # Safety
+        /// `o < out_f`, `i < in_f`.
+        #[inline(always)]
+        unsafe fn weight(&self, o: usize, i: usize) -> f32 {
+            let at = o * self.in_f + i;
+            // SAFETY: the contract; `linear` checked the bytes of `out_f * in_f` weights.
+            unsafe {
+                match self.dtype {
+                    WeightDtype::F16 => {
+                        let p = self.w.add(2 * at);
+                        f16_to_f32(u16::from_le_bytes([*p, *p.add(1)]))
+                    }
+                    WeightDtype::F32 => {
+                        let p = self.w.add(4 * at);
+                        f32::from_le_bytes([*p, *p.add(1), *p.add(2), *p.add(3)])
+                    }
+                }
+            }
+        }
+    }
+
+    /// A width's way of reading a square of weights: `N` rows from `o0`, inputs `i0..i0 + N`,
+    /// as `N` vectors, vector `k` holding the rows' weights of input `i0 + k`.
+    trait Columns: F32s {
+        type Square: Copy + AsRef<[Self::V]>;
+        /// # Safety
+        /// `o0 + N <= out_f`, `i0 + N <= in_f`.
+        unsafe fn columns(self, p: &Problem<'_>, o0: usize, i0: usize) -> Self::Square;
+    }
+
+    impl Columns for Sse2 {
+        type Square = [__m128; 4];
+        #[inline(always)]
+        unsafe fn columns(self, p: &Problem<'_>, o0: usize, i0: usize) -> [__m128; 4] {
+            // SAFETY: the contract: the square lies in the weights.
+            unsafe {
+                match p.dtype {
+                    WeightDtype::F32 => self.transpose(core::array::from_fn(|r| {
+                        _mm_loadu_ps(p.w.add(4 * ((o0 + r) * p.in_f + i0)).cast())
+                    })),
+                    // No fp16 conversion in SSE2: the portable decoder, element by element.
+                    WeightDtype::F16 => core::array::from_fn(|k| {
+                        let w = core::array::from_fn(|r| match r < 4 {
+                            true => p.weight(o0 + r, i0 + k),
+                            false => 0.0,
+                        });
+                        self.set(w)
+                    }),
+                }
+            }
+        }
+    }
+
+    impl Columns for Avx2 {
+        type Square = [__m256; 8];
+        #[inline(always)]
+        unsafe fn columns(self, p: &Problem<'_>, o0: usize, i0: usize) -> [__m256; 8] {
+            // SAFETY: the contract: the square lies in the weights; AVX2 and F16C run.
+            unsafe {
+                self.transpose(core::array::from_fn(|r| {
+                    let at = (o0 + r) * p.in_f + i0;
+                    match p.dtype {
+                        WeightDtype::F32 => _mm256_loadu_ps(p.w.add(4 * at).cast()),
+                        WeightDtype::F16 => self.load_f16(p.w.add(2 * at)),
+                    }
+                }))
+            }
+        }
+    }
+
+    /// Outputs `o0..o0 + G * N` of input row `m`, from the bias over every input.
+    ///
+    /// # Safety
+    /// `m < rows`, `o0 + G * N <= out_f`; [`linear`]'s checks.
+    #[inline(always)]
+    unsafe fn block<V: Columns, const G: usize>(v: V, p: &Problem<'_>, m: usize, o0: usize) {
+        let n = V::N;
+        let mut acc: [V::V; G] = core::array::from_fn(|g| {
+            let b = core::array::from_fn(|j| match (j < n, p.bias) {
+                (true, Some(b)) => b.get(o0 + g * n + j),
+                _ => 0.0,
+            });
+            v.set(b)
+        });
+        // SAFETY: the contract: every square and column read lies in the weights, every
+        // input in row `m`, every output in row `m`.
+        unsafe {
+            let x = p.x.add(m * p.in_f);
+            let mut i0 = 0;
+            while i0 + n <= p.in_f {
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let cols = v.columns(p, o0 + g * n, i0);
+                    for (k, &c) in cols.as_ref().iter().enumerate() {
+                        *a = v.add(*a, v.mul(c, v.splat(*x.add(i0 + k))));
+                    }
+                }
+                i0 += n;
+            }
+            for i in i0..p.in_f {
+                let xi = v.splat(*x.add(i));
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let col = core::array::from_fn(|j| match j < n {
+                        true => p.weight(o0 + g * n + j, i),
+                        false => 0.0,
+                    });
+                    *a = v.add(*a, v.mul(v.set(col), xi));
+                }
+            }
+            let y = p.y.add(m * p.out_f + o0);
+            for (g, &a) in acc.iter().enumerate() {
+                v.store(y.add(g * n), a);
+            }
+        }
+    }
+
+    /// Every input row, in blocks of 2 groups of `N` outputs, then one group; returns the
+    /// outputs done.
+    ///
+    /// # Safety
+    /// [`linear`]'s checks.
+    #[inline(always)]
+    unsafe fn all<V: Columns>(v: V, p: &Problem<'_>) -> usize {
+        let n = V::N;
+        let mut o0 = 0;
+        // SAFETY: every block lies below `out_f`.
+        unsafe {
+            while o0 + 2 * n <= p.out_f {
+                for m in 0..p.rows {
+                    block::<V, 2>(v, p, m, o0);
+                }
+                o0 += 2 * n;
+            }
+            if o0 + n <= p.out_f {
+                for m in 0..p.rows {
+                    block::<V, 1>(v, p, m, o0);
+                }
+                o0 += n;
+            }
+        }
+        o0
+    }
+
+    /// [`all`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`linear`]'s checks; AVX2 and F16C run (an [`Avx2`] exists).
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn all_avx2(v: Avx2, p: &Problem<'_>) -> usize {
+        // SAFETY: the contract.
+        unsafe { all(v, p) }
+    }
+
+    /// [`super::linear`]'s outputs `0..k` for every input row at level SSE2 or AVX2, `k`
+    /// returned (0 at other levels, or if a slice is shorter than the problem).
+    pub(super) fn linear(
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+        input: &[f32],
+        output: &mut [f32],
+        weight: Matrix<'_>,
+        bias: Option<Vector<'_>>,
+    ) -> usize {
+        // The checks the loops' reads and writes rely on: every input, output and weight
+        // inside its slice; at least one input (a square of weights is read whole).
+        let fits = |a: usize, b: usize, len: usize| a.checked_mul(b).is_some_and(|n| n <= len);
+        let weights = out_f.checked_mul(weight.dtype.size());
+        if active() < Level::Sse2
+            || in_f == 0
+            || !fits(rows, in_f, input.len())
+            || !fits(rows, out_f, output.len())
+            || !weights.is_some_and(|w| fits(w, in_f, weight.bytes.len()))
+            || bias.is_some_and(|b| b.len() < out_f)
+        {
+            return 0;
+        }
+        let p = Problem {
+            rows,
+            in_f,
+            out_f,
+            x: input.as_ptr(),
+            y: output.as_mut_ptr(),
+            w: weight.bytes.as_ptr(),
+            dtype: weight.dtype,
+            bias,
+        };
+        match Avx2::new() {
+            // SAFETY: the checks above; AVX2 and F16C run (`avx` exists).
+            Some(avx) => unsafe { all_avx2(avx, &p) },
+            // SAFETY: the checks above.
+            None => unsafe { all(Sse2::new(), &p) },
+        }
     }
 }
 

@@ -27,8 +27,20 @@ pub(crate) const SMALL_STACK: bool = cfg!(all(
     not(all(target_arch = "arm", target_abi = "eabihf"))
 ));
 
+/// True under an operating system (Linux, macOS, Windows, ...), whose threads have stacks of
+/// megabytes: there the convolution's stack buffers are larger, so that tiles hold more taps
+/// and padded bands more rows (fewer passes over the partial sums, fewer weight decodings).
+/// The results are the same bits either way.
+pub(crate) const HOSTED: bool = cfg!(not(target_os = "none"));
+
 /// Taps in a table at most.
-pub(crate) const MAX_TAPS: usize = if SMALL_STACK { 64 } else { 128 };
+pub(crate) const MAX_TAPS: usize = if SMALL_STACK {
+    64
+} else if HOSTED {
+    256
+} else {
+    128
+};
 
 /// The accumulators of a block: `acc[lane][pixel]`, a lane's pixels side by side as in the
 /// output planes.
@@ -132,6 +144,10 @@ pub(crate) fn accumulate(
         arm::accumulate(acc, x, sw, taps, wt);
         return true;
     }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if x86::accumulate(acc, x, sw, taps, wt) {
+        return true;
+    }
     portable(acc, x, sw, taps, wt);
     true
 }
@@ -167,6 +183,12 @@ pub(crate) fn accumulate_row(
         }
         return true;
     }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let Some(out) = out.get_mut(at..) {
+        if x86::accumulate_row(out, stride, blocks, x, sw, taps, wt) {
+            return true;
+        }
+    }
     for b in 0..blocks {
         let p = at + b * PIX;
         let mut acc: Block = core::array::from_fn(|l| {
@@ -187,6 +209,31 @@ pub(crate) fn accumulate_row(
         }
     }
     true
+}
+
+/// [`accumulate`] for every block of `rows` output rows of `ow` pixels (the last block of a
+/// row may be partial): row `r`'s block `b` reads its inputs from
+/// `base + r * row_step + b * PIX * sw` and its accumulators from lane `l`'s pixels
+/// `out[l * stride + r * ow + b * PIX..]`, where it stores them back (only the row's pixels).
+/// Where a SIMD path exists (x86-64), rows of fewer than 8 pixels are computed several blocks at a time, across
+/// rows, for more independent sums; returns false, and changes nothing, elsewhere or when a
+/// read or write would fall outside `x`, `out` or `wt`.
+#[allow(clippy::too_many_arguments)]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+pub(crate) fn accumulate_grid(
+    out: &mut [f32],
+    stride: usize,
+    ow: usize,
+    rows: usize,
+    x: &[f32],
+    (base, row_step, sw): (usize, usize, usize),
+    taps: &TapTable,
+    wt: &[f32],
+) -> bool {
+    let (Some(x), Some(wt)) = (x.get(base..), wt.get(..taps.taps() * LANES)) else {
+        return false;
+    };
+    x86::accumulate_grid(out, stride, ow, rows, x, row_step, sw, taps, wt)
 }
 
 /// Whether the accumulators of `blocks` blocks, lane `l`'s at `out[l * stride + at..]`, lie in
@@ -222,6 +269,350 @@ fn portable(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) 
         }
     }
     *acc = sums;
+}
+
+/// The SIMD loops for x86-64: SSE2 (4 pixels a vector) and AVX2 (8), chosen at run time
+/// ([`crate::kernels::simd`]). A lane's pixels side by side in a vector, one vector per
+/// output channel and group of pixels, each vector element an accumulator that adds
+/// `w * x` (the product rounded, then added: no fused multiply-add) for every tap in the
+/// table's order, as the portable loop does, so both give the same bits. A row of blocks is
+/// computed 3, 2 or 1 vectors of pixels at a time per output channel (12 accumulators at
+/// most, with the inputs of a tap and a broadcast weight: the 16 vector registers).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod x86 {
+    use super::{writes_fit, Block, TapTable, LANES, PIX};
+    use crate::kernels::simd::x86::{Avx2, F32s, Sse2};
+    use crate::kernels::simd::{active, Level};
+    use core::arch::x86_64::__m128;
+
+    /// Adds the table's taps to `C` vectors of pixels per output channel: `acc[l][c]` holds
+    /// lane `l`'s pixels `c * N..(c + 1) * N`, whose inputs start at `x` (`SW` apart).
+    ///
+    /// # Safety
+    /// For every tap `t` of the table (offset plus run position), `x + t` up to the last
+    /// input of pixel `C * N - 1` (`(C * N - 1) * SW` further) is readable, and `wt` holds
+    /// `LANES` weights per tap.
+    #[inline(always)]
+    unsafe fn add_taps<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        acc: &mut [[V::V; C]; LANES],
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        let mut w = wt;
+        for &o in taps.offsets() {
+            for k in 0..taps.run {
+                // SAFETY: the contract: every input of every pixel under the tap is readable
+                // (`load_even` reads `2N - 1` values from its start: up to the last pixel's).
+                let xs: [V::V; C] = core::array::from_fn(|c| unsafe {
+                    let p = x.add(o + k + c * V::N * SW);
+                    match SW {
+                        1 => v.load(p),
+                        _ => v.load_even(p),
+                    }
+                });
+                for (l, lane) in acc.iter_mut().enumerate() {
+                    // SAFETY: `LANES` weights per tap.
+                    let wl = v.splat(unsafe { *w.add(l) });
+                    for (a, &xv) in lane.iter_mut().zip(&xs) {
+                        *a = v.add(*a, v.mul(wl, xv));
+                    }
+                }
+                // SAFETY: the next tap's weights, or one past the last (never read).
+                w = unsafe { w.add(LANES) };
+            }
+        }
+    }
+
+    /// One group of `C * N` pixels of a row of blocks: the partial sums loaded from the
+    /// output planes (lane `l` at `out + l * stride`), the taps added, stored back.
+    ///
+    /// # Safety
+    /// [`add_taps`]'s contract, and `out + l * stride..+ C * N` writable for every lane.
+    #[inline(always)]
+    unsafe fn group<V: F32s, const C: usize, const SW: usize>(
+        v: V,
+        out: *mut f32,
+        stride: usize,
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            let mut acc: [[V::V; C]; LANES] = core::array::from_fn(|l| {
+                core::array::from_fn(|c| v.load(out.add(l * stride + c * V::N)))
+            });
+            add_taps::<V, C, SW>(v, &mut acc, x, taps, wt);
+            for (l, lane) in acc.iter().enumerate() {
+                for (c, &a) in lane.iter().enumerate() {
+                    v.store(out.add(l * stride + c * V::N), a);
+                }
+            }
+        }
+    }
+
+    /// A row of `pixels` (a multiple of [`PIX`]) in groups of 3, 2, 1 vectors, then the
+    /// last [`PIX`] pixels with SSE2 vectors when `V` is wider.
+    ///
+    /// # Safety
+    /// [`group`]'s contract for the whole row.
+    #[inline(always)]
+    unsafe fn row<V: F32s, const SW: usize>(
+        v: V,
+        out: *mut f32,
+        stride: usize,
+        pixels: usize,
+        x: *const f32,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        let mut p = 0;
+        // SAFETY: every group lies in the row.
+        unsafe {
+            while p + 2 * V::N <= pixels {
+                group::<V, 2, SW>(v, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += 2 * V::N;
+            }
+            if p + V::N <= pixels {
+                group::<V, 1, SW>(v, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += V::N;
+            }
+            let sse = Sse2::new();
+            while p + PIX <= pixels {
+                group::<Sse2, 1, SW>(sse, out.add(p), stride, x.add(p * SW), taps, wt);
+                p += PIX;
+            }
+        }
+    }
+
+    /// [`row`] with AVX2's registers (VEX-encoded throughout).
+    ///
+    /// # Safety
+    /// [`row`]'s contract; AVX2 runs (an [`Avx2`] exists).
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_avx2(
+        v: Avx2,
+        out: *mut f32,
+        stride: usize,
+        pixels: usize,
+        x: *const f32,
+        sw: usize,
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            match sw {
+                1 => row::<Avx2, 1>(v, out, stride, pixels, x, taps, wt),
+                _ => row::<Avx2, 2>(v, out, stride, pixels, x, taps, wt),
+            }
+        }
+    }
+
+    /// [`super::accumulate_row`] for `sw` 1 or 2 at level SSE2 or AVX2; `out` starts at the
+    /// first block's lane 0, `x` at its first input. False (nothing done) at other strides
+    /// or levels, or if a read or write would leave the slices.
+    pub(super) fn accumulate_row(
+        out: &mut [f32],
+        stride: usize,
+        blocks: usize,
+        x: &[f32],
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        // The checks the loops' reads and writes rely on, restated here (in constant time:
+        // the table's maximum bounds every offset) so that no change of a caller can make
+        // them unsound: every input a block's tap reads inside `x` (the loops read only
+        // those, `load_even` included), `LANES` weights per tap, every partial sum in `out`.
+        if !(sw == 1 || sw == 2)
+            || !taps.reads_fit(x.len(), 0, sw, blocks, wt.len())
+            || !writes_fit(out.len(), stride, 0, blocks)
+        {
+            return false;
+        }
+        let (o, xp, w, pixels) = (out.as_mut_ptr(), x.as_ptr(), wt.as_ptr(), blocks * PIX);
+        if let Some(avx) = Avx2::new() {
+            // SAFETY: the checks above; AVX2 runs (`avx` exists).
+            unsafe { row_avx2(avx, o, stride, pixels, xp, sw, taps, w) };
+        } else if active() >= Level::Sse2 {
+            let sse = Sse2::new();
+            // SAFETY: the checks above.
+            unsafe {
+                match sw {
+                    1 => row::<Sse2, 1>(sse, o, stride, pixels, xp, taps, w),
+                    _ => row::<Sse2, 2>(sse, o, stride, pixels, xp, taps, w),
+                }
+            }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// [`super::accumulate`] for `sw` 1 or 2 at level SSE2 or above (4 pixels: one SSE2
+    /// vector per lane); `x` starts at the block's base. False (nothing done) otherwise.
+    pub(super) fn accumulate(
+        acc: &mut Block,
+        x: &[f32],
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        // Restated as in `accumulate_row`, for one block.
+        if !(sw == 1 || sw == 2)
+            || active() < Level::Sse2
+            || !taps.reads_fit(x.len(), 0, sw, 1, wt.len())
+        {
+            return false;
+        }
+        let sse = Sse2::new();
+        let out = acc.as_flattened_mut().as_mut_ptr();
+        // SAFETY: the checks above; `acc` holds `LANES` lanes of `PIX` pixels, `PIX` apart.
+        unsafe {
+            match sw {
+                1 => group::<Sse2, 1, 1>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
+                _ => group::<Sse2, 1, 2>(sse, out, PIX, x.as_ptr(), taps, wt.as_ptr()),
+            }
+        }
+        true
+    }
+
+    /// `C` blocks anywhere: block `c` reads its inputs from `x + xs[c]`, its partial sums from
+    /// `out + os[c] + l * stride` for lane `l`, of which it stores the first `n[c]` (1 to
+    /// [`PIX`]; the other pixels are computed from zeros and dropped).
+    ///
+    /// # Safety
+    /// [`add_taps`]'s contract for each block (one SSE2 vector), and `n[c]` partial sums of
+    /// each lane readable and writable.
+    #[inline(always)]
+    #[allow(clippy::indexing_slicing)] // `c < C`, the arrays' length (`from_fn`'s indices)
+    unsafe fn scattered<const C: usize, const SW: usize>(
+        v: Sse2,
+        out: *mut f32,
+        stride: usize,
+        x: *const f32,
+        (xs, os, n): ([usize; C], [usize; C], [usize; C]),
+        taps: &TapTable,
+        wt: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            let mut acc: [[__m128; C]; LANES] = core::array::from_fn(|l| {
+                core::array::from_fn(|c| {
+                    let p = out.add(os[c] + l * stride);
+                    if n[c] >= PIX {
+                        v.load(p)
+                    } else {
+                        let mut part = [0.0f32; PIX];
+                        for (j, d) in part.iter_mut().enumerate() {
+                            if j < n[c] {
+                                *d = *p.add(j);
+                            }
+                        }
+                        v.load(part.as_ptr())
+                    }
+                })
+            });
+            let mut w = wt;
+            for &o in taps.offsets() {
+                for k in 0..taps.run {
+                    let xv: [__m128; C] = core::array::from_fn(|c| {
+                        let p = x.add(xs[c] + o + k);
+                        match SW {
+                            1 => v.load(p),
+                            _ => v.load_even(p),
+                        }
+                    });
+                    for (l, lane) in acc.iter_mut().enumerate() {
+                        let wl = v.splat(*w.add(l));
+                        for (a, &xc) in lane.iter_mut().zip(&xv) {
+                            *a = v.add(*a, v.mul(wl, xc));
+                        }
+                    }
+                    w = w.add(LANES);
+                }
+            }
+            for (l, lane) in acc.iter().enumerate() {
+                for (c, &a) in lane.iter().enumerate() {
+                    v.store_first(out.add(os[c] + l * stride), a, n[c]);
+                }
+            }
+        }
+    }
+
+    /// [`super::accumulate_grid`] for `sw` 1 or 2 at level SSE2 or above, for rows of fewer
+    /// than 8 pixels (wider ones fill AVX2 vectors in [`accumulate_row`]): the grid's blocks
+    /// in row-major order, two at a time (8 independent vector sums). `x` starts at the grid's first input. False (nothing done) otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accumulate_grid(
+        out: &mut [f32],
+        stride: usize,
+        ow: usize,
+        rows: usize,
+        x: &[f32],
+        row_step: usize,
+        sw: usize,
+        taps: &TapTable,
+        wt: &[f32],
+    ) -> bool {
+        let per_row = ow.div_ceil(PIX);
+        // The checks the loops' reads and writes rely on, restated so that no change of a
+        // caller can make them unsound: every input the last row's last block reads (the
+        // farthest: inputs grow with the row and the block) inside `x`, with at least one
+        // tap and `LANES` weights per tap; every row's pixels of every lane inside `out`.
+        let last_read = (rows.checked_sub(1), per_row.checked_sub(1));
+        let last_read = match last_read {
+            (Some(r), Some(b)) => r
+                .checked_mul(row_step)
+                .and_then(|a| a.checked_add(b.checked_mul(PIX * sw)?)),
+            _ => None,
+        };
+        let reads_fit =
+            last_read.is_some_and(|base| taps.reads_fit(x.len(), base, sw, 1, wt.len()));
+        let writes_fit = rows
+            .checked_mul(ow)
+            .and_then(|n| n.checked_add(stride.checked_mul(LANES - 1)?))
+            .is_some_and(|end| end <= out.len());
+        if !(sw == 1 || sw == 2) || active() < Level::Sse2 || ow >= 8 || !reads_fit || !writes_fit {
+            return false;
+        }
+        let block = |i: usize| {
+            let (r, b) = (i / per_row, i % per_row);
+            let n = (ow - b * PIX).min(PIX);
+            (r * row_step + b * PIX * sw, r * ow + b * PIX, n)
+        };
+        let (o, xp, w, sse) = (out.as_mut_ptr(), x.as_ptr(), wt.as_ptr(), Sse2::new());
+        let count = rows * per_row;
+        let mut i = 0;
+        // SAFETY: the checks above: every block of the grid reads and writes inside them.
+        unsafe {
+            while i + 2 <= count {
+                let (a, b) = (block(i), block(i + 1));
+                let blocks = ([a.0, b.0], [a.1, b.1], [a.2, b.2]);
+                match sw {
+                    1 => scattered::<2, 1>(sse, o, stride, xp, blocks, taps, w),
+                    _ => scattered::<2, 2>(sse, o, stride, xp, blocks, taps, w),
+                }
+                i += 2;
+            }
+            if i < count {
+                let a = block(i);
+                let blocks = ([a.0], [a.1], [a.2]);
+                match sw {
+                    1 => scattered::<1, 1>(sse, o, stride, xp, blocks, taps, w),
+                    _ => scattered::<1, 2>(sse, o, stride, xp, blocks, taps, w),
+                }
+            }
+        }
+        true
+    }
+
+    const _: () = assert!(PIX == 4, "a block is one SSE2 vector wide");
 }
 
 /// The assembly loop for Arm's single-precision FPU (VFPv4-D16 and later, hard-float ABI).

@@ -5,6 +5,7 @@
 
 use nnblob_firmware::Model;
 use nnblob_format::encode::{ModelRepr, OwnedOp, TensorRepr};
+use nnblob_format::meta::{Activation, Conv2d, Linear, Op};
 use nnblob_format::WeightDtype;
 
 /// A deterministic pseudo-random generator (xorshift), so failures reproduce.
@@ -159,4 +160,73 @@ pub fn conv_oracle(p: &ConvP, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f3
         }
     }
     y
+}
+
+/// PyTorch's Linear on `rows` input rows: `y[m][o] = b[o] (or 0) + w[o][0] * x[m][0] + ...`,
+/// summed in increasing input index.
+pub fn linear_oracle(
+    rows: usize,
+    fi: usize,
+    fo: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut y = Vec::with_capacity(rows * fo);
+    for m in 0..rows {
+        for o in 0..fo {
+            let mut acc = b.map_or(0.0, |b| b[o]);
+            for i in 0..fi {
+                acc += w[o * fi + i] * x[m * fi + i];
+            }
+            y.push(acc);
+        }
+    }
+    y
+}
+
+/// A model of one Conv2d (input tensor 0, output tensor 1, no activation).
+pub fn conv_model(p: &ConvP, dtype: WeightDtype, w: Vec<f32>, b: Option<Vec<f32>>) -> ModelRepr {
+    let (oh, ow) = p.out_hw();
+    let op = Op::Conv2d(Conv2d {
+        input: 0,
+        output: 1,
+        in_channels: p.c as u32,
+        out_channels: p.o as u32,
+        kernel: p.k.map(|v| v as u32),
+        stride: p.s.map(|v| v as u32),
+        padding: p.pad.map(|v| v as u32),
+        dilation: p.d.map(|v| v as u32),
+        groups: p.g as u32,
+        weight: w,
+        bias: b,
+        act: Activation::None,
+    });
+    let shapes: [&[u32]; 2] = [
+        &[1, p.c as u32, p.h as u32, p.w as u32],
+        &[1, p.o as u32, oh as u32, ow as u32],
+    ];
+    model(dtype, &shapes, &[0], &[1], vec![op])
+}
+
+/// A model of one Linear on `rows` input rows (input tensor 0, output tensor 1).
+pub fn linear_model(
+    rows: usize,
+    fi: usize,
+    fo: usize,
+    dtype: WeightDtype,
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+) -> ModelRepr {
+    let op = Op::Linear(Linear {
+        input: 0,
+        output: 1,
+        in_features: fi as u32,
+        out_features: fo as u32,
+        weight: w,
+        bias: b,
+        act: Activation::None,
+    });
+    let shapes: [&[u32]; 2] = [&[rows as u32, fi as u32], &[rows as u32, fo as u32]];
+    model(dtype, &shapes, &[0], &[1], vec![op])
 }

@@ -4,8 +4,9 @@
 //! In: a blob and optionally its ONNX reference. Out: per engine the median time of one inference
 //! over `--runs` timed runs (after `--warmup` untimed ones) with its spread (min, 10th and 90th
 //! percentiles), and the ratio engine / tract. Both engines run the same seeded N(0,1) input; the
-//! firmware engine runs on preallocated buffers, tract on inputs converted once (its plan's own
-//! cost).
+//! firmware engine runs on preallocated buffers at the best SIMD level of the CPU (or the one
+//! `--simd` allows: the same bits, for comparing its paths), tract on inputs converted once (its
+//! plan's own cost).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,12 +16,15 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::validate::FirmwareModel;
+use nnblob_firmware::simd;
 
 const EXAMPLES: &str = "\
 Examples:
   nnblob bench resnet8.nnb --onnx resnet8.onnx
   nnblob bench resnet8.nnb --runs 1000 --warmup 50
   nnblob bench vgg16.nnb --onnx vgg16.onnx --runs 5 --warmup 1
+  nnblob bench resnet8.nnb --onnx resnet8.onnx --simd portable
+      the engine's portable loops instead of the CPU's SIMD paths (the same bits)
 
 Figures are only meaningful from a release build (`cargo run --release -p nnblob -- bench ...`)
 on an otherwise idle machine; both engines run single-threaded on the same input.";
@@ -40,9 +44,43 @@ pub struct Args {
     /// Untimed runs before timing.
     #[arg(long, value_name = "N", default_value_t = 10)]
     warmup: u32,
+    /// The engine's SIMD paths to use at most (default: the best this CPU has; every
+    /// level gives the same bits).
+    #[arg(long, value_name = "LEVEL")]
+    simd: Option<SimdLevel>,
     /// Print the figures as one JSON document.
     #[arg(long)]
     json: bool,
+}
+
+/// The engine's kernel levels (`nnblob_firmware::simd::Level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SimdLevel {
+    /// The portable loops (what every target without a SIMD path runs).
+    Portable,
+    /// x86-64 SSE2, 4 lanes.
+    Sse2,
+    /// x86-64 AVX2 with F16C, 8 lanes.
+    Avx2,
+}
+
+impl From<SimdLevel> for simd::Level {
+    fn from(l: SimdLevel) -> Self {
+        match l {
+            SimdLevel::Portable => simd::Level::Portable,
+            SimdLevel::Sse2 => simd::Level::Sse2,
+            SimdLevel::Avx2 => simd::Level::Avx2,
+        }
+    }
+}
+
+/// A level as the report writes it.
+fn level_name(l: simd::Level) -> &'static str {
+    match l {
+        simd::Level::Portable => "portable",
+        simd::Level::Sse2 => "sse2",
+        simd::Level::Avx2 => "avx2",
+    }
 }
 
 /// Times of one inference over the timed runs.
@@ -100,6 +138,8 @@ struct Report {
     model: String,
     onnx: Option<String>,
     release_build: bool,
+    /// The engine's kernel level during the run (`portable`, `sse2`, `avx2`).
+    simd: &'static str,
     warmup: u32,
     firmware: Timing,
     tract: Option<Timing>,
@@ -119,6 +159,16 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => Some(super::validate::load_reference(path, firmware.inputs())?),
         None => None,
     };
+    if let Some(level) = args.simd {
+        simd::set_limit(level.into());
+    }
+    let level = simd::active();
+    if args.simd.is_some_and(|l| simd::Level::from(l) != level) {
+        eprintln!(
+            "note: this CPU offers the engine at most the {} level",
+            level_name(level)
+        );
+    }
     let mut outputs: Vec<Vec<f32>> = firmware
         .outputs()
         .iter()
@@ -156,6 +206,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
         model: model_path,
         onnx: args.onnx.as_ref().map(|p| p.display().to_string()),
         release_build: !cfg!(debug_assertions),
+        simd: level_name(level),
         warmup: args.warmup,
         firmware: firmware_timing,
         tract: tract_timing,
@@ -180,7 +231,8 @@ fn print_report(r: &Report) {
         r.model, r.firmware.runs, r.warmup
     );
     println!();
-    let mut rows = vec![("firmware engine (host)", &r.firmware)];
+    let engine = format!("firmware engine ({})", r.simd);
+    let mut rows = vec![(engine.as_str(), &r.firmware)];
     if let Some(t) = &r.tract {
         rows.push(("tract (optimized)", t));
     }
