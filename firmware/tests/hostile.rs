@@ -284,13 +284,7 @@ fn fuzz_regressions_replay() {
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
-    if let Some(dir) = std::env::var_os("NNBLOB_WRITE_FUZZ_SEEDS") {
-        std::fs::write(
-            std::path::Path::new(&dir).join("small"),
-            small().to_vec().unwrap(),
-        )
-        .unwrap();
-    }
+    write_fuzz_seed("small", &small());
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.

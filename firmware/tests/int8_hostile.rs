@@ -201,11 +201,5 @@ fn every_int8_field_is_checked() {
 /// Writes the int8 seed blob for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
-    if let Some(dir) = std::env::var_os("NNBLOB_WRITE_FUZZ_SEEDS") {
-        std::fs::write(
-            std::path::Path::new(&dir).join("small-int8"),
-            small_int8().to_vec().unwrap(),
-        )
-        .unwrap();
-    }
+    write_fuzz_seed("small-int8", &small_int8());
 }

@@ -15,6 +15,7 @@ use nnblob::blob::{self, Calibration, WeightDtype};
 use nnblob::checkpoint::{self, Options};
 use nnblob::graph::{bind, catalog, parse_spec, Graph, Tensor};
 use nnblob::npy;
+use nnblob::quant::calibrate::one_input_samples as samples;
 use nnblob::quant::reference::{self, QValue};
 use nnblob::quant::RangeMethod;
 use nnblob::validate::metrics::argmax;
@@ -26,13 +27,6 @@ fn repo() -> PathBuf {
 
 fn read_npy(path: &Path) -> npy::Array<f32> {
     npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The rows of a stacked array as one-input samples of `shape`.
-fn samples(a: &npy::Array<f32>, shape: &[usize]) -> Vec<Vec<Tensor>> {
-    (0..a.rows())
-        .map(|r| vec![Tensor::new(shape.to_vec(), a.row(r).unwrap().1.to_vec())])
-        .collect()
 }
 
 fn bound(graph: Graph, checkpoint: &Path) -> Graph {

@@ -67,11 +67,7 @@ fn convert(name: &str, mode: Mode) -> (Vec<u8>, Vec<f32>, u64) {
     let built = match mode {
         Mode::Weights(dtype) => blob::build(bound, sha, dtype).expect("compiles"),
         Mode::Int8 => {
-            let samples: Vec<Vec<nnblob::graph::Tensor>> = inputs
-                .data
-                .chunks(n)
-                .map(|x| vec![nnblob::graph::Tensor::new(shape.clone(), x.to_vec())])
-                .collect();
+            let samples = nnblob::quant::calibrate::one_input_samples(&inputs, &shape);
             let calibration = blob::Calibration {
                 samples: &samples,
                 method: nnblob::quant::RangeMethod::MinMax,

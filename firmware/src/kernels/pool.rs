@@ -62,6 +62,15 @@ impl Window {
     pub fn inside(&self) -> usize {
         (self.rows.1 - self.rows.0) * (self.cols.1 - self.cols.0)
     }
+    /// PyTorch's divisor of an average: the padded window's size with `count_include_pad`,
+    /// else the values inside.
+    pub fn divisor(&self, count_include_pad: bool) -> usize {
+        if count_include_pad {
+            self.padded_size
+        } else {
+            self.inside()
+        }
+    }
 }
 
 /// Calls `f` for every output of a pooling, in output order.
@@ -99,43 +108,47 @@ pub(crate) fn max_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
     });
 }
 
-/// Average pooling: row-major sum of the window, divided by the divisor.
+/// The mean of a window: its row-major sum divided by the divisor.
+fn mean(g: &Geom, win: &Window, count_include_pad: bool, input: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for row in win.rows_of(g, input) {
+        for &v in row {
+            sum += v;
+        }
+    }
+    sum / win.divisor(count_include_pad) as f32
+}
+
+/// Average pooling.
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn avg_pool(g: &Geom, count_include_pad: bool, input: &[f32], output: &mut [f32]) {
     for_each_window(g, |win| {
-        let mut sum = 0.0f32;
-        for row in win.rows_of(g, input) {
-            for &v in row {
-                sum += v;
+        output[win.out] = mean(g, &win, count_include_pad, input)
+    });
+}
+
+/// Calls `f` for every bin of an adaptive pooling to `oh x ow` (PyTorch's bins
+/// `floor(i * in / out) .. ceil((i + 1) * in / out)`, never padded), in output order.
+pub(crate) fn for_each_adaptive_bin(g: &Geom, mut f: impl FnMut(Window)) {
+    for c in 0..g.c {
+        for oy in 0..g.oh {
+            let rows = (oy * g.h / g.oh, ((oy + 1) * g.h).div_ceil(g.oh));
+            for ox in 0..g.ow {
+                let cols = (ox * g.w / g.ow, ((ox + 1) * g.w).div_ceil(g.ow));
+                f(Window {
+                    out: (c * g.oh + oy) * g.ow + ox,
+                    c,
+                    rows,
+                    cols,
+                    padded_size: (rows.1 - rows.0) * (cols.1 - cols.0),
+                });
             }
         }
-        let div = if count_include_pad {
-            win.padded_size
-        } else {
-            win.inside()
-        };
-        output[win.out] = sum / div as f32;
-    });
+    }
 }
 
 /// Adaptive average pooling to `oh x ow`.
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn adaptive_avg_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
-    for c in 0..g.c {
-        for oy in 0..g.oh {
-            let y0 = oy * g.h / g.oh;
-            let y1 = ((oy + 1) * g.h).div_ceil(g.oh);
-            for ox in 0..g.ow {
-                let x0 = ox * g.w / g.ow;
-                let x1 = ((ox + 1) * g.w).div_ceil(g.ow);
-                let mut sum = 0.0f32;
-                for y in y0..y1 {
-                    for &v in &input[(c * g.h + y) * g.w + x0..(c * g.h + y) * g.w + x1] {
-                        sum += v;
-                    }
-                }
-                output[(c * g.oh + oy) * g.ow + ox] = sum / ((y1 - y0) * (x1 - x0)) as f32;
-            }
-        }
-    }
+    for_each_adaptive_bin(g, |win| output[win.out] = mean(g, &win, false, input));
 }

@@ -230,3 +230,16 @@ pub fn linear_model(
     let shapes: [&[u32]; 2] = [&[rows as u32, fi as u32], &[rows as u32, fo as u32]];
     model(dtype, &shapes, &[0], &[1], vec![op])
 }
+
+/// Writes `model` as the fuzzer's seed `name` when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder
+/// (firmware/fuzz/seeds; docs/FIRMWARE.md).
+#[allow(dead_code)] // not every test crate writes a seed
+pub fn write_fuzz_seed(name: &str, model: &ModelRepr) {
+    if let Some(dir) = std::env::var_os("NNBLOB_WRITE_FUZZ_SEEDS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join(name),
+            model.to_vec().unwrap(),
+        )
+        .unwrap();
+    }
+}

@@ -257,10 +257,7 @@ fn calibration_samples(path: &Path, graph: &Graph) -> anyhow::Result<Vec<Vec<Ten
             fmt_shape(&shape)
         );
     }
-    Ok((0..rows)
-        .filter_map(|r| array.row(r))
-        .map(|(_, data)| vec![Tensor::new(shape.clone(), data.to_vec())])
-        .collect())
+    Ok(quant::calibrate::one_input_samples(&array, &shape))
 }
 
 /// `graph` (the architecture `arch`) with the state_dict of the checkpoint at `weights` bound to

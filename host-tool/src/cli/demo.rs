@@ -151,10 +151,7 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
     // int8, calibrated on training images (never the test set), as `convert --dtype int8` does.
     let calibration: Array<f32> = npy::read(&file("calibration.npy"))?;
     let input_shape = bound.shape(bound.inputs[0]).to_vec();
-    let samples: Vec<Vec<crate::graph::Tensor>> = (0..calibration.rows())
-        .filter_map(|r| calibration.row(r))
-        .map(|(_, x)| vec![crate::graph::Tensor::new(input_shape.clone(), x.to_vec())])
-        .collect();
+    let samples = crate::quant::calibrate::one_input_samples(&calibration, &input_shape);
     let calibration = blob::Calibration {
         samples: &samples,
         method: crate::quant::RangeMethod::MinMax,

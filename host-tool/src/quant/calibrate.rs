@@ -104,6 +104,15 @@ impl Stats {
     }
 }
 
+/// The rows of a stacked `(K, ...)` array as K samples of a one-input graph whose input has
+/// `shape` (each row holds that many values; the caller has checked it).
+pub fn one_input_samples(array: &crate::npy::Array<f32>, shape: &[usize]) -> Vec<Vec<Tensor>> {
+    (0..array.rows())
+        .filter_map(|r| array.row(r))
+        .map(|(_, data)| vec![Tensor::new(shape.to_vec(), data.to_vec())])
+        .collect()
+}
+
 /// Runs the graph on every sample twice and gathers each value's [`Stats`] (`None` for values
 /// the graph does not compute). `progress(done, total)` is called after every evaluation.
 pub fn collect(
