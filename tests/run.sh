@@ -10,15 +10,17 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components and targets"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi riscv32imac-unknown-none-elf)
+# Linux SBCs (64-bit and 32-bit Arm), run under QEMU's user-mode emulators (.cargo/config.toml).
+linux_targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 installed=$(rustup target list --installed)
-for t in "${targets[@]}"; do
+for t in "${targets[@]}" "${linux_targets[@]}"; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 
-step "QEMU for the device tests (tests/install-qemu.sh: what it may change on the machine)"
-# First, so that a machine where QEMU cannot be installed stops here, not after the build.
-tests/install-qemu-test.sh
-tests/install-qemu.sh
+step "QEMU and cross compilers for the device tests (tests/install-tools.sh: what it may change on the machine)"
+# First, so that a machine where they cannot be installed stops here, not after the build.
+tests/install-tools-test.sh
+tests/install-tools.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -33,6 +35,13 @@ for t in "${targets[@]}"; do
   # The C API: the static library a C firmware links (docs/C.md).
   cargo build --locked -p nnblob-capi --target "$t" --release
   cargo clippy --locked -p nnblob-capi --target "$t" -- -D warnings
+done
+
+step "the engine on Linux SBCs: its tests under qemu-aarch64 and qemu-arm; the C API's libraries (docs/C.md)"
+for t in "${linux_targets[@]}"; do
+  cargo test --locked -p nnblob-firmware --target "$t"
+  cargo build --locked -p nnblob-capi --target "$t" --release
+  cargo clippy --locked -p nnblob-firmware -p nnblob-capi --target "$t" -- -D warnings
 done
 
 step "cargo test"

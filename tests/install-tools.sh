@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the QEMU system emulators the device tests run on, when they are missing:
-# qemu-system-arm (Cortex-M boards) and qemu-system-riscv32 (Debian/Ubuntu: qemu-system-misc).
+# Installs the emulators and cross compilers the device tests use, when they are missing (the
+# table TOOLS below): QEMU's system emulators for the Cortex-M and RISC-V boards, its user-mode
+# emulators for the aarch64 and armv7 Linux builds, the GNU Arm bare-metal C compiler for the C
+# firmware, and the aarch64/armv7 Linux C cross compilers with their C libraries.
 #
-#   tests/install-qemu.sh            install what is missing (apt-get; sudo when not root)
-#   tests/install-qemu.sh --dry-run  print the plan, change nothing (no root needed)
+#   tests/install-tools.sh            install what is missing (apt-get; sudo when not root)
+#   tests/install-tools.sh --dry-run  print the plan, change nothing (no root needed)
 #
-# What it may change on the machine (README, "What the test command installs"):
-# - it installs qemu-system-arm and qemu-system-misc with --no-install-recommends (their
+# What it may change on the machine (README, "What the test command may change"):
+# - it installs the missing packages of TOOLS with --no-install-recommends (the emulators'
 #   recommends are GUI, firmware and block-driver packages the tests never use);
 # - when the installed qemu-utils is newer than the emulators the package lists offer (a machine
 #   with qemu-utils from backports: qemu-utils 10 breaks qemu-system-common < 8), apt would remove
@@ -14,22 +16,34 @@
 #   (qemu-img and qemu-nbd stay installed, at that version) and says so before doing it. It
 #   removes nothing: if apt still wants to remove a package, it stops and says what to install
 #   by hand.
-# Exit status: 0 when both emulators are present afterwards (or in --dry-run, when the plan is
-# sound), 1 with one `nnblob:` line otherwise. A machine that has both emulators is not touched.
+# Exit status: 0 when every tool is present afterwards (or in --dry-run, when the plan is
+# sound), 1 with one `nnblob:` line otherwise. A machine that has every tool is not touched.
 set -euo pipefail
 
-# The emulators the tests start, each with the Debian/Ubuntu package that provides it.
-QEMU_COMMANDS=(qemu-system-arm qemu-system-riscv32)
-QEMU_PACKAGES=(qemu-system-arm qemu-system-misc)
+# What the tests use (a command on PATH, or a file for a C library), and the Debian/Ubuntu
+# package that provides it.
+TOOLS=(
+  "qemu-system-arm|qemu-system-arm"                                  # Cortex-M boards
+  "qemu-system-riscv32|qemu-system-misc"                             # RISC-V board
+  "qemu-aarch64|qemu-user"                                           # aarch64 Linux (SBCs)
+  "qemu-arm|qemu-user"                                               # armv7 Linux (SBCs)
+  "arm-none-eabi-gcc|gcc-arm-none-eabi"                              # the C firmware
+  "aarch64-linux-gnu-gcc|gcc-aarch64-linux-gnu"                      # linker and C, aarch64
+  "/usr/aarch64-linux-gnu/include/stdio.h|libc6-dev-arm64-cross"     # its C library
+  "arm-linux-gnueabihf-gcc|gcc-arm-linux-gnueabihf"                  # linker and C, armv7
+  "/usr/arm-linux-gnueabihf/include/stdio.h|libc6-dev-armhf-cross"   # its C library
+)
+# The package whose version a qemu package in the way is pinned to (below).
+EMULATORS=qemu-system-arm
 
-say() { printf 'install-qemu: %s\n' "$*"; }
+say() { printf 'install-tools: %s\n' "$*"; }
 fail() {
   printf 'nnblob: %s\n' "$*" >&2
   exit 1
 }
-by_hand="install QEMU 7.2 or later by hand (Debian/Ubuntu: qemu-system-arm and qemu-system-misc; docs/DEVICE.md)"
+by_hand="install them by hand (QEMU 7.2 or later; the Debian/Ubuntu packages are in tests/install-tools.sh; docs/DEVICE.md)"
 
-# apt, behind functions so that tests/install-qemu-test.sh can answer with recorded output.
+# apt, behind functions so that tests/install-tools-test.sh can answer with recorded output.
 apt_policy() { apt-cache policy "$1"; }
 apt_madison() { apt-cache madison "$1"; }
 apt_simulate() { apt-get install -s -y --no-install-recommends "$@" 2>&1; }
@@ -50,12 +64,17 @@ madison_offers() {
   awk -F'|' -v want="$1" '{ gsub(/ /, "", $2) } $2 == want { found = 1 } END { exit !found }'
 }
 
-# Prints the packages (one per line) whose emulator command is missing.
+# Succeeds when tool $1 (a command, or an absolute path) is present.
+present() {
+  if [[ $1 == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null 2>&1; fi
+}
+
+# Prints the packages (one per line, each once, in TOOLS' order) of the missing tools.
 missing_packages() {
-  local i
-  for i in "${!QEMU_COMMANDS[@]}"; do
-    command -v "${QEMU_COMMANDS[$i]}" >/dev/null 2>&1 || printf '%s\n' "${QEMU_PACKAGES[$i]}"
-  done
+  local entry
+  for entry in "${TOOLS[@]}"; do
+    present "${entry%%|*}" || printf '%s\n' "${entry#*|}"
+  done | awk '!seen[$0]++'
 }
 
 # Plans the install of packages "$@": prints the apt-get install arguments, one per line,
@@ -72,7 +91,7 @@ plan_install() {
     return
   fi
   # The emulators' own version: a removed qemu package is kept at that build instead.
-  target=$(apt_policy "$1" | policy_candidate)
+  target=$(apt_policy "$EMULATORS" | policy_candidate)
   for r in $removed; do
     if [ -n "$target" ] && [[ $r == qemu-* ]] && apt_madison "$r" | madison_offers "$target"; then
       pins+=("$r=$target")
@@ -96,11 +115,11 @@ main() {
   case "${1:-}" in
     --dry-run) dry_run=1 ;;
     "") ;;
-    *) fail "unknown argument '$1' (usage: tests/install-qemu.sh [--dry-run])" ;;
+    *) fail "unknown argument '$1' (usage: tests/install-tools.sh [--dry-run])" ;;
   esac
   mapfile -t missing < <(missing_packages)
   if [ ${#missing[@]} -eq 0 ]; then
-    say "QEMU is installed: $(qemu-system-arm --version | head -n 1); nothing to do"
+    say "every tool is installed ($(qemu-system-arm --version | head -n 1)); nothing to do"
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 ||
@@ -120,7 +139,7 @@ main() {
     # shellcheck disable=SC2086 # triples of package, installed version, target version
     set -- ${header#pinned }
     while [ $# -ge 3 ]; do
-      say "the installed $1 ${2:-(unknown version)} cannot stay beside ${missing[0]} $3, the version the package lists offer:"
+      say "the installed $1 ${2:-(unknown version)} cannot stay beside $EMULATORS $3, the version the package lists offer:"
       say "  replacing $1 with its $3 build instead of letting apt remove it"
       shift 3
     done
@@ -133,8 +152,8 @@ main() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${args[@]}" ||
     fail "apt-get install ${args[*]} failed; $by_hand"
   mapfile -t missing < <(missing_packages)
-  [ ${#missing[@]} -eq 0 ] || fail "${missing[*]} installed but its emulator is not on PATH; $by_hand"
-  say "installed $(qemu-system-arm --version | head -n 1)"
+  [ ${#missing[@]} -eq 0 ] || fail "${missing[*]} installed but what the tests use from it is not found; $by_hand"
+  say "installed ${args[*]} ($(qemu-system-arm --version | head -n 1))"
 }
 
 # Sourced by the test for its functions; run, it installs.

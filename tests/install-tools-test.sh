@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Tests the decisions of tests/install-qemu.sh without root and without changing the machine:
+# Tests the decisions of tests/install-tools.sh without root and without changing the machine:
 # apt is answered with output recorded from apt itself on a new machine (tests/fixtures/apt/:
 # qemu-utils 10 from backports installed, Debian bookworm's qemu-system-* 7.2 in the lists).
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck source=tests/install-qemu.sh
-source ./install-qemu.sh
+# shellcheck source=tests/install-tools.sh
+source ./install-tools.sh
 fixtures=fixtures/apt
 failures=0
 
@@ -37,6 +37,14 @@ check "madison offers the emulators' build of qemu-utils" yes \
 check "madison does not offer a build it does not list" no \
   "$(madison_offers 1:7.2+dfsg-7 <"$fixtures/madison-qemu-utils.txt" && echo yes || echo no)"
 
+# What is missing, as packages: each once (qemu-user provides two emulators), in the table's order.
+present() { [ "$1" = qemu-system-arm ] || [ "$1" = /usr/aarch64-linux-gnu/include/stdio.h ]; }
+check "the packages of the missing tools, each once" \
+  "qemu-system-misc qemu-user gcc-arm-none-eabi gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" \
+  "$(missing_packages | tr '\n' ' ' | sed 's/ $//')"
+present() { true; }
+check "nothing missing: no package" "" "$(missing_packages)"
+
 # A plain Debian/Ubuntu machine: apt's plan removes nothing, the install is the packages alone.
 FIRST_SIMULATION=simulate-pinned PINNED_SIMULATION=simulate-pinned MADISON_FOR_QEMU_UTILS=qemu-utils
 check "nothing in the way: a plain install" \
@@ -53,7 +61,7 @@ MADISON_FOR_QEMU_UTILS=libc6
 out=$( (plan_install qemu-system-arm qemu-system-misc) 2>&1) && status=0 || status=$?
 check "no matching build: exit status 1" 1 "$status"
 check "no matching build: one line naming the package and what to do" \
-  "nnblob: installing qemu-system-arm qemu-system-misc would remove qemu-utils; install QEMU 7.2 or later by hand (Debian/Ubuntu: qemu-system-arm and qemu-system-misc; docs/DEVICE.md)" \
+  "nnblob: installing qemu-system-arm qemu-system-misc would remove qemu-utils; install them by hand (QEMU 7.2 or later; the Debian/Ubuntu packages are in tests/install-tools.sh; docs/DEVICE.md)" \
   "$out"
 
 # The pinned plan still removes a package: stop rather than remove it.
@@ -61,11 +69,11 @@ MADISON_FOR_QEMU_UTILS=qemu-utils PINNED_SIMULATION=simulate-conflict
 out=$( (plan_install qemu-system-arm qemu-system-misc) 2>&1) && status=0 || status=$?
 check "a pinned plan that still removes: exit status 1" 1 "$status"
 check "a pinned plan that still removes: one line" \
-  "nnblob: installing qemu-system-arm qemu-system-misc would remove qemu-utils; install QEMU 7.2 or later by hand (Debian/Ubuntu: qemu-system-arm and qemu-system-misc; docs/DEVICE.md)" \
+  "nnblob: installing qemu-system-arm qemu-system-misc would remove qemu-utils; install them by hand (QEMU 7.2 or later; the Debian/Ubuntu packages are in tests/install-tools.sh; docs/DEVICE.md)" \
   "$out"
 
 [ $failures -eq 0 ] || {
-  echo "install-qemu-test: $failures failed"
+  echo "install-tools-test: $failures failed"
   exit 1
 }
-echo "install-qemu-test: all passed"
+echo "install-tools-test: all passed"
