@@ -47,6 +47,9 @@ done
 step "cargo test"
 cargo test --workspace --locked
 
+step "the C API on Linux SBCs: examples/run_blob.c cross-built for aarch64 and armv7, the host's bits (docs/C.md)"
+cargo test --locked -p nnblob-capi --test c_api -- --ignored --nocapture
+
 step "firmware under QEMU: device outputs equal the host's bit for bit (docs/DEVICE.md)"
 cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
 cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture

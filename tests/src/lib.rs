@@ -16,8 +16,10 @@
 //! significant bits (4.9e-4 relative), so outputs carry errors of that order and may legitimately
 //! flip such a near-tie. Any other disagreement fails.
 //!
-//! [`qemu`] runs the example firmware on emulated boards for the device tests.
+//! [`qemu`] runs the example firmware on emulated boards for the device tests; [`capi`] has what
+//! the tests of C programs share.
 
+pub mod capi;
 pub mod qemu;
 
 use std::fmt::Write as _;

@@ -23,10 +23,10 @@
 use std::path::Path;
 
 use nnblob::blob::{self, WeightDtype};
-use nnblob::checkpoint::{self, Options};
 use nnblob::emit;
-use nnblob::graph::{bind, catalog};
+use nnblob::graph::bind;
 use nnblob_firmware::Model;
+use nnblob_tests::capi::{convert, Mode};
 use nnblob_tests::qemu::{
     build_plugin, host_output_bits, section, symbol, Board, DeviceRun, Embed, Firmware, CORTEX_M0,
     CORTEX_M3, CORTEX_M4F, RISCV32,
@@ -44,46 +44,6 @@ const MODELS: [&str; 5] = [
     "fc_autoencoder",
     "lenet5",
 ];
-
-/// How a catalog model is converted: fp16 or f32 weights, or int8 (calibrated on the fixture's
-/// inputs; fp16 weights for the ops that stay f32).
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    Weights(WeightDtype),
-    Int8,
-}
-
-/// The blob of `name`'s fixture checkpoint, the fixture's first input, and torch's MAC count.
-fn convert(name: &str, mode: Mode) -> (Vec<u8>, Vec<f32>, u64) {
-    let dir = nnblob_tests::models_dir().join(name);
-    let ckpt_path = dir.join("state_dict.pth");
-    let ckpt = checkpoint::open(&ckpt_path, &Options::default()).expect("reads the checkpoint");
-    let graph = catalog::graph(name).expect("a catalog entry");
-    let shape = graph.shape(graph.inputs[0]).to_vec();
-    let bound = bind(graph, blob::state_dict(&ckpt)).expect("binds strictly");
-    let sha = blob::sha256_file(&ckpt_path).expect("hashes");
-    let inputs = nnblob::npy::read::<f32>(&dir.join("inputs.npy")).expect("inputs.npy");
-    let n = inputs.data.len() / inputs.shape[0];
-    let built = match mode {
-        Mode::Weights(dtype) => blob::build(bound, sha, dtype).expect("compiles"),
-        Mode::Int8 => {
-            let samples = nnblob::quant::calibrate::one_input_samples(&inputs, &shape);
-            let calibration = blob::Calibration {
-                samples: &samples,
-                method: nnblob::quant::RangeMethod::MinMax,
-            };
-            blob::build_int8(bound, sha, WeightDtype::F16, &calibration, |_, _| {})
-                .expect("compiles to int8")
-                .0
-        }
-    };
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
-    )
-    .expect("manifest JSON");
-    let macs = manifest["macs"].as_u64().expect("macs");
-    (built.bytes, inputs.data[..n].to_vec(), macs)
-}
 
 /// Builds the example firmware around the emitted module in `module` and `input`, checks where
 /// the blob landed, and runs it on `board` in QEMU with the counting plugin; the report is kept
@@ -252,9 +212,10 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
                 _ if lenet => &[&CORTEX_M4F, &CORTEX_M3, &RISCV32],
                 _ => &[&CORTEX_M4F],
             };
+            let c = convert(name, mode);
             check(
                 name,
-                convert(name, mode),
+                (c.bytes, c.inputs[0].clone(), c.macs),
                 label,
                 boards,
                 lenet && mode == Mode::Weights(WeightDtype::F16),

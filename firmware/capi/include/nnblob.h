@@ -32,11 +32,16 @@
  * points to as many valid bytes as its length says, and that a model passed to the other
  * calls went through nnb_model_init first (a zero-filled nnb_model, such as a static one, or
  * one whose nnb_model_init failed, gives NNB_ERR_MODEL_INVALID; uninitialized stack memory is
- * undefined). Calls on one model may run concurrently except nnb_model_init; each concurrent
- * nnb_run needs its own arena and outputs.
+ * undefined). Calls on one model may run concurrently except nnb_model_init and
+ * nnb_set_op_hook; each concurrent run needs its own arena and outputs.
  *
- * Numerics: f32, a fixed order of every sum, no fused multiply-add: the same blob gives the
- * same bits on every target (docs/FIRMWARE.md). On a Cortex-M with an FPU the engine assumes
+ * int8 models (`nnblob convert --dtype int8`): nnb_run takes and gives floats whatever the
+ * model, quantizing int8 inputs and dequantizing int8 outputs with their tensors' scales;
+ * nnb_run_int8 takes the int8 values themselves, for firmware whose sensor data is quantized
+ * already (nnb_input_type, nnb_input_quant say what a model expects).
+ *
+ * Numerics: f32 with a fixed order of every sum and no fused multiply-add, or integers only
+ * (int8): the same blob gives the same bits on every target (docs/FIRMWARE.md). On a Cortex-M with an FPU the engine assumes
  * the FPSCR's reset settings (no flush-to-zero, no default NaN, IEEE half precision).
  */
 #ifndef NNBLOB_H
@@ -99,6 +104,8 @@ typedef struct nnb_model {
 #define NNB_ERR_OVERLAP (-4)               /* an output or the arena overlaps another buffer */
 #define NNB_ERR_MODEL_INVALID (-5)         /* nnb_model_init never succeeded on this model */
 #define NNB_ERR_TOO_MANY_IO (-6)           /* more than NNB_MAX_IO inputs or outputs */
+#define NNB_ERR_NO_SUCH_IO (-7)            /* no input or output of that index */
+#define NNB_ERR_IO_TYPE (-8)               /* an input or output is not int8 (int8 calls) */
 /* The blob's framing (nnb_model_init). */
 #define NNB_ERR_TRUNCATED (-10)            /* shorter than its header or a section claims */
 #define NNB_ERR_BAD_MAGIC (-11)            /* not an nnblob blob */
@@ -171,12 +178,54 @@ size_t nnb_arena_bytes(const nnb_model *model);
  * Runs the model once: copies the inputs into the arena, runs every op, copies the outputs out.
  * inputs: nnb_num_inputs pointers, each to nnb_input_len(model, i) floats; outputs likewise
  * (may be NULL when the model has no inputs, or no outputs). arena: arena_bytes bytes, at
- * least nnb_arena_bytes(model), aligned to NNB_ARENA_ALIGN. Returns NNB_OK, NNB_ERR_NULL,
+ * least nnb_arena_bytes(model), aligned to NNB_ARENA_ALIGN. For an int8 model the floats are
+ * quantized on the way in and dequantized on the way out. Returns NNB_OK, NNB_ERR_NULL,
  * NNB_ERR_ALIGN, NNB_ERR_RANGE, NNB_ERR_OVERLAP, NNB_ERR_MODEL_INVALID or
  * NNB_ERR_ARENA_TOO_SMALL. After an error the outputs are unchanged.
  */
 int nnb_run(const nnb_model *model, const float *const inputs[], float *const outputs[],
             void *arena, size_t arena_bytes);
+
+/*
+ * Runs a model whose inputs and outputs are all int8 on the raw int8 values, each in its
+ * tensor's quantization (nnb_input_quant, nnb_output_quant): inputs[i] has nnb_input_len(model,
+ * i) int8_t, outputs likewise. Same rules and codes as nnb_run, and NNB_ERR_IO_TYPE when an
+ * input or output of the model is f32. The bits equal those nnb_run computes before its own
+ * dequantization.
+ */
+int nnb_run_int8(const nnb_model *model, const int8_t *const inputs[], int8_t *const outputs[],
+                 void *arena, size_t arena_bytes);
+
+/* Element types of an input or output. */
+#define NNB_TYPE_F32 0
+#define NNB_TYPE_INT8 1
+
+/* The element type of input or output `index`: NNB_TYPE_F32 or NNB_TYPE_INT8; or
+ * NNB_ERR_NULL, NNB_ERR_ALIGN, NNB_ERR_MODEL_INVALID, NNB_ERR_NO_SUCH_IO. */
+int nnb_input_type(const nnb_model *model, size_t index);
+int nnb_output_type(const nnb_model *model, size_t index);
+
+/*
+ * The quantization of int8 input or output `index`: real = scale * (q - zero_point), into
+ * *scale and *zero_point. Returns NNB_OK; NNB_ERR_IO_TYPE for an f32 one (*scale and
+ * *zero_point untouched); NNB_ERR_NULL, NNB_ERR_ALIGN, NNB_ERR_MODEL_INVALID,
+ * NNB_ERR_NO_SUCH_IO.
+ */
+int nnb_input_quant(const nnb_model *model, size_t index, float *scale, int32_t *zero_point);
+int nnb_output_quant(const nnb_model *model, size_t index, float *scale, int32_t *zero_point);
+
+/*
+ * Profiling: a function every run of the model (nnb_run, nnb_run_int8) calls with `user`
+ * before (NNB_OP_BEGIN) and after (NNB_OP_END) each op, with the op's index in the blob and
+ * its kind's name ("Conv2d", "QLinear", ...: NUL-terminated, valid during the call). Read a
+ * cycle counter there (DWT->CYCCNT on a Cortex-M3/M4/M7) to time each layer. The hook must not
+ * call into the model. nnb_set_op_hook(model, NULL, NULL) removes it; nnb_model_init starts
+ * without one. Returns NNB_OK, NNB_ERR_NULL, NNB_ERR_ALIGN or NNB_ERR_MODEL_INVALID.
+ */
+#define NNB_OP_BEGIN 0
+#define NNB_OP_END 1
+typedef void (*nnb_op_hook)(void *user, size_t op_index, const char *op_kind, int phase);
+int nnb_set_op_hook(nnb_model *model, nnb_op_hook hook, void *user);
 
 /* A sentence for `code` (any int): a static NUL-terminated string, never NULL. */
 const char *nnb_error_str(int code);

@@ -24,7 +24,7 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 use core::mem::{align_of, size_of, MaybeUninit};
 use core::ops::Range;
 
-use nnblob_firmware::{Error, IoInfo, Model};
+use nnblob_firmware::{ElemType, Error, IoInfo, Model, NoProfiler, OpKind, Profiler};
 use nnblob_format::Error as BlobError;
 
 /// The most inputs, and the most outputs, a model may have here: a run keeps one slice per
@@ -49,6 +49,21 @@ pub const MODEL_BYTES: usize = if size_of::<usize>() > 4 {
 /// The required alignment of an arena, in bytes (`NNB_ARENA_ALIGN`): that of `f32`.
 pub const ARENA_ALIGN: usize = align_of::<f32>();
 
+/// `NNB_TYPE_F32`: an input or output of floats.
+pub const NNB_TYPE_F32: c_int = 0;
+/// `NNB_TYPE_INT8`: an input or output of int8 values in its tensor's quantization.
+pub const NNB_TYPE_INT8: c_int = 1;
+
+/// `NNB_OP_BEGIN`: the hook's `phase` before an op runs.
+pub const NNB_OP_BEGIN: c_int = 0;
+/// `NNB_OP_END`: the hook's `phase` after it ran.
+pub const NNB_OP_END: c_int = 1;
+
+/// `nnb_op_hook`: called with the hook's `user` pointer, the op's index, its kind's name
+/// (NUL-terminated, valid during the call) and `NNB_OP_BEGIN` or `NNB_OP_END`.
+pub type OpHook =
+    unsafe extern "C" fn(user: *mut c_void, op: usize, kind: *const c_char, phase: c_int);
+
 macro_rules! codes {
     ($($(#[$doc:meta])* $name:ident = $value:literal, $msg:literal;)*) => {
         $($(#[$doc])* pub const $name: c_int = $value;)*
@@ -72,6 +87,11 @@ codes! {
     NNB_ERR_MODEL_INVALID = -5, c"the model is not initialized (nnb_model_init failed or was not called)";
     /// The model has more than NNB_MAX_IO inputs or outputs.
     NNB_ERR_TOO_MANY_IO = -6, c"the model has more inputs or outputs than NNB_MAX_IO";
+    /// The model has no input, or no output, of that index.
+    NNB_ERR_NO_SUCH_IO = -7, c"the model has no input or output of that index";
+    /// An input or output is not of the type the call needs (int8 for nnb_run_int8 and the
+    /// quantization queries).
+    NNB_ERR_IO_TYPE = -8, c"an input or output is not of the type the call needs";
     /// The blob is shorter than its header or a section claims.
     NNB_ERR_TRUNCATED = -10, c"blob truncated";
     /// The blob does not start with the nnblob magic.
@@ -150,6 +170,7 @@ pub fn code(e: Error) -> c_int {
         Error::IoCount { .. } => NNB_ERR_IO_COUNT,
         Error::InputLen { .. } => NNB_ERR_INPUT_LEN,
         Error::OutputLen { .. } => NNB_ERR_OUTPUT_LEN,
+        Error::IoType { .. } => NNB_ERR_IO_TYPE,
         Error::Internal => NNB_ERR_INTERNAL,
         _ => NNB_ERR_UNKNOWN,
     }
@@ -164,6 +185,9 @@ pub struct NnbModel {
     /// The blob's bytes, for the overlap checks of a run.
     blob: *const u8,
     blob_len: usize,
+    /// The function a run calls around every op (`nnb_set_op_hook`), and its argument.
+    hook: Option<OpHook>,
+    user: *mut c_void,
     /// Initialized when `magic == MAGIC`. `'static` stands for the caller's promise that the
     /// blob outlives the model (documented in `nnblob.h`).
     model: MaybeUninit<Model<'static>>,
@@ -280,6 +304,8 @@ pub unsafe extern "C" fn nnb_model_init(
         magic: MAGIC,
         blob,
         blob_len,
+        hook: None,
+        user: core::ptr::null_mut(),
         model: MaybeUninit::new(m),
     };
     // SAFETY: as the write above; the storage holds an `NnbModel` (size assertion).
@@ -448,35 +474,99 @@ fn check_overlaps(bufs: &[Buf]) -> Result<(), c_int> {
     Ok(())
 }
 
-/// The `f32` buffer of `len` elements at `p`, checked: its address range.
-fn f32_span(p: *const f32, len: usize) -> Result<(usize, usize), c_int> {
+/// The buffer of `len` elements of `T` at `p`, checked: its address range.
+fn elem_span<T>(p: *const T, len: usize) -> Result<(usize, usize), c_int> {
     if p.is_null() {
         return Err(NNB_ERR_NULL);
     }
-    if !aligned(p.cast(), align_of::<f32>()) {
+    if !aligned(p.cast(), align_of::<T>()) {
         return Err(NNB_ERR_ALIGN);
     }
-    let bytes = len.checked_mul(size_of::<f32>()).ok_or(NNB_ERR_RANGE)?;
+    let bytes = len.checked_mul(size_of::<T>()).ok_or(NNB_ERR_RANGE)?;
     let r = span(p.cast(), bytes).ok_or(NNB_ERR_RANGE)?;
     Ok((r.start, r.end))
 }
 
-/// Runs the model once. See `nnblob.h`.
+/// The element types a run takes at its edges: `f32` (`nnb_run`, any model) and `i8`
+/// (`nnb_run_int8`, a model whose inputs and outputs are all int8).
+trait Edge: Copy + 'static {
+    fn run(
+        model: &Model<'static>,
+        inputs: &[&[Self]],
+        outputs: &mut [&mut [Self]],
+        arena: &mut [f32],
+        profiler: &mut impl Profiler,
+    ) -> Result<(), Error>;
+}
+
+impl Edge for f32 {
+    fn run(
+        model: &Model<'static>,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        arena: &mut [f32],
+        profiler: &mut impl Profiler,
+    ) -> Result<(), Error> {
+        model.run_profiled(inputs, outputs, arena, profiler)
+    }
+}
+
+impl Edge for i8 {
+    fn run(
+        model: &Model<'static>,
+        inputs: &[&[i8]],
+        outputs: &mut [&mut [i8]],
+        arena: &mut [f32],
+        profiler: &mut impl Profiler,
+    ) -> Result<(), Error> {
+        model.run_quantized(inputs, outputs, arena, profiler)
+    }
+}
+
+/// The op hook of `nnb_set_op_hook`, as the engine's profiler.
+struct Hook {
+    hook: OpHook,
+    user: *mut c_void,
+}
+
+impl Hook {
+    fn call(&mut self, index: u32, kind: OpKind, phase: c_int) {
+        // The name NUL-terminated, valid for the call (nnblob.h); names are ASCII words far
+        // shorter than the buffer, and a longer one would be cut, never overrun.
+        let mut name = [0u8; 32];
+        for (d, s) in name.iter_mut().zip(kind.name().bytes().take(31)) {
+            *d = s;
+        }
+        // SAFETY: the caller of nnb_set_op_hook gave a function of this signature, callable
+        // during runs with `user`; the name lives until it returns.
+        unsafe { (self.hook)(self.user, index as usize, name.as_ptr().cast(), phase) };
+    }
+}
+
+impl Profiler for Hook {
+    fn begin(&mut self, index: u32, kind: OpKind) {
+        self.call(index, kind, NNB_OP_BEGIN);
+    }
+    fn end(&mut self, index: u32, kind: OpKind) {
+        self.call(index, kind, NNB_OP_END);
+    }
+}
+
+/// Runs the model once on buffers of `T`. See `nnblob.h` (`nnb_run`, `nnb_run_int8`).
 ///
 /// # Safety
 /// `model` as [`nnb_num_inputs`]; `inputs` is NULL or an array of `nnb_num_inputs` pointers,
-/// each NULL or to `nnb_input_len` readable floats; `outputs` likewise with writable floats;
-/// `arena` is NULL or points to `arena_bytes` writable bytes. No one else touches them during
-/// the call.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nnb_run(
+/// each NULL or to `nnb_input_len` readable elements; `outputs` likewise with writable
+/// elements; `arena` is NULL or points to `arena_bytes` writable bytes. No one else touches
+/// them during the call.
+unsafe fn run_c<T: Edge>(
     model: *const NnbModel,
-    inputs: *const *const f32,
-    outputs: *const *mut f32,
+    inputs: *const *const T,
+    outputs: *const *mut T,
     arena: *mut c_void,
     arena_bytes: usize,
 ) -> c_int {
-    // SAFETY: the caller's contract is model_ref's.
+    // SAFETY: the caller's contract is model_ref's and run's.
     match unsafe { model_ref(model) }
         .and_then(|m| unsafe { run(m, inputs, outputs, arena, arena_bytes) })
     {
@@ -485,14 +575,46 @@ pub unsafe extern "C" fn nnb_run(
     }
 }
 
-/// [`nnb_run`] on a valid model.
+/// Runs the model once on floats. See `nnblob.h`.
 ///
 /// # Safety
-/// As [`nnb_run`].
-unsafe fn run(
-    m: &NnbModel,
+/// As [`run_c`] with `float` elements.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_run(
+    model: *const NnbModel,
     inputs: *const *const f32,
     outputs: *const *mut f32,
+    arena: *mut c_void,
+    arena_bytes: usize,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { run_c(model, inputs, outputs, arena, arena_bytes) }
+}
+
+/// Runs an all-int8 model once on its raw int8 values. See `nnblob.h`.
+///
+/// # Safety
+/// As [`run_c`] with `int8_t` elements.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_run_int8(
+    model: *const NnbModel,
+    inputs: *const *const i8,
+    outputs: *const *mut i8,
+    arena: *mut c_void,
+    arena_bytes: usize,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { run_c(model, inputs, outputs, arena, arena_bytes) }
+}
+
+/// [`run_c`] on a valid model.
+///
+/// # Safety
+/// As [`run_c`].
+unsafe fn run<T: Edge>(
+    m: &NnbModel,
+    inputs: *const *const T,
+    outputs: *const *mut T,
     arena: *mut c_void,
     arena_bytes: usize,
 ) -> Result<(), c_int> {
@@ -522,27 +644,27 @@ unsafe fn run(
     };
     let blob = span(m.blob.cast(), m.blob_len).ok_or(NNB_ERR_RANGE)?;
     push((blob.start, blob.end), false);
-    push(f32_span(arena.cast(), arena_len)?, true);
-    let mut in_ptrs = [core::ptr::null::<f32>(); MAX_IO];
-    let mut out_ptrs = [core::ptr::null_mut::<f32>(); MAX_IO];
+    push(elem_span(arena.cast::<f32>(), arena_len)?, true);
+    let mut in_ptrs = [core::ptr::null::<T>(); MAX_IO];
+    let mut out_ptrs = [core::ptr::null_mut::<T>(); MAX_IO];
     for (i, slot) in in_ptrs.iter_mut().enumerate().take(n_in) {
         // SAFETY: `inputs` is non-NULL here and has `n_in` elements (the caller's contract).
         *slot = unsafe { inputs.add(i).read() };
-        push(f32_span(*slot, model.input_len(i))?, false);
+        push(elem_span(*slot, model.input_len(i))?, false);
     }
     for (i, slot) in out_ptrs.iter_mut().enumerate().take(n_out) {
         // SAFETY: as for the inputs.
         *slot = unsafe { outputs.add(i).read() };
-        push(f32_span(*slot, model.output_len(i))?, true);
+        push(elem_span(*slot, model.output_len(i))?, true);
     }
     check_overlaps(bufs.get(..n).ok_or(NNB_ERR_INTERNAL)?)?;
-    let mut ins: [&[f32]; MAX_IO] = [&[][..]; MAX_IO];
+    let mut ins: [&[T]; MAX_IO] = [&[][..]; MAX_IO];
     for (i, (slot, &p)) in ins.iter_mut().zip(&in_ptrs).enumerate().take(n_in) {
-        // SAFETY: checked non-NULL, aligned, not wrapping (`f32_span`); the caller gives
-        // `input_len` readable floats; no buffer the run writes overlaps it (`check_overlaps`).
+        // SAFETY: checked non-NULL, aligned, not wrapping (`elem_span`); the caller gives
+        // `input_len` readable elements; no buffer the run writes overlaps it (`check_overlaps`).
         *slot = unsafe { core::slice::from_raw_parts(p, model.input_len(i)) };
     }
-    let mut outs: [&mut [f32]; MAX_IO] = core::array::from_fn(|_| <&mut [f32]>::default());
+    let mut outs: [&mut [T]; MAX_IO] = core::array::from_fn(|_| <&mut [T]>::default());
     for (i, (slot, &p)) in outs.iter_mut().zip(&out_ptrs).enumerate().take(n_out) {
         // SAFETY: as for the inputs, writable, and disjoint from every other buffer of the run.
         *slot = unsafe { core::slice::from_raw_parts_mut(p, model.output_len(i)) };
@@ -552,7 +674,149 @@ unsafe fn run(
     let arena = unsafe { core::slice::from_raw_parts_mut(arena.cast::<f32>(), arena_len) };
     let ins = ins.get(..n_in).ok_or(NNB_ERR_INTERNAL)?;
     let outs = outs.get_mut(..n_out).ok_or(NNB_ERR_INTERNAL)?;
-    model.run_multi(ins, outs, arena).map_err(code)
+    match m.hook {
+        Some(hook) => T::run(model, ins, outs, arena, &mut Hook { hook, user: m.user }),
+        None => T::run(model, ins, outs, arena, &mut NoProfiler),
+    }
+    .map_err(code)
+}
+
+/// Sets (or, with a NULL `hook`, clears) the function a run calls before and after every op.
+/// See `nnblob.h`.
+///
+/// # Safety
+/// `model` is NULL or points to `NNB_MODEL_BYTES` writable bytes that no run uses during the
+/// call; `hook` is NULL or a function that may be called with `user` during the model's runs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_set_op_hook(
+    model: *mut NnbModel,
+    hook: Option<OpHook>,
+    user: *mut c_void,
+) -> c_int {
+    // SAFETY: the caller's contract is model_ref's, writable as well.
+    if let Err(c) = unsafe { model_ref(model) } {
+        return c;
+    }
+    // SAFETY: a valid model (just checked), writable and used by no run (the contract).
+    unsafe {
+        core::ptr::addr_of_mut!((*model).hook).write(hook);
+        core::ptr::addr_of_mut!((*model).user).write(user);
+    }
+    NNB_OK
+}
+
+/// The element type of input `index` (or output), as an `NNB_TYPE_*` code.
+///
+/// # Safety
+/// As [`nnb_num_inputs`].
+unsafe fn type_of(model: *const NnbModel, output: bool, index: usize) -> c_int {
+    // SAFETY: the caller's contract is model_ref's.
+    let m = match unsafe { model_ref(model) } {
+        Ok(m) => m.get(),
+        Err(c) => return c,
+    };
+    let io = if output {
+        m.output(index)
+    } else {
+        m.input(index)
+    };
+    match io.map(|io| io.tensor.elem) {
+        Some(ElemType::F32) => NNB_TYPE_F32,
+        Some(ElemType::I8) => NNB_TYPE_INT8,
+        None => NNB_ERR_NO_SUCH_IO,
+    }
+}
+
+/// The element type of input `index`: `NNB_TYPE_F32`, `NNB_TYPE_INT8` or a negative code.
+///
+/// # Safety
+/// As [`nnb_num_inputs`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_input_type(model: *const NnbModel, index: usize) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { type_of(model, false, index) }
+}
+
+/// The element type of output `index`, as [`nnb_input_type`].
+///
+/// # Safety
+/// As [`nnb_num_inputs`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_output_type(model: *const NnbModel, index: usize) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { type_of(model, true, index) }
+}
+
+/// The quantization of int8 input `index` (or output) into `*scale` and `*zero_point`.
+///
+/// # Safety
+/// As [`nnb_num_inputs`]; `scale` and `zero_point` are NULL or writable.
+unsafe fn quant_of(
+    model: *const NnbModel,
+    output: bool,
+    index: usize,
+    scale: *mut f32,
+    zero_point: *mut i32,
+) -> c_int {
+    // SAFETY: the caller's contract is model_ref's.
+    let m = match unsafe { model_ref(model) } {
+        Ok(m) => m.get(),
+        Err(c) => return c,
+    };
+    if scale.is_null() || zero_point.is_null() {
+        return NNB_ERR_NULL;
+    }
+    if !aligned(scale.cast(), align_of::<f32>()) || !aligned(zero_point.cast(), align_of::<i32>()) {
+        return NNB_ERR_ALIGN;
+    }
+    let io = if output {
+        m.output(index)
+    } else {
+        m.input(index)
+    };
+    let Some(t) = io.map(|io| io.tensor) else {
+        return NNB_ERR_NO_SUCH_IO;
+    };
+    if t.elem != ElemType::I8 {
+        return NNB_ERR_IO_TYPE;
+    }
+    // SAFETY: non-NULL, aligned and writable (the caller's contract).
+    unsafe {
+        scale.write(t.quant.scale);
+        zero_point.write(i32::from(t.quant.zero_point));
+    }
+    NNB_OK
+}
+
+/// The scale and zero point of int8 input `index`: real = scale * (q - zero_point). `NNB_OK`,
+/// or `NNB_ERR_IO_TYPE` for an f32 input, or another negative code.
+///
+/// # Safety
+/// As [`nnb_num_inputs`]; `scale` and `zero_point` are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_input_quant(
+    model: *const NnbModel,
+    index: usize,
+    scale: *mut f32,
+    zero_point: *mut i32,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { quant_of(model, false, index, scale, zero_point) }
+}
+
+/// The scale and zero point of int8 output `index`, as [`nnb_input_quant`].
+///
+/// # Safety
+/// As [`nnb_input_quant`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nnb_output_quant(
+    model: *const NnbModel,
+    index: usize,
+    scale: *mut f32,
+    zero_point: *mut i32,
+) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { quant_of(model, true, index, scale, zero_point) }
 }
 
 /// The sentence of `code`: a static NUL-terminated string, never NULL.

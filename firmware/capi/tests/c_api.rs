@@ -17,13 +17,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-use nnblob::blob::{self, WeightDtype};
-use nnblob::checkpoint::{self, Options};
-use nnblob::graph::{bind, catalog};
+use nnblob::blob::WeightDtype;
 use nnblob_capi as capi;
-use nnblob_firmware::Model;
+use nnblob_firmware::{Model, NoProfiler};
+use nnblob_tests::capi::{convert, static_library, write_f32, Converted, Mode, Toolchain};
 
 const C_FLAGS: [&str; 5] = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"];
 
@@ -50,7 +49,7 @@ fn defines(h: &str) -> BTreeMap<String, i64> {
 /// The functions the header declares: `nnb_name(` at the start of a declaration.
 fn declared_functions(h: &str) -> BTreeSet<String> {
     h.lines()
-        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with('/'))
+        .filter(|l| !l.starts_with([' ', '#', '/']) && !l.starts_with("typedef"))
         .filter_map(|l| {
             let start = l.find("nnb_")?;
             let end = start + l[start..].find('(')?;
@@ -87,6 +86,10 @@ fn header_constants_are_the_crates() {
         ("NNB_MAX_RANK", capi::MAX_RANK),
         ("NNB_ARENA_ALIGN", capi::ARENA_ALIGN),
         ("NNB_BLOB_ALIGN", nnblob_format::layout::WEIGHT_ALIGN),
+        ("NNB_TYPE_F32", capi::NNB_TYPE_F32 as usize),
+        ("NNB_TYPE_INT8", capi::NNB_TYPE_INT8 as usize),
+        ("NNB_OP_BEGIN", capi::NNB_OP_BEGIN as usize),
+        ("NNB_OP_END", capi::NNB_OP_END as usize),
     ];
     for (name, value) in expect {
         assert_eq!(d.get(name), Some(&(value as i64)), "{name} in nnblob.h");
@@ -115,41 +118,33 @@ fn every_code_has_its_sentence() {
     assert_eq!(s.to_str(), Ok("unknown error code"));
 }
 
-/// The static library for the host, built once per test run.
-fn library() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nnblob-capi");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--locked", "-p", "nnblob-capi"])
-            .arg("--manifest-path")
-            .arg(crate_dir().join("../../Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("runs cargo");
-        assert!(status.success(), "cargo build -p nnblob-capi");
-        target.join("release/libnnblob_capi.a")
-    })
+/// The static library for `tc`'s target, built once per test run and target.
+fn library(tc: &Toolchain) -> PathBuf {
+    static LIBS: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut libs = LIBS.lock().expect("not poisoned");
+    libs.entry(tc.name())
+        .or_insert_with(|| static_library(Path::new(env!("CARGO_TARGET_TMPDIR")), tc.target))
+        .clone()
 }
 
 /// `source` compiled with the strict C flags against the header and the static library.
-fn compile(source: &str, out: &Path) {
-    let o = Command::new("cc")
+fn compile(tc: &Toolchain, source: &str, out: &Path) {
+    let o = Command::new(&tc.cc)
         .args(C_FLAGS)
         .arg("-I")
         .arg(crate_dir().join("include"))
         .arg(crate_dir().join(source))
-        .arg(library())
-        // What std needs on a hosted target (`--print native-static-libs`).
+        .arg(library(tc))
+        // What std needs on a Linux target (`--print native-static-libs`).
         .args(["-lpthread", "-ldl", "-lm"])
         .arg("-o")
         .arg(out)
         .output()
-        .expect("runs cc");
+        .expect("runs the C compiler");
     assert!(
         o.status.success(),
-        "cc {source}:\n{}",
+        "{} {source}:\n{}",
+        tc.cc,
         String::from_utf8_lossy(&o.stderr)
     );
 }
@@ -161,30 +156,15 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// LeNet-5's blob converted from its committed fixture, and the fixture's inputs.
-fn lenet5(dtype: WeightDtype) -> (Vec<u8>, Vec<Vec<f32>>) {
-    let dir = crate_dir().join("../../tests/fixtures/models/lenet5");
-    let ckpt_path = dir.join("state_dict.pth");
-    let ckpt = checkpoint::open(&ckpt_path, &Options::default()).expect("reads the checkpoint");
-    let graph = catalog::graph("lenet5").expect("a catalog entry");
-    let bound = bind(graph, blob::state_dict(&ckpt)).expect("binds strictly");
-    let sha = blob::sha256_file(&ckpt_path).expect("hashes");
-    let built = blob::build(bound, sha, dtype).expect("compiles");
-    let inputs = nnblob::npy::read::<f32>(&dir.join("inputs.npy")).expect("inputs.npy");
-    let n = inputs.data.len() / inputs.shape[0];
-    let inputs = inputs.data.chunks(n).map(<[f32]>::to_vec).collect();
-    (built.bytes, inputs)
-}
-
-fn f32_file(path: &Path, values: &[f32]) {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).expect("writes");
+fn lenet5(mode: Mode) -> Converted {
+    convert("lenet5", mode)
 }
 
 #[test]
 fn header_functions_are_the_librarys_symbols() {
     let o = Command::new("nm")
         .args(["-g", "--defined-only"])
-        .arg(library())
+        .arg(library(&Toolchain::host()))
         .output()
         .expect("runs nm");
     assert!(o.status.success());
@@ -199,56 +179,123 @@ fn header_functions_are_the_librarys_symbols() {
     assert_eq!(declared_functions(&header()), exported);
 }
 
-#[test]
-fn c_program_gives_the_engines_bits() {
-    let exe = tmp("run_blob");
-    compile("examples/run_blob.c", &exe);
-    for dtype in [WeightDtype::F16, WeightDtype::F32] {
-        let (bytes, inputs) = lenet5(dtype);
-        let blob_path = tmp(&format!("lenet5-{dtype:?}.nnb"));
-        std::fs::write(&blob_path, &bytes).expect("writes");
-        let model = Model::from_bytes(&bytes).expect("valid blob");
+/// Runs `examples/run_blob.c`, built by `tc`, on LeNet-5 (fp16, f32 and int8 weights, every
+/// fixture input) and ResNet-8 (fp16 and int8, two inputs): the output bits equal the engine's
+/// on this host, through `nnb_run`, and for int8 also through `nnb_run_int8` on the quantized
+/// inputs (equal to `Model::run_quantized`).
+fn run_blob_gives_the_engines_bits(tc: &Toolchain) {
+    let exe = tmp(&format!("run_blob-{}", tc.name()));
+    compile(tc, "examples/run_blob.c", &exe);
+    let run = |args: &[&Path]| -> (Vec<String>, String) {
+        let o = tc.command(&exe).args(args).output().expect("runs run_blob");
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "run_blob on {}: {stderr}", tc.name());
+        let lines = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        (lines, stderr)
+    };
+    let cases = [
+        ("lenet5", Mode::Weights(WeightDtype::F16), usize::MAX),
+        ("lenet5", Mode::Weights(WeightDtype::F32), usize::MAX),
+        ("lenet5", Mode::Int8, usize::MAX),
+        ("resnet8", Mode::Weights(WeightDtype::F16), 2),
+        ("resnet8", Mode::Int8, 2),
+        // Int8 at both edges (LeNet-5 and ResNet-8 end in f32: their softmax), so that
+        // nnb_run_int8 runs.
+        ("fc_autoencoder", Mode::Int8, 2),
+    ];
+    let mut raw_runs = 0;
+    for (name, mode, count) in cases {
+        let c = convert(name, mode);
+        let what = format!("{name} {mode:?} on {}", tc.name());
+        let blob_path = tmp(&format!("{name}-{mode:?}.nnb"));
+        std::fs::write(&blob_path, &c.bytes).expect("writes");
+        let model = Model::from_bytes(&c.bytes).expect("valid blob");
         let mut arena = vec![0.0f32; model.arena_len()];
-        for (k, input) in inputs.iter().enumerate() {
+        let info = model.input(0).expect("an input");
+        for (k, input) in c.inputs.iter().enumerate().take(count) {
             let mut expected = vec![0.0f32; model.output_len(0)];
             model.run(input, &mut expected, &mut arena).expect("runs");
-            let input_path = tmp(&format!("lenet5-{dtype:?}-{k}.f32"));
-            f32_file(&input_path, input);
-            let o = Command::new(&exe)
-                .arg(&blob_path)
-                .arg(&input_path)
-                .output()
-                .expect("runs run_blob");
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            assert!(o.status.success(), "run_blob: {stderr}");
-            let got: Vec<String> = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect();
+            let input_path = tmp(&format!("{name}-{mode:?}-{k}.f32"));
+            write_f32(&input_path, input);
+            let (got, stderr) = run(&[&blob_path, &input_path]);
             let want: Vec<String> = expected
                 .iter()
                 .map(|v| format!("0x{:08x}", v.to_bits()))
                 .collect();
-            assert_eq!(got, want, "{dtype:?}, input {k}");
-            let info = model.input(0).expect("an input");
+            assert_eq!(got, want, "{what}, input {k}");
             let dims: Vec<String> = info.shape().iter().map(u32::to_string).collect();
             assert!(
                 stderr.contains(&format!("input 0 '{}' [{}]", info.name, dims.join(", "))),
                 "{stderr}"
             );
+            let int8 = |io: Option<nnblob_firmware::IoInfo<'_>>| {
+                io.is_some_and(|io| io.tensor.elem == nnblob_firmware::ElemType::I8)
+            };
+            if !(int8(model.input(0)) && int8(model.output(0))) {
+                continue;
+            }
+            raw_runs += 1;
+            // The raw int8 path: the input quantized as the engine quantizes it.
+            let quant = info.tensor.quant;
+            let q: Vec<i8> = input
+                .iter()
+                .map(|&x| nnblob::quant::params::quantize_value(x, quant))
+                .collect();
+            let mut expected = vec![0i8; model.output_len(0)];
+            model
+                .run_quantized(&[&q], &mut [&mut expected], &mut arena, &mut NoProfiler)
+                .expect("runs int8");
+            let q_path = tmp(&format!("{name}-{mode:?}-{k}.i8"));
+            std::fs::write(&q_path, q.iter().map(|&v| v as u8).collect::<Vec<u8>>())
+                .expect("writes");
+            let (got, stderr) = run(&[Path::new("--int8"), &blob_path, &q_path]);
+            let want: Vec<String> = expected.iter().map(i8::to_string).collect();
+            assert_eq!(got, want, "{what}, int8 input {k}");
+
+            assert!(
+                stderr.contains(&format!(
+                    " (0x{:08x}) zero point {}",
+                    quant.scale.to_bits(),
+                    quant.zero_point
+                )),
+                "{what}: {stderr}"
+            );
         }
     }
+    assert!(raw_runs > 0, "no int8-at-both-edges case ran nnb_run_int8");
+}
+
+#[test]
+fn c_program_gives_the_engines_bits() {
+    run_blob_gives_the_engines_bits(&Toolchain::host());
+}
+
+/// The same program and library cross-built for a 64-bit Arm Linux SBC, run under qemu-aarch64.
+#[test]
+#[ignore = "needs the aarch64 Linux target, its GCC and qemu-user; tests/run.sh runs it"]
+fn c_program_on_aarch64_linux_gives_the_hosts_bits() {
+    run_blob_gives_the_engines_bits(&Toolchain::linux("aarch64-unknown-linux-gnu"));
+}
+
+/// The same for a 32-bit Arm Linux SBC (armv7, hard float), under qemu-arm.
+#[test]
+#[ignore = "needs the armv7 Linux target, its GCC and qemu-user; tests/run.sh runs it"]
+fn c_program_on_armv7_linux_gives_the_hosts_bits() {
+    run_blob_gives_the_engines_bits(&Toolchain::linux("armv7-unknown-linux-gnueabihf"));
 }
 
 #[test]
 fn hostile_calls_return_their_codes() {
     let exe = tmp("hostile");
-    compile("tests/hostile.c", &exe);
-    let (bytes, inputs) = lenet5(WeightDtype::F16);
+    compile(&Toolchain::host(), "tests/hostile.c", &exe);
+    let Converted { bytes, inputs, .. } = lenet5(Mode::Weights(WeightDtype::F16));
     let blob_path = tmp("hostile.nnb");
     let input_path = tmp("hostile.f32");
     std::fs::write(&blob_path, &bytes).expect("writes");
-    f32_file(&input_path, &inputs[0]);
+    write_f32(&input_path, &inputs[0]);
     let o = Command::new(&exe)
         .arg(&blob_path)
         .arg(&input_path)
@@ -327,6 +374,36 @@ fn hostile_calls_return_their_codes() {
         ("run_arena_range", capi::NNB_ERR_RANGE.to_string()),
         ("run_ok", capi::NNB_OK.to_string()),
         ("run_ok_larger_arena", capi::NNB_OK.to_string()),
+        ("hook_null_model", capi::NNB_ERR_NULL.to_string()),
+        ("hook_failed_model", capi::NNB_ERR_MODEL_INVALID.to_string()),
+        ("hook_set", capi::NNB_OK.to_string()),
+        ("hook_run_ok", capi::NNB_OK.to_string()),
+        ("hook_begins", model.op_count().to_string()),
+        ("hook_ends", model.op_count().to_string()),
+        ("hook_out_of_order", "0".into()),
+        ("hook_cleared", capi::NNB_OK.to_string()),
+        ("hook_cleared_run_ok", capi::NNB_OK.to_string()),
+        ("hook_cleared_begins", model.op_count().to_string()),
+        ("input_type", capi::NNB_TYPE_F32.to_string()),
+        ("output_type", capi::NNB_TYPE_F32.to_string()),
+        ("input_type_1", capi::NNB_ERR_NO_SUCH_IO.to_string()),
+        ("output_type_null_model", capi::NNB_ERR_NULL.to_string()),
+        (
+            "input_type_failed_model",
+            capi::NNB_ERR_MODEL_INVALID.to_string(),
+        ),
+        ("input_quant_f32", capi::NNB_ERR_IO_TYPE.to_string()),
+        ("quant_untouched", "1".into()),
+        ("output_quant_1", capi::NNB_ERR_NO_SUCH_IO.to_string()),
+        ("input_quant_null_scale", capi::NNB_ERR_NULL.to_string()),
+        (
+            "output_quant_null_zero_point",
+            capi::NNB_ERR_NULL.to_string(),
+        ),
+        ("input_quant_misaligned", capi::NNB_ERR_ALIGN.to_string()),
+        ("run_int8_f32_model", capi::NNB_ERR_IO_TYPE.to_string()),
+        ("run_int8_null_model", capi::NNB_ERR_NULL.to_string()),
+        ("run_int8_null_inputs", capi::NNB_ERR_NULL.to_string()),
         ("sizeof_model", capi::MODEL_BYTES.to_string()),
         ("error_str_unknown_not_null", "1".into()),
         ("error_str_crc_not_null", "1".into()),

@@ -32,6 +32,22 @@ static unsigned char *read_file(const char *path, size_t *len) {
 
 static void show(const char *name, long value) { printf("%s %ld\n", name, value); }
 
+/* The op hook: counts its calls by phase; a begin must follow an end, in op order. */
+struct hook_counts { long begins, ends, out_of_order, last; };
+static void count_ops(void *user, size_t op_index, const char *op_kind, int phase) {
+    struct hook_counts *c = user;
+    if (phase == NNB_OP_BEGIN) {
+        if ((long)op_index != c->last + 1 || c->begins != c->ends || op_kind == NULL ||
+            op_kind[0] == '\0')
+            c->out_of_order++;
+        c->begins++;
+    } else {
+        if ((long)op_index != c->last + 1 || c->ends + 1 != c->begins) c->out_of_order++;
+        c->ends++;
+        c->last = (long)op_index;
+    }
+}
+
 int main(int argc, char **argv) {
     static nnb_model model, failed, zeroed;
     static union { nnb_model m; unsigned char bytes[sizeof(nnb_model) + 16]; } spare;
@@ -131,6 +147,44 @@ int main(int argc, char **argv) {
     show("run_arena_range", nnb_run(&model, inputs, outputs, arena, SIZE_MAX));
     show("run_ok", nnb_run(&model, inputs, outputs, arena, arena_bytes));
     show("run_ok_larger_arena", nnb_run(&model, inputs, outputs, arena, arena_bytes + 16));
+
+    /* nnb_set_op_hook: one begin and one end per op, in order; gone once cleared. */
+    {
+        struct hook_counts counts = {0, 0, 0, -1};
+        show("hook_null_model", nnb_set_op_hook(NULL, count_ops, &counts));
+        show("hook_failed_model", nnb_set_op_hook(&failed, count_ops, &counts));
+        show("hook_set", nnb_set_op_hook(&model, count_ops, &counts));
+        show("hook_run_ok", nnb_run(&model, inputs, outputs, arena, arena_bytes));
+        show("hook_begins", counts.begins);
+        show("hook_ends", counts.ends);
+        show("hook_out_of_order", counts.out_of_order);
+        show("hook_cleared", nnb_set_op_hook(&model, NULL, NULL));
+        show("hook_cleared_run_ok", nnb_run(&model, inputs, outputs, arena, arena_bytes));
+        show("hook_cleared_begins", counts.begins);
+    }
+
+    /* Types and quantization of an f32 model's inputs and outputs; int8 runs refused. */
+    {
+        float scale = 12345.0f;
+        int32_t zero_point = 12345;
+        const int8_t *in8[1] = {(const int8_t *)input_bytes};
+        int8_t *out8[1] = {(int8_t *)output};
+        show("input_type", nnb_input_type(&model, 0));
+        show("output_type", nnb_output_type(&model, 0));
+        show("input_type_1", nnb_input_type(&model, 1));
+        show("output_type_null_model", nnb_output_type(NULL, 0));
+        show("input_type_failed_model", nnb_input_type(&failed, 0));
+        show("input_quant_f32", nnb_input_quant(&model, 0, &scale, &zero_point));
+        show("quant_untouched", scale == 12345.0f && zero_point == 12345);
+        show("output_quant_1", nnb_output_quant(&model, 1, &scale, &zero_point));
+        show("input_quant_null_scale", nnb_input_quant(&model, 0, NULL, &zero_point));
+        show("output_quant_null_zero_point", nnb_output_quant(&model, 0, &scale, NULL));
+        show("input_quant_misaligned",
+             nnb_input_quant(&model, 0, &scale, (int32_t *)(void *)((unsigned char *)&zero_point + 1)));
+        show("run_int8_f32_model", nnb_run_int8(&model, in8, out8, arena, arena_bytes));
+        show("run_int8_null_model", nnb_run_int8(NULL, in8, out8, arena, arena_bytes));
+        show("run_int8_null_inputs", nnb_run_int8(&model, NULL, out8, arena, arena_bytes));
+    }
 
     /* The struct as C lays it out. */
     {
