@@ -54,6 +54,9 @@ step "firmware under QEMU: device outputs equal the host's bit for bit (docs/DEV
 cargo fmt --manifest-path firmware/qemu/Cargo.toml -- --check
 cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture
 
+step "the C firmware under QEMU: a C program linking the C API on the Cortex-M4F, the host's bits (docs/C.md)"
+cargo test --locked -p nnblob-tests --test qemu_c -- --ignored --nocapture
+
 step "catalog models under QEMU through nnblob emit, bit for bit; engine code sizes (docs/EMIT.md, docs/DEVICE.md)"
 cargo test --locked -p nnblob-tests --test qemu_catalog -- --ignored --nocapture
 cargo test --locked -p nnblob --test cli_emit_sizes -- --ignored --nocapture

@@ -67,23 +67,22 @@ pub fn convert(name: &str, mode: Mode) -> Converted {
     }
 }
 
-/// `libnnblob_capi.a` for `target` (the host's without one), built by a nested `cargo build
-/// --release -p nnblob-capi` with its own target directory under `dir` (the calling test's
-/// build holds the lock on the main one); later runs find it up to date.
+/// `libnnblob_capi.a` for `target` (the host's without one), built by a nested `cargo build -p
+/// nnblob-capi` with its own target directory under `dir` (the calling test's build holds the
+/// lock on the main one); later runs find it up to date. Bare-metal targets get the
+/// `release-speed` profile (docs/C.md), hosted ones `release`.
 pub fn static_library(dir: &Path, target: Option<&str>) -> PathBuf {
     let target_dir = dir.join("nnblob-capi");
+    let profile = match target {
+        Some(t) if t.contains("-none-") => "release-speed",
+        _ => "release",
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
-    c.args([
-        "build",
-        "--quiet",
-        "--release",
-        "--locked",
-        "-p",
-        "nnblob-capi",
-    ])
-    .current_dir(workspace_root())
-    .env("CARGO_TARGET_DIR", &target_dir);
+    c.args(["build", "--quiet", "--locked", "-p", "nnblob-capi"])
+        .args(["--profile", profile])
+        .current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", &target_dir);
     if let Some(t) = target {
         c.args(["--target", t]);
     }
@@ -93,13 +92,34 @@ pub fn static_library(dir: &Path, target: Option<&str>) -> PathBuf {
     if let Some(t) = target {
         path.push(t);
     }
-    path.join("release/libnnblob_capi.a")
+    path.join(profile).join("libnnblob_capi.a")
 }
 
 /// Writes `values` as raw little-endian f32.
 pub fn write_f32(path: &Path, values: &[f32]) {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(path, bytes).expect("writes");
+}
+
+/// The strings of `key` in `[target.TARGET]` of the cargo configuration `config`: the value of
+/// `key = "value"`, or the elements of `key = ["a", "b"]`.
+pub fn cargo_config_strings(config: &Path, target: &str, key: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(config)
+        .unwrap_or_else(|e| panic!("reads {}: {e}", config.display()));
+    let header = format!("[target.{target}]");
+    let value = text
+        .lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} for {target} in {}", config.display()));
+    value
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 /// A C toolchain and how to run what it builds: the host's, or a Linux target's from the
@@ -126,33 +146,11 @@ impl Toolchain {
 
     /// `target`'s, read from `.cargo/config.toml`.
     pub fn linux(target: &'static str) -> Toolchain {
-        let config = std::fs::read_to_string(workspace_root().join(".cargo/config.toml"))
-            .expect("reads .cargo/config.toml");
-        let header = format!("[target.{target}]");
-        let table: Vec<&str> = config
-            .lines()
-            .skip_while(|l| l.trim() != header)
-            .skip(1)
-            .take_while(|l| !l.starts_with('['))
-            .collect();
-        // `key = "value"` or `key = ["a", "b"]`: the quoted strings after the key.
-        let strings = |key: &str| -> Vec<String> {
-            table
-                .iter()
-                .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
-                .map(|v| {
-                    v.split('"')
-                        .skip(1)
-                        .step_by(2)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_else(|| panic!("no {key} for {target} in .cargo/config.toml"))
-        };
+        let config = workspace_root().join(".cargo/config.toml");
         Toolchain {
             target: Some(target),
-            cc: strings("linker").remove(0),
-            runner: strings("runner"),
+            cc: cargo_config_strings(&config, target, "linker").remove(0),
+            runner: cargo_config_strings(&config, target, "runner"),
         }
     }
 

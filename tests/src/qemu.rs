@@ -188,41 +188,62 @@ impl Firmware<'_> {
     /// Builds and runs the firmware in QEMU (the cargo runner, which has a timeout) with the
     /// counting plugin `plugin` loaded, marking `nnb_mark` in `elf`.
     pub fn run(&self, elf: &Path, plugin: &Path) -> DeviceRun {
-        // The plugin sees instruction addresses: a Thumb symbol's has its low bit set; RISC-V
-        // instructions are at even addresses already.
-        let marker = symbol(elf, " T nnb_mark") & !1;
         // Arguments after the ELF go to QEMU (the runner ends with `-kernel`).
-        let plugin_args = [
-            "--".to_string(),
-            "-plugin".to_string(),
-            format!("{},marker={marker:#x}", plugin.display()),
-            "-d".to_string(),
-            "plugin".to_string(),
-        ];
-        let out = self.cargo("run", &plugin_args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let machine = self.board.machine;
-        assert!(
-            out.status.success(),
-            "firmware on {machine} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            self.board.target,
-            out.status
-        );
-        let profile =
-            Profile::parse(&stdout).unwrap_or_else(|e| panic!("{machine}: {e}\nstdout:\n{stdout}"));
-        // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
-        let plugin_insns = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("icount mark 1 total "))
-            .and_then(|rest| rest.split_whitespace().nth(2))
-            .and_then(|d| d.parse().ok())
-            .unwrap_or_else(|| panic!("{machine}: no plugin count in:\n{stderr}"));
-        DeviceRun {
-            profile,
-            report: stdout,
-            plugin_insns,
-        }
+        let mut args = vec!["--".to_string()];
+        args.extend(plugin_args(elf, plugin));
+        let out = self.cargo("run", &args);
+        device_run(&out, self.board)
+    }
+}
+
+/// The QEMU command line that runs an ELF on `board`, up to its final `-kernel`: the cargo
+/// runner of the board's target in `firmware/qemu/.cargo/config.toml`, which has a timeout.
+pub fn board_command(board: &Board) -> Vec<String> {
+    crate::capi::cargo_config_strings(
+        &workspace_root().join("firmware/qemu/.cargo/config.toml"),
+        board.target,
+        "runner",
+    )
+}
+
+/// QEMU's arguments loading the counting plugin `plugin`, marking `nnb_mark` in `elf`.
+pub fn plugin_args(elf: &Path, plugin: &Path) -> Vec<String> {
+    // The plugin sees instruction addresses: a Thumb symbol's has its low bit set; RISC-V
+    // instructions are at even addresses already.
+    let marker = symbol(elf, " T nnb_mark") & !1;
+    vec![
+        "-plugin".to_string(),
+        format!("{},marker={marker:#x}", plugin.display()),
+        "-d".to_string(),
+        "plugin".to_string(),
+    ]
+}
+
+/// What a run on `board` printed: the firmware's report (its stdout) and the plugin's count
+/// (its stderr). Fails when the run did.
+pub fn device_run(out: &Output, board: &Board) -> DeviceRun {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let machine = board.machine;
+    assert!(
+        out.status.success(),
+        "firmware on {machine} ({}) failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        board.target,
+        out.status
+    );
+    let profile =
+        Profile::parse(&stdout).unwrap_or_else(|e| panic!("{machine}: {e}\nstdout:\n{stdout}"));
+    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
+    let plugin_insns = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("icount mark 1 total "))
+        .and_then(|rest| rest.split_whitespace().nth(2))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{machine}: no plugin count in:\n{stderr}"));
+    DeviceRun {
+        profile,
+        report: stdout,
+        plugin_insns,
     }
 }
 
