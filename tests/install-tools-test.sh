@@ -40,7 +40,7 @@ check "madison does not offer a build it does not list" no \
 # What is missing, as packages: each once (qemu-user provides two emulators), in the table's order.
 present() { [ "$1" = qemu-system-arm ] || [ "$1" = /usr/aarch64-linux-gnu/include/stdio.h ]; }
 check "the packages of the missing tools, each once" \
-  "qemu-system-misc qemu-user gcc-arm-none-eabi gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" \
+  "qemu-system-misc qemu-user gcc-arm-none-eabi make gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" \
   "$(missing_packages | tr '\n' ' ' | sed 's/ $//')"
 present() { true; }
 check "nothing missing: no package" "" "$(missing_packages)"

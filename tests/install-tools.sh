@@ -28,6 +28,7 @@ TOOLS=(
   "qemu-aarch64|qemu-user"                                           # aarch64 Linux (SBCs)
   "qemu-arm|qemu-user"                                               # armv7 Linux (SBCs)
   "arm-none-eabi-gcc|gcc-arm-none-eabi"                              # the C firmware
+  "make|make"                                                        # its Makefile
   "aarch64-linux-gnu-gcc|gcc-aarch64-linux-gnu"                      # linker and C, aarch64
   "/usr/aarch64-linux-gnu/include/stdio.h|libc6-dev-arm64-cross"     # its C library
   "arm-linux-gnueabihf-gcc|gcc-arm-linux-gnueabihf"                  # linker and C, armv7

@@ -22,6 +22,17 @@ pub enum Mode {
     Int8,
 }
 
+impl Mode {
+    /// How the tables and file names call it: `F16`, `F32`, `int8`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Weights(WeightDtype::F16) => "F16",
+            Mode::Weights(WeightDtype::F32) => "F32",
+            Mode::Int8 => "int8",
+        }
+    }
+}
+
 /// A converted catalog model.
 pub struct Converted {
     /// The blob.

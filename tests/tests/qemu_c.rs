@@ -4,8 +4,8 @@
 //!
 //! For each case, a catalog model's committed fixture is converted in-process (fp16 and f32
 //! weights, int8), emitted as C (`nnblob::emit::c_sources`) with the fixture's first input as a
-//! C array, compiled with `arm-none-eabi-gcc -std=c11 -Wall -Wextra -Werror -pedantic` for the
-//! Cortex-M4F with its own start-up code and linker script, and run under `qemu-system-arm
+//! C array, built by the example's Makefile (`arm-none-eabi-gcc -std=c11 -Wall -Wextra -Werror
+//! -pedantic` for the Cortex-M4F, its own start-up code and linker script), and run under `qemu-system-arm
 //! -machine mps2-an386 -icount shift=0` with the counting plugin. Required: every output's bits
 //! equal the host's (`nnb_run` on the device, `Model::run` here); one instruction count per op
 //! from the op hook (`nnb_set_op_hook`), and the profiled run's bits equal the first run's; the
@@ -13,7 +13,7 @@
 //! footprint` reports for the Cortex-M4 plus the C program's own frames. Instructions per MAC,
 //! stack and flash are printed: docs/C.md records them.
 //!
-//! Needs `qemu-system-arm`, `arm-none-eabi-gcc` (Debian: gcc-arm-none-eabi), the
+//! Needs `qemu-system-arm`, `arm-none-eabi-gcc` (Debian: gcc-arm-none-eabi), `make`, the
 //! thumbv7em-none-eabihf target, a C compiler and binutils for the plugin:
 //! `cargo test -p nnblob-tests --test qemu_c -- --ignored --nocapture`.
 
@@ -34,25 +34,6 @@ use nnblob_tests::workspace_root;
 /// arrays, slices and overlap table for up to `NNB_MAX_IO` buffers, and `main`'s frame
 /// (measured on LeNet-5 fp16: 896 bytes over the Rust firmware's 9,608).
 const C_FRAMES_BYTES: usize = 1024;
-
-/// The GNU Arm flags of the Cortex-M4F with its FPU, the hard-float ABI of the Rust target
-/// `thumbv7em-none-eabihf`, and the strict C of the header's promise.
-const CFLAGS: [&str; 14] = [
-    "-mcpu=cortex-m4",
-    "-mthumb",
-    "-mfloat-abi=hard",
-    "-mfpu=fpv4-sp-d16",
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-O2",
-    "-ffreestanding",
-    "-ffunction-sections",
-    "-fdata-sections",
-    "-nostdlib",
-];
 
 fn example_dir() -> PathBuf {
     workspace_root().join("firmware/capi/examples/cortex-m")
@@ -92,30 +73,21 @@ fn build(dir: &Path, name: &str, blob: &[u8], input: &[f32], library: &Path) -> 
     }
     std::fs::write(generated.join("input.h"), input_header(name, input)).expect("writes");
     let elf = dir.join("firmware.elf");
-    let ex = example_dir();
-    let o = Command::new("arm-none-eabi-gcc")
-        .args(CFLAGS)
-        .arg("-I")
-        .arg(workspace_root().join("firmware/capi/include"))
-        .arg("-I")
-        .arg(&generated)
-        .arg("-I")
-        .arg(&ex)
-        .arg("-T")
-        .arg(ex.join("mps2-an386.ld"))
-        .args(["-Wl,--gc-sections", "-Wl,-z,noexecstack"])
-        .arg(ex.join("main.c"))
-        .arg(ex.join("startup.c"))
-        .arg(generated.join("model.c"))
-        .arg(library)
-        .arg("-lgcc")
-        .arg("-o")
-        .arg(&elf)
+    let arg = |name: &str, path: &Path| format!("{name}={}", path.display());
+    let o = Command::new("make")
+        .arg("-C")
+        .arg(example_dir())
+        .arg(arg("NNBLOB", &workspace_root()))
+        .arg(arg("MODEL", &generated))
+        .arg(arg("INPUT", &generated))
+        .arg(arg("LIB", library))
+        .arg(arg("OUT", &elf))
         .output()
-        .expect("runs arm-none-eabi-gcc");
+        .expect("runs make");
     assert!(
         o.status.success(),
-        "arm-none-eabi-gcc for {name}:\n{}",
+        "make for {name}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
     elf
@@ -139,10 +111,11 @@ fn c_firmware_on_the_cortex_m4f_gives_the_hosts_bits() {
     println!("| model | weights | MACs | instructions (plugin) | per MAC | stack bytes | flash bytes (blob) | RAM bytes (arena) |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for (name, mode) in cases {
-        let what = format!("{name} {mode:?}");
+        let label = mode.label();
+        let what = format!("{name} {label}");
         let c = convert(name, mode);
         let input = &c.inputs[0];
-        let dir = tmp.join(format!("{name}-{mode:?}"));
+        let dir = tmp.join(format!("{name}-{label}"));
         let elf = build(&dir, name, &c.bytes, input, &library);
 
         // The blob is in flash, 16-byte aligned, as the emitted C places it.
@@ -184,11 +157,7 @@ fn c_firmware_on_the_cortex_m4f_gives_the_hosts_bits() {
         );
         let ram = section(&elf, ".bss").map_or(0, |(_, size)| size);
         println!(
-            "| {name} | {} | {} | {} ({}) | {:.2} | {stack} | {size} ({}) | {ram} ({}) |",
-            match mode {
-                Mode::Weights(d) => format!("{d:?}"),
-                Mode::Int8 => "int8".into(),
-            },
+            "| {name} | {label} | {} | {} ({}) | {:.2} | {stack} | {size} ({}) | {ram} ({}) |",
             c.macs,
             p.inference_insns,
             run.plugin_insns,

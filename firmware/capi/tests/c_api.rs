@@ -208,9 +208,10 @@ fn run_blob_gives_the_engines_bits(tc: &Toolchain) {
     ];
     let mut raw_runs = 0;
     for (name, mode, count) in cases {
+        let label = mode.label();
         let c = convert(name, mode);
-        let what = format!("{name} {mode:?} on {}", tc.name());
-        let blob_path = tmp(&format!("{name}-{mode:?}.nnb"));
+        let what = format!("{name} {label} on {}", tc.name());
+        let blob_path = tmp(&format!("{name}-{label}.nnb"));
         std::fs::write(&blob_path, &c.bytes).expect("writes");
         let model = Model::from_bytes(&c.bytes).expect("valid blob");
         let mut arena = vec![0.0f32; model.arena_len()];
@@ -218,7 +219,7 @@ fn run_blob_gives_the_engines_bits(tc: &Toolchain) {
         for (k, input) in c.inputs.iter().enumerate().take(count) {
             let mut expected = vec![0.0f32; model.output_len(0)];
             model.run(input, &mut expected, &mut arena).expect("runs");
-            let input_path = tmp(&format!("{name}-{mode:?}-{k}.f32"));
+            let input_path = tmp(&format!("{name}-{label}-{k}.f32"));
             write_f32(&input_path, input);
             let (got, stderr) = run(&[&blob_path, &input_path]);
             let want: Vec<String> = expected
@@ -248,7 +249,7 @@ fn run_blob_gives_the_engines_bits(tc: &Toolchain) {
             model
                 .run_quantized(&[&q], &mut [&mut expected], &mut arena, &mut NoProfiler)
                 .expect("runs int8");
-            let q_path = tmp(&format!("{name}-{mode:?}-{k}.i8"));
+            let q_path = tmp(&format!("{name}-{label}-{k}.i8"));
             std::fs::write(&q_path, q.iter().map(|&v| v as u8).collect::<Vec<u8>>())
                 .expect("writes");
             let (got, stderr) = run(&[Path::new("--int8"), &blob_path, &q_path]);

@@ -3,7 +3,7 @@
  * the blob is the array `nnblob emit --c DIR --name model` writes (model.h, model.c), the engine
  * is libnnblob_capi.a, and nothing else is linked: no C library, no allocator.
  *
- * It runs the model once on the input of input.h, timed with SysTick and with its stack
+ * Build it with the Makefile beside it. It runs the model once on the input of input.h, timed with SysTick and with its stack
  * measured, then once more with an op hook that times every op, and reports on the
  * semihosting console in the example Rust firmware's format (firmware/qemu; read by
  * `nnblob footprint --profile`):
@@ -23,9 +23,15 @@
 #include <stdint.h>
 
 #include "firmware.h"
-#include "input.h"
 #include "model.h"
 #include "nnblob.h"
+
+#ifdef HAVE_INPUT_H
+#include "input.h" /* FIRMWARE_MODEL_NAME and input_values[] */
+#else
+#define FIRMWARE_MODEL_NAME "model"
+static const float input_values[MODEL_INPUT_LEN]; /* zeros */
+#endif
 
 _Static_assert(MODEL_INPUT_COUNT == 1u && MODEL_OUTPUT_COUNT == 1u, "one input, one output");
 _Static_assert(sizeof input_values / sizeof input_values[0] == MODEL_INPUT_LEN, "input length");
