@@ -57,6 +57,9 @@ cargo test --locked -p nnblob-tests --test qemu_device -- --ignored --nocapture
 step "the C firmware under QEMU: a C program linking the C API on the Cortex-M4F, the host's bits (docs/C.md)"
 cargo test --locked -p nnblob-tests --test qemu_c -- --ignored --nocapture
 
+step "nnblob itself on Linux SBCs: the CLI cross-built for aarch64 and armv7 under qemu-user, the host's blobs and bits (docs/C.md)"
+cargo test --locked -p nnblob-tests --test sbc_cli -- --ignored --nocapture --test-threads 1
+
 step "catalog models under QEMU through nnblob emit, bit for bit; engine code sizes (docs/EMIT.md, docs/DEVICE.md)"
 cargo test --locked -p nnblob-tests --test qemu_catalog -- --ignored --nocapture
 cargo test --locked -p nnblob --test cli_emit_sizes -- --ignored --nocapture
