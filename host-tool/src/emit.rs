@@ -575,6 +575,11 @@ pub struct EngineTarget {
     pub text_bytes: usize,
     /// `.rodata` of the size probe, bytes.
     pub rodata_bytes: usize,
+    /// `.text` of the C API's library (profile `release-size`) linked with every `nnb_*` call
+    /// of `nnblob.h` kept and nothing else, bytes: what a C firmware adds besides its blob.
+    pub capi_text_bytes: usize,
+    /// `.rodata` of the same, bytes.
+    pub capi_rodata_bytes: usize,
     /// Deepest stack of an inference, bytes, measured by the example firmware under QEMU over
     /// the catalog models and the device test's networks (reset handler and `main` included), or
     /// `None` where no emulated board runs the target.
@@ -582,7 +587,8 @@ pub struct EngineTarget {
 }
 
 /// Measured with `firmware/size-probe` (command in docs/EMIT.md; the test `cli_emit_sizes`
-/// rebuilds it and requires these figures) and the QEMU tests (`tests/tests/qemu_catalog.rs` and
+/// rebuilds it and requires these figures), the C API's figures with its library (docs/C.md,
+/// "Sizes"; the test `c_api` of `nnblob-capi` requires them) and the QEMU tests (`tests/tests/qemu_catalog.rs` and
 /// `tests/tests/qemu_device.rs` require every model's stack to stay within them).
 /// `cortex-m0plus`'s stack is measured on the BBC micro:bit's Cortex-M0, which runs the same
 /// ARMv6-M code, over the device test's micro network: the only one that fits its 16 KiB of RAM.
@@ -593,6 +599,8 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rust_target: "thumbv7em-none-eabihf",
         text_bytes: 58854,
         rodata_bytes: 1632,
+        capi_text_bytes: 71936,
+        capi_rodata_bytes: 6928,
         stack_bytes: Some(9920),
     },
     EngineTarget {
@@ -600,6 +608,8 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rust_target: "thumbv7m-none-eabi",
         text_bytes: 58928,
         rodata_bytes: 1632,
+        capi_text_bytes: 72342,
+        capi_rodata_bytes: 6928,
         stack_bytes: Some(6464),
     },
     EngineTarget {
@@ -607,6 +617,8 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rust_target: "thumbv6m-none-eabi",
         text_bytes: 62622,
         rodata_bytes: 1632,
+        capi_text_bytes: 75174,
+        capi_rodata_bytes: 6928,
         stack_bytes: Some(6784),
     },
     EngineTarget {
@@ -614,6 +626,8 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rust_target: "riscv32imac-unknown-none-elf",
         text_bytes: 68732,
         rodata_bytes: 2192,
+        capi_text_bytes: 82810,
+        capi_rodata_bytes: 7680,
         stack_bytes: Some(6272),
     },
 ];

@@ -78,16 +78,12 @@ pub fn convert(name: &str, mode: Mode) -> Converted {
     }
 }
 
-/// `libnnblob_capi.a` for `target` (the host's without one), built by a nested `cargo build -p
-/// nnblob-capi` with its own target directory under `dir` (the calling test's build holds the
-/// lock on the main one); later runs find it up to date. Bare-metal targets get the
-/// `release-speed` profile (docs/C.md), hosted ones `release`.
-pub fn static_library(dir: &Path, target: Option<&str>) -> PathBuf {
+/// `libnnblob_capi.a` for `target` (the host's without one) and cargo profile `profile`
+/// (`release`; for firmware `release-speed` or `release-size`, docs/C.md), built by a nested
+/// `cargo build -p nnblob-capi` with its own target directory under `dir` (the calling test's
+/// build holds the lock on the main one); later runs find it up to date.
+pub fn static_library(dir: &Path, target: Option<&str>, profile: &str) -> PathBuf {
     let target_dir = dir.join("nnblob-capi");
-    let profile = match target {
-        Some(t) if t.contains("-none-") => "release-speed",
-        _ => "release",
-    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
     c.args(["build", "--quiet", "--locked", "-p", "nnblob-capi"])

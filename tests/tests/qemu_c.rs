@@ -100,7 +100,11 @@ fn c_firmware_on_the_cortex_m4f_gives_the_hosts_bits() {
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let plugin = build_plugin(&tmp);
     let board = &CORTEX_M4F;
-    let library = static_library(Path::new(env!("CARGO_TARGET_TMPDIR")), Some(board.target));
+    let library = static_library(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        Some(board.target),
+        "release-speed",
+    );
     let cases = [
         ("lenet5", Mode::Weights(WeightDtype::F16)),
         ("lenet5", Mode::Weights(WeightDtype::F32)),

@@ -23,6 +23,7 @@ use nnblob::blob::WeightDtype;
 use nnblob_capi as capi;
 use nnblob_firmware::{Model, NoProfiler};
 use nnblob_tests::capi::{convert, static_library, write_f32, Converted, Mode, Toolchain};
+use nnblob_tests::qemu::section;
 
 const C_FLAGS: [&str; 5] = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"];
 
@@ -123,7 +124,9 @@ fn library(tc: &Toolchain) -> PathBuf {
     static LIBS: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
     let mut libs = LIBS.lock().expect("not poisoned");
     libs.entry(tc.name())
-        .or_insert_with(|| static_library(Path::new(env!("CARGO_TARGET_TMPDIR")), tc.target))
+        .or_insert_with(|| {
+            static_library(Path::new(env!("CARGO_TARGET_TMPDIR")), tc.target, "release")
+        })
         .clone()
 }
 
@@ -427,4 +430,70 @@ fn hostile_calls_return_their_codes() {
         "every case is checked\n{stdout}"
     );
     assert!(rank > 0);
+}
+
+/// `rust-lld` of the Rust toolchain running the tests.
+fn rust_lld() -> PathBuf {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = |args: &[&str]| {
+        let o = Command::new(&rustc)
+            .args(args)
+            .output()
+            .expect("runs rustc");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let host = out(&["-vV"])
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host");
+    PathBuf::from(out(&["--print", "sysroot"])).join(format!("lib/rustlib/{host}/bin/rust-lld"))
+}
+
+/// The C API's code size on every bare-metal target of `nnblob footprint` (`ENGINE_TARGETS`):
+/// the library built with `release-size`, linked by `rust-lld --gc-sections` with every
+/// function of `nnblob.h` kept and nothing else; `.text` and `.rodata` must be the table's.
+#[test]
+#[ignore = "builds the library for the four bare-metal targets; tests/run.sh runs it"]
+fn c_api_sizes_are_the_footprint_figures() {
+    let keep: Vec<String> = declared_functions(&header())
+        .into_iter()
+        .flat_map(|f| ["-u".to_string(), f])
+        .collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut stale = Vec::new();
+    for t in nnblob::emit::ENGINE_TARGETS {
+        let lib = static_library(dir, Some(t.rust_target), "release-size");
+        let elf = tmp(&format!("capi-probe-{}.elf", t.rust_target));
+        let o = Command::new(rust_lld())
+            .args(["-flavor", "gnu", "--gc-sections", "--entry", "nnb_run"])
+            .args(&keep)
+            .arg(&lib)
+            .arg("-o")
+            .arg(&elf)
+            .output()
+            .expect("runs rust-lld");
+        assert!(
+            o.status.success(),
+            "rust-lld for {}: {}",
+            t.rust_target,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let size = |name| section(&elf, name).map_or(0, |(_, bytes)| bytes as usize);
+        let (text, rodata) = (size(".text"), size(".rodata"));
+        println!(
+            "{} ({}): C API .text {text} .rodata {rodata}",
+            t.name, t.rust_target
+        );
+        if (text, rodata) != (t.capi_text_bytes, t.capi_rodata_bytes) {
+            stale.push(format!(
+                "{}: table .text {} .rodata {}, measured .text {text} .rodata {rodata}",
+                t.name, t.capi_text_bytes, t.capi_rodata_bytes
+            ));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "update ENGINE_TARGETS in host-tool/src/emit.rs and docs/C.md:\n{}",
+        stale.join("\n")
+    );
 }

@@ -65,6 +65,10 @@ struct Flash {
     engine_text: usize,
     engine_rodata: usize,
     total: usize,
+    /// The same with the C API's library (`libnnblob_capi.a`) in place of the Rust engine.
+    c_api_text: usize,
+    c_api_rodata: usize,
+    c_api_total: usize,
 }
 
 #[derive(Serialize)]
@@ -155,6 +159,9 @@ pub fn exec(args: &Args) -> anyhow::Result<ExitCode> {
             engine_text: target.text_bytes,
             engine_rodata: target.rodata_bytes,
             total: sizes.blob_bytes + target.text_bytes + target.rodata_bytes,
+            c_api_text: target.capi_text_bytes,
+            c_api_rodata: target.capi_rodata_bytes,
+            c_api_total: sizes.blob_bytes + target.capi_text_bytes + target.capi_rodata_bytes,
         },
         ram_bytes: Ram {
             arena: sizes.arena_bytes(),
@@ -210,6 +217,10 @@ fn print(r: &Report) {
     println!(
         "flash:   {} bytes = blob {} + engine .text {} + .rodata {}",
         f.total, f.blob, f.engine_text, f.engine_rodata
+    );
+    println!(
+        "from C:  {} bytes = blob {} + C API .text {} + .rodata {} (libnnblob_capi.a; docs/C.md)",
+        f.c_api_total, f.blob, f.c_api_text, f.c_api_rodata
     );
     let m = &r.ram_bytes;
     let stack = match (m.stack, m.stack_source) {
