@@ -268,3 +268,21 @@ fn inspect_shows_format_totals_and_classes() {
         assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
     }
 }
+
+/// `nnblob inspect … | head`: a reader that stops reading ends the command quietly (status 0, no
+/// panic message), as other command-line tools end; the read end is closed before the command
+/// writes its first line.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnblob"))
+        .args(["inspect", &fixture("full_model.pt")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

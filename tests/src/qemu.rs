@@ -105,9 +105,23 @@ pub struct DeviceRun {
     pub report: String,
     /// The plugin's count between the two `nnb_mark` calls around the inference.
     pub plugin_insns: u64,
+    /// The plugin's Cortex-M4 cycle estimate for the same span (docs/DEVICE.md, "Cycles").
+    pub plugin_cycles: u64,
+    /// The estimate for each op of the profiled run, between the marks around it.
+    pub op_cycles: Vec<u64>,
 }
 
 impl DeviceRun {
+    /// Estimated Cortex-M4 cycles per MAC of the inference, on the Cortex-M4F board only (the
+    /// plugin's cost table is the Cortex-M4's); "-" on the others.
+    pub fn cycles_per_mac(&self, board: &Board, macs: u64) -> String {
+        if board.core == "cortex-m4" && macs > 0 {
+            format!("{:.2}", self.plugin_cycles as f64 / macs as f64)
+        } else {
+            "-".into()
+        }
+    }
+
     /// Checks what every run must show, whatever the model: the firmware's count (SysTick or
     /// `minstret`) and the counting plugin's agree, and the deepest stack was measured and is within the figure
     /// `nnblob footprint` reports for the board (`ENGINE_TARGETS`). `what` names the run.
@@ -233,17 +247,42 @@ pub fn device_run(out: &Output, board: &Board) -> DeviceRun {
     );
     let profile =
         Profile::parse(&stdout).unwrap_or_else(|e| panic!("{machine}: {e}\nstdout:\n{stdout}"));
-    // The plugin logs `icount mark 1 total T since_previous D` for the second mark.
-    let plugin_insns = stderr
+    // The plugin logs `icount mark N total T since_previous D cycles C since_previous_cycles E`
+    // at each mark: 0 and 1 around the inference, then 2 + 2k and 3 + 2k around op k of the
+    // profiled run.
+    let marks: Vec<(u64, u64)> = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("icount mark 1 total "))
-        .and_then(|rest| rest.split_whitespace().nth(2))
-        .and_then(|d| d.parse().ok())
+        .filter_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("icount mark ")?.split_whitespace().collect();
+            let n = |i: usize| w.get(i).and_then(|v| v.parse::<u64>().ok());
+            Some((n(0)?, n(4)?, n(8)?))
+        })
+        .enumerate()
+        .map(|(i, (mark, insns, cycles))| {
+            assert_eq!(mark, i as u64, "{machine}: plugin marks out of order");
+            (insns, cycles)
+        })
+        .collect();
+    let &(plugin_insns, plugin_cycles) = marks
+        .get(1)
         .unwrap_or_else(|| panic!("{machine}: no plugin count in:\n{stderr}"));
+    let op_cycles: Vec<u64> = marks.iter().skip(3).step_by(2).map(|m| m.1).collect();
+    // Every instruction costs at least a cycle, and none of the engine's more than the divide's.
+    assert!(
+        plugin_insns <= plugin_cycles && plugin_cycles <= 14 * plugin_insns,
+        "{machine}: {plugin_cycles} cycles estimated for {plugin_insns} instructions"
+    );
+    assert_eq!(
+        op_cycles.len(),
+        profile.ops.len(),
+        "{machine}: a pair of marks around each op"
+    );
     DeviceRun {
         profile,
         report: stdout,
         plugin_insns,
+        plugin_cycles,
+        op_cycles,
     }
 }
 

@@ -112,8 +112,8 @@ fn c_firmware_on_the_cortex_m4f_gives_the_hosts_bits() {
         ("resnet8", Mode::Weights(WeightDtype::F16)),
         ("resnet8", Mode::Int8),
     ];
-    println!("| model | weights | MACs | instructions (plugin) | per MAC | stack bytes | flash bytes (blob) | RAM bytes (arena) |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| model | weights | MACs | instructions (plugin) | per MAC | est. M4 cycles per MAC | stack bytes | flash bytes (blob) | RAM bytes (arena) |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, mode) in cases {
         let label = mode.label();
         let what = format!("{name} {label}");
@@ -161,11 +161,12 @@ fn c_firmware_on_the_cortex_m4f_gives_the_hosts_bits() {
         );
         let ram = section(&elf, ".bss").map_or(0, |(_, size)| size);
         println!(
-            "| {name} | {label} | {} | {} ({}) | {:.2} | {stack} | {size} ({}) | {ram} ({}) |",
+            "| {name} | {label} | {} | {} ({}) | {:.2} | {} | {stack} | {size} ({}) | {ram} ({}) |",
             c.macs,
             p.inference_insns,
             run.plugin_insns,
             p.inference_insns as f64 / c.macs as f64,
+            run.cycles_per_mac(board, c.macs),
             c.bytes.len(),
             model.arena_len() * 4,
         );

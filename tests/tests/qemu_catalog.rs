@@ -171,7 +171,7 @@ fn check(
             assert_eq!(p.ops.len(), model.op_count(), "{what}: one count per op");
             run.assert_counts_and_stack(board, &what);
             println!(
-                "| {name} | {}{} | {label} | {macs} | {} ({}) | {:.2} | {} | {} | {} |",
+                "| {name} | {}{} | {label} | {macs} | {} ({}) | {:.2} | {} | {} | {} | {} |",
                 board.machine,
                 if fragment.is_some() {
                     " + nnblob.x"
@@ -181,6 +181,7 @@ fn check(
                 p.inference_insns,
                 run.plugin_insns,
                 p.inference_insns as f64 / macs as f64,
+                run.cycles_per_mac(board, macs),
                 p.stack_bytes,
                 bytes.len(),
                 sizes.arena_bytes(),
@@ -195,8 +196,8 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | stack bytes | blob bytes | arena bytes |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | est. M4 cycles per MAC | stack bytes | blob bytes | arena bytes |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for name in MODELS {
         for (mode, label) in [
             (Mode::Weights(WeightDtype::F16), "F16"),
@@ -235,8 +236,8 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog_pt2");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let plugin = build_plugin(&dir);
-    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | stack bytes | blob bytes | arena bytes |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | est. M4 cycles per MAC | stack bytes | blob bytes | arena bytes |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for network in ["own_cnn", "tv_shufflenet_v2"] {
         let dtype = WeightDtype::F16;
         check(

@@ -703,17 +703,22 @@ fn device_outputs_are_bit_identical_to_host() {
             device
                 .assert_counts_and_stack(board, &format!("{name} {dtype:?} on {}", board.machine));
             println!(
-                "{name} {} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, stack {} bytes",
+                "{name} {} {:?}: {} instructions per inference (plugin: {}), {} MACs, {:.2} instructions per MAC, est. M4 cycles per MAC {}, stack {} bytes",
                 board.machine,
                 dtype,
                 run.inference_insns,
                 device.plugin_insns,
                 macs,
                 run.inference_insns as f64 / macs as f64,
+                device.cycles_per_mac(board, macs),
                 run.stack_bytes
             );
-            for (i, (kind, insns)) in run.ops.iter().enumerate() {
-                println!("  op {i} {kind}: {insns} instructions");
+            for (i, ((kind, insns), cycles)) in run.ops.iter().zip(&device.op_cycles).enumerate() {
+                if board.core == "cortex-m4" {
+                    println!("  op {i} {kind}: {insns} instructions, {cycles} est. M4 cycles");
+                } else {
+                    println!("  op {i} {kind}: {insns} instructions");
+                }
             }
         }
     }
