@@ -588,18 +588,27 @@ impl<'a> Model<'a> {
                     }
                 }
             }
-            Op::AdaptiveAvgPool2d { input, output } => {
+            Op::AdaptiveAvgPool2d { input, output } | Op::AdaptiveMaxPool2d { input, output } => {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
                 let g = pool_geom(&it, &ot, [1, 1], [1, 1], [0; 4]);
+                let max = matches!(op, Op::AdaptiveMaxPool2d { .. });
                 match ot.elem {
                     ElemType::F32 => {
                         let (r, out) = split(arena, &ot)?;
-                        kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                        if max {
+                            kernels::pool::adaptive_max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                        }
                     }
                     ElemType::I8 => {
                         let (r, out) = split(arena, &ot)?;
-                        let z = it.zero_point();
-                        kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
+                        if max {
+                            kernels::int8::pool::adaptive_max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            let z = it.zero_point();
+                            kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
+                        }
                     }
                 }
             }

@@ -38,6 +38,7 @@ fn types(op: &WireOp<'_>) -> Types {
         Op::MaxPool2d(_)
         | Op::AvgPool2d(_)
         | Op::AdaptiveAvgPool2d { .. }
+        | Op::AdaptiveMaxPool2d { .. }
         | Op::ZeroPad2d { .. }
         | Op::Concat { .. }
         | Op::Permute { .. }
@@ -69,6 +70,7 @@ fn for_each_input(
         }
         Op::Concat { inputs, .. } => inputs.iter().try_for_each(f),
         Op::AdaptiveAvgPool2d { input, .. }
+        | Op::AdaptiveMaxPool2d { input, .. }
         | Op::ZeroPad2d { input, .. }
         | Op::Softmax { input, .. }
         | Op::Permute { input, .. }
@@ -383,7 +385,7 @@ impl Checker<'_, '_> {
                 self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
                 self.disjoint((p.input, &it), &ot, false)
             }
-            Op::AdaptiveAvgPool2d { input, output } => {
+            Op::AdaptiveAvgPool2d { input, output } | Op::AdaptiveMaxPool2d { input, output } => {
                 let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
                 let [c, h, w] = self.nchw(&it, *input)?;
                 let [oc, oh, ow] = self.nchw(&ot, *output)?;

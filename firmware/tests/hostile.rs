@@ -91,10 +91,10 @@ fn header_faults_have_their_own_errors() {
         Error::Blob(nnblob_format::Error::BadMagic)
     );
     let mut b = blob.clone();
-    b[field::VERSION].copy_from_slice(&4u16.to_le_bytes());
+    b[field::VERSION].copy_from_slice(&5u16.to_le_bytes());
     assert_eq!(
         Model::from_bytes(&b).unwrap_err(),
-        Error::Blob(nnblob_format::Error::UnsupportedVersion(4))
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(5))
     );
     let mut b = blob.clone();
     b[field::VERSION].copy_from_slice(&0u16.to_le_bytes());
@@ -349,6 +349,13 @@ fn blobs_may_not_hold_ops_newer_than_their_version() {
                 output: 0,
             },
             2,
+        ),
+        (
+            Op::AdaptiveMaxPool2d {
+                input: 0,
+                output: 0,
+            },
+            3,
         ),
     ];
     for (op, version) in newer {

@@ -5,7 +5,8 @@
 //! once per output element; nothing is clever, so that it is obviously right.
 
 use crate::graph::ops::{
-    broadcast_shapes, resolve_dim, Activation, BinaryKind, Conv, Op, Pool, PoolKind,
+    broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv, Op, Pool,
+    PoolKind,
 };
 use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
 
@@ -125,7 +126,7 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
         }
         Op::Softmax(s) => softmax(x, resolve_dim(s.dim, x.shape.len()).unwrap_or(0)),
         Op::Pool(pool_op) => pool(pool_op, x, &out_shape),
-        Op::AdaptiveAvgPool(_) => adaptive_avg_pool(x, &out_shape),
+        Op::AdaptivePool(a) => adaptive_pool(a, x, &out_shape),
         Op::ZeroPad(z) => {
             let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
             let (oh, ow) = (out_shape[2], out_shape[3]);
@@ -339,9 +340,16 @@ fn conv(c: &Conv, x: &Tensor, w: &[f32], bias: Option<&[f32]>, out_shape: &[usiz
     y
 }
 
+/// The channels and (height, width) of a pool's input and its output's (height, width) (a 1-d
+/// pool's `[N, C, L]` is a height of 1).
+fn pool_dims(rank: usize, x: &Tensor, out_shape: &[usize]) -> (usize, [usize; 2], [usize; 2]) {
+    let shape = |s: &[usize]| pool_chw(s, rank).expect("shapes were inferred");
+    let (c, hw) = shape(&x.shape);
+    (c, hw, shape(out_shape).1)
+}
+
 fn pool(p: &Pool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
-    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let (c, [h, w], [oh, ow]) = pool_dims(p.rank, x, out_shape);
     let mut y = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {
@@ -393,22 +401,23 @@ fn pool(p: &Pool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
     y
 }
 
-fn adaptive_avg_pool(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
-    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-    let (oh, ow) = (out_shape[2], out_shape[3]);
+fn adaptive_pool(a: &AdaptivePool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let (c, [h, w], [oh, ow]) = pool_dims(a.rank, x, out_shape);
     let mut y = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {
             let (ys, ye) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
             for ox in 0..ow {
                 let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
-                let mut sum = 0.0;
-                for iy in ys..ye {
-                    for ix in xs..xe {
-                        sum += x.data[(ch * h + iy) * w + ix] as f64;
+                let bin = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| (ch * h + iy) * w + ix));
+                let v = match a.kind {
+                    PoolKind::Max => bin.fold(f64::NEG_INFINITY, |m, i| m.max(x.data[i] as f64)),
+                    PoolKind::Avg => {
+                        let sum: f64 = bin.map(|i| x.data[i] as f64).sum();
+                        sum / ((ye - ys) * (xe - xs)) as f64
                     }
-                }
-                y.push((sum / ((ye - ys) * (xe - xs)) as f64) as f32);
+                };
+                y.push(v as f32);
             }
         }
     }

@@ -513,6 +513,12 @@ pub enum Op<M, V, L, B> {
     QConv2d(QConv2d<B>),
     QLinear(QLinear<B>),
     QAdd(QAdd),
+    /// Output size taken from the output tensor; PyTorch's bins (those of
+    /// [`Op::AdaptiveAvgPool2d`]), the maximum of each (format version 4).
+    AdaptiveMaxPool2d {
+        input: u32,
+        output: u32,
+    },
 }
 
 /// An op as stored in a blob.
@@ -541,6 +547,7 @@ pub enum OpKind {
     QConv2d,
     QLinear,
     QAdd,
+    AdaptiveMaxPool2d,
 }
 
 impl OpKind {
@@ -553,6 +560,7 @@ impl OpKind {
             | OpKind::QConv2d
             | OpKind::QLinear
             | OpKind::QAdd => 3,
+            OpKind::AdaptiveMaxPool2d => 4,
             _ => 1,
         }
     }
@@ -580,6 +588,7 @@ impl OpKind {
             OpKind::QConv2d => "QConv2d",
             OpKind::QLinear => "QLinear",
             OpKind::QAdd => "QAdd",
+            OpKind::AdaptiveMaxPool2d => "AdaptiveMaxPool2d",
         }
     }
 }
@@ -628,6 +637,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QConv2d(_) => OpKind::QConv2d,
             Op::QLinear(_) => OpKind::QLinear,
             Op::QAdd(_) => OpKind::QAdd,
+            Op::AdaptiveMaxPool2d { .. } => OpKind::AdaptiveMaxPool2d,
         }
     }
 
@@ -640,6 +650,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::Activation(u) => u.output,
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => p.output,
             Op::AdaptiveAvgPool2d { output, .. }
+            | Op::AdaptiveMaxPool2d { output, .. }
             | Op::ZeroPad2d { output, .. }
             | Op::Concat { output, .. }
             | Op::Softmax { output, .. }
@@ -775,6 +786,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 clamp: x.clamp,
             }),
             Op::QAdd(a) => Op::QAdd(a),
+            Op::AdaptiveMaxPool2d { input, output } => Op::AdaptiveMaxPool2d { input, output },
         })
     }
 }

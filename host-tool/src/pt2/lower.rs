@@ -19,7 +19,7 @@ use std::fmt;
 
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
-    resolve_dim, Activation, AdaptiveAvgPool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
+    resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
     Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice, Softmax, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
@@ -1089,18 +1089,30 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                 dim: a.int("dim", -1)?,
             }),
         )?,
-        "aten.max_pool2d" | "aten.max_pool2d_with_indices" | "aten.avg_pool2d" => {
-            let max = base != "aten.avg_pool2d";
-            let kernel = pair(&a.ints("kernel_size", &[])?, "kernel_size")?;
-            let stride = a.ints("stride", &[])?;
-            let stride = if stride.is_empty() {
-                kernel
-            } else {
-                pair(&stride, "stride")?
+        "aten.max_pool1d"
+        | "aten.max_pool2d"
+        | "aten.max_pool2d_with_indices"
+        | "aten.avg_pool1d"
+        | "aten.avg_pool2d" => {
+            let rank = if base.ends_with("1d") { 1 } else { 2 };
+            let max = base.starts_with("aten.max");
+            // A 1-d argument is the second axis of the height-1 pool.
+            let axes = |name: &str, default: &[i64]| -> NodeResult<Option<[usize; 2]>> {
+                let v = a.ints(name, default)?;
+                match (rank, v.len()) {
+                    (_, 0) => Ok(None),
+                    (1, 1) => Ok(Some([1, pair(&v, name)?[1]])),
+                    (1, _) => Err(format!("{name} {v:?} is not one integer")),
+                    _ => pair(&v, name).map(Some),
+                }
             };
-            let padding = pair(&a.ints("padding", &[0])?, "padding")?;
+            let kernel = axes("kernel_size", &[])?.ok_or("kernel_size is missing")?;
+            let stride = axes("stride", &[])?.unwrap_or(kernel);
+            let padding = axes("padding", &[0])?.unwrap_or([0, 0]);
+            // A 1-d pool has no vertical padding.
+            let padding = if rank == 1 { [0, padding[1]] } else { padding };
             let dilation = if max {
-                pair(&a.ints("dilation", &[1])?, "dilation")?
+                axes("dilation", &[1])?.unwrap_or([1, 1])
             } else {
                 [1, 1]
             };
@@ -1109,6 +1121,7 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             }
             let op = Op::Pool(Pool {
                 kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                rank,
                 kernel,
                 stride,
                 padding,
@@ -1121,14 +1134,29 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }
         }
-        "aten.adaptive_avg_pool2d" | "aten._adaptive_avg_pool2d" => {
-            let [h, w] = pair(&a.ints("output_size", &[])?, "output_size")?;
-            simple(
-                lw,
-                Op::AdaptiveAvgPool(AdaptiveAvgPool {
-                    output: [Some(h), Some(w)],
-                }),
-            )?
+        "aten.adaptive_avg_pool1d"
+        | "aten.adaptive_avg_pool2d"
+        | "aten._adaptive_avg_pool2d"
+        | "aten.adaptive_max_pool1d"
+        | "aten.adaptive_max_pool2d" => {
+            let rank = if base.ends_with("1d") { 1 } else { 2 };
+            let size = a.ints("output_size", &[])?;
+            let [h, w] = match rank {
+                1 if size.len() == 1 => [1, pair(&size, "output_size")?[1]],
+                1 => return Err(format!("output_size {size:?} is not one integer")),
+                _ => pair(&size, "output_size")?,
+            };
+            let max = base.contains("max");
+            let op = Op::AdaptivePool(AdaptivePool {
+                kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                rank,
+                output: [Some(h), Some(w)],
+            });
+            simple(lw, op)?;
+            // The max pools' second output, the indices, is not computed.
+            for o in n.outputs.iter().skip(1).flatten() {
+                lw.slots.insert(o.clone(), Slot::Missing);
+            }
         }
         "aten.mean" => {
             let x = value(lw, a.tensor("self")?)?;
@@ -1144,7 +1172,9 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             }
             let keep = a.flag("keepdim", false)?;
             let pooled = format!("{out}.pooled");
-            let op = Op::AdaptiveAvgPool(AdaptiveAvgPool {
+            let op = Op::AdaptivePool(AdaptivePool {
+                kind: PoolKind::Avg,
+                rank: 2,
                 output: [Some(1), Some(1)],
             });
             let v = lw.push(

@@ -17,7 +17,7 @@ pub use conv::{check_window, Conv, Padding};
 pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
-pub use pool::{AdaptiveAvgPool, Pool, PoolKind};
+pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
 pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 
 /// Every op the graph can hold.
@@ -32,7 +32,7 @@ pub enum Op {
     PRelu(PRelu),
     Softmax(Softmax),
     Pool(Pool),
-    AdaptiveAvgPool(AdaptiveAvgPool),
+    AdaptivePool(AdaptivePool),
     ZeroPad(ZeroPad),
     Flatten(Flatten),
     Reshape(Reshape),
@@ -96,11 +96,8 @@ impl Op {
             Op::Activation(a) => a.name().into(),
             Op::PRelu(_) => "PReLU".into(),
             Op::Softmax(_) => "Softmax".into(),
-            Op::Pool(p) => match p.kind {
-                PoolKind::Max => "MaxPool2d".into(),
-                PoolKind::Avg => "AvgPool2d".into(),
-            },
-            Op::AdaptiveAvgPool(_) => "AdaptiveAvgPool2d".into(),
+            Op::Pool(p) => format!("{}Pool{}d", p.kind.name(), p.rank),
+            Op::AdaptivePool(p) => format!("Adaptive{}Pool{}d", p.kind.name(), p.rank),
             Op::ZeroPad(_) => "ZeroPad2d".into(),
             Op::Flatten(_) => "Flatten".into(),
             Op::Reshape(_) => "Reshape".into(),
@@ -138,7 +135,7 @@ impl Op {
             Op::PRelu(op) => op.infer(inputs),
             Op::Softmax(op) => op.infer(inputs),
             Op::Pool(op) => op.infer(inputs),
-            Op::AdaptiveAvgPool(op) => op.infer(inputs),
+            Op::AdaptivePool(op) => op.infer(inputs),
             Op::ZeroPad(op) => op.infer(inputs),
             Op::Flatten(op) => op.infer(inputs),
             Op::Reshape(op) => op.infer(inputs),
