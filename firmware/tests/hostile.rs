@@ -6,7 +6,7 @@ use common::*;
 use nnblob_firmware::{Error, Model};
 use nnblob_format::encode::ModelRepr;
 use nnblob_format::header::{blob_crc, field};
-use nnblob_format::meta::{Activation, Conv2d, Op};
+use nnblob_format::meta::{Activation, Conv2d, Op, Pool2d};
 use nnblob_format::WeightDtype;
 
 /// A small real model: conv 3x3 (f16) + ReLU fused, then global average pool.
@@ -281,10 +281,66 @@ fn fuzz_regressions_replay() {
     eprintln!("{n} regression inputs replayed");
 }
 
+/// A 1-d model (as the converter writes one): `[1, 2, 1, 9]` max pooled (3, stride 2, padding
+/// 1, ceil_mode), average pooled (2, stride 1, padding 1, without the padding in the divisor),
+/// then adaptive max pooled to 4.
+fn pools_1d() -> ModelRepr {
+    let pool = |input, output, k, s, p, ceil_mode| Pool2d {
+        input,
+        output,
+        kernel: [1, k],
+        stride: [1, s],
+        padding: [0, p, 0, p],
+        ceil_mode,
+        count_include_pad: false,
+    };
+    let shapes: [&[u32]; 4] = [&[1, 2, 1, 9], &[1, 2, 1, 5], &[1, 2, 1, 6], &[1, 2, 1, 4]];
+    model(
+        WeightDtype::F32,
+        &shapes,
+        &[0],
+        &[3],
+        vec![
+            Op::MaxPool2d(pool(0, 1, 3, 2, 1, true)),
+            Op::AvgPool2d(pool(1, 2, 2, 1, 1, false)),
+            Op::AdaptiveMaxPool2d {
+                input: 2,
+                output: 3,
+            },
+        ],
+    )
+}
+
+#[test]
+fn adaptive_max_pools_are_checked_like_the_average_ones() {
+    assert_eq!(run(&pools_1d(), &[&Rng(3).vec(18)])[0].len(), 8);
+    // Another channel count, an empty output, a missing tensor: each refused by name.
+    for (output_dims, op_tensor) in [
+        ([1u32, 1, 1, 4], None),
+        ([1, 2, 1, 0], None),
+        ([1, 2, 1, 4], Some(9)),
+    ] {
+        let mut m = pools_1d();
+        m.tensors[3].shape = output_dims.to_vec();
+        let want = match op_tensor {
+            Some(t) => {
+                m.ops[2] = Op::AdaptiveMaxPool2d {
+                    input: t,
+                    output: 3,
+                };
+                Error::OpTensor { op: 2, tensor: t }
+            }
+            None => Error::OpShape { op: 2, tensor: 3 },
+        };
+        assert_eq!(Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(), want);
+    }
+}
+
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
     write_fuzz_seed("small", &small());
+    write_fuzz_seed("pools-1d", &pools_1d());
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.

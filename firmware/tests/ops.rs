@@ -105,6 +105,22 @@ proptest! {
     }
 
     #[test]
+    fn adaptive_max_pool_bins(c in 1usize..3, h in 1usize..10, w in 1usize..10, oh in 1usize..7, ow in 1usize..7, seed in any::<u64>()) {
+        let x = Rng(seed | 1).vec(c * h * w);
+        let mut want = Vec::new();
+        for ch in 0..c { for oy in 0..oh { for ox in 0..ow {
+            let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+            let mut m = f32::NEG_INFINITY;
+            for y in y0..y1 { for xx in x0..x1 { m = m.max(x[(ch * h + y) * w + xx]); } }
+            want.push(m);
+        }}}
+        let shapes: [&[u32]; 2] = [&[1, c as u32, h as u32, w as u32], &[1, c as u32, oh as u32, ow as u32]];
+        let got = run(&model(WeightDtype::F32, &shapes, &[0], &[1], vec![Op::AdaptiveMaxPool2d { input: 0, output: 1 }]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+
+    #[test]
     fn linear_matches_oracle(rows in 1usize..4, fi in 1usize..150, fo in 1usize..41, f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
         let dtype = if f16 { WeightDtype::F16 } else { WeightDtype::F32 };
         check_linear(rows, fi, fo, dtype, bias, 1.0, seed);

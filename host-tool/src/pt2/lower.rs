@@ -453,6 +453,47 @@ pub fn fold_patterns(
                 removed.insert(by_output[&w]);
                 replaced.insert(i, synth(n, "aten.linear.default", args));
             }
+            "aten.squeeze.dims" | "aten.squeeze.dim" => {
+                // Core ATen's 1-d pool: `unsqueeze(x, -2)`, the 2-d pool of height 1 (or, for
+                // an output of size 1, a mean over the last two axes), `squeeze(-2)`.
+                let axis_2 = |a: Option<&Arg>| {
+                    matches!(a, Some(Arg::Int(-2 | 2)))
+                        || matches!(a, Some(Arg::Ints(d)) if d[..] == [-2] || d[..] == [2])
+                };
+                let Some(inner) = tensor(n, "self").filter(|t| sole(t)) else {
+                    continue;
+                };
+                let Some(pool) = producer(&inner).filter(|p| p.out() == Some(inner.as_str()))
+                else {
+                    continue;
+                };
+                let Some(lifted) = tensor(pool, "self").filter(|t| sole(t)) else {
+                    continue;
+                };
+                let Some(unsqueeze) = producer(&lifted).filter(|u| {
+                    u.target == "aten.unsqueeze.default"
+                        && axis_2(u.arg("dim"))
+                        && axis_2(n.arg("dim"))
+                }) else {
+                    continue;
+                };
+                let Some(x) = tensor(unsqueeze, "self") else {
+                    continue;
+                };
+                // The pool's other outputs (indices) must be unread.
+                let others_unread = pool
+                    .outputs
+                    .iter()
+                    .skip(1)
+                    .flatten()
+                    .all(|o| !uses.contains_key(o));
+                let Some((target, args)) = one_d_pool(pool, x).filter(|_| others_unread) else {
+                    continue;
+                };
+                removed.insert(by_output[&inner]);
+                removed.insert(by_output[&lifted]);
+                replaced.insert(i, synth(n, target, args));
+            }
             _ => {}
         }
     }
@@ -465,6 +506,56 @@ pub fn fold_patterns(
         }
     }
     folded
+}
+
+/// The 1-d pool (target and arguments, reading `x`) that a 2-d `pool` of height 1 computes on
+/// `unsqueeze(x, -2)`: its window arguments `[1, v]` (padding `[0, v]`) become `[v]`, a
+/// `mean.dim` over the last two axes keeping them is `adaptive_avg_pool1d(x, [1])`. `None` when
+/// `pool` is none of these.
+fn one_d_pool(pool: &ANode, x: String) -> Option<(&'static str, Vec<(&'static str, Arg)>)> {
+    let target = match pool.target.as_str() {
+        "aten.max_pool2d_with_indices.default" => "aten.max_pool1d.default",
+        "aten.avg_pool2d.default" => "aten.avg_pool1d.default",
+        "aten._adaptive_avg_pool2d.default" => "aten.adaptive_avg_pool1d.default",
+        "aten.adaptive_max_pool2d.default" => "aten.adaptive_max_pool1d.default",
+        "aten.mean.dim" => {
+            let last_two = matches!(pool.arg("dim"), Some(Arg::Ints(d))
+                if matches!(d[..], [-1, -2] | [-2, -1] | [2, 3] | [3, 2]));
+            let keep = pool.arg("keepdim") == Some(&Arg::Bool(true));
+            let plain = pool.arg("dtype").is_none_or(|d| d == &Arg::None);
+            return (last_two && keep && plain).then(|| {
+                let args = vec![
+                    ("self", Arg::Tensor(x)),
+                    ("output_size", Arg::Ints(vec![1])),
+                ];
+                ("aten.adaptive_avg_pool1d.default", args)
+            });
+        }
+        _ => return None,
+    };
+    let mut args = vec![("self", Arg::Tensor(x))];
+    for (name, arg) in &pool.args {
+        let name: &'static str = match name.as_str() {
+            "self" => continue,
+            "kernel_size" => "kernel_size",
+            "stride" => "stride",
+            "padding" => "padding",
+            "dilation" => "dilation",
+            "output_size" => "output_size",
+            "ceil_mode" => "ceil_mode",
+            "count_include_pad" => "count_include_pad",
+            "divisor_override" => "divisor_override",
+            _ => return None,
+        };
+        let height = if name == "padding" { 0 } else { 1 };
+        let arg = match arg {
+            Arg::Ints(v) if v.len() == 2 && v[0] == height => Arg::Ints(vec![v[1]]),
+            Arg::Ints(v) if !v.is_empty() => return None,
+            other => other.clone(),
+        };
+        args.push((name, arg));
+    }
+    Some((target, args))
 }
 
 /// What a node whose op nnblob does not convert is told.
