@@ -17,7 +17,10 @@
 //!   not alias them (a fused activation), they are a `Copy`.
 //! - **Conv1d** is a Conv2d of height 1; padding `(top, bottom, left, right)` becomes the format's
 //!   `[top, left, bottom, right]`. The 1-d pools likewise are the 2-d pool ops of height 1.
-//! - **Fused activations** go into the op's `act` field (Conv2d, Linear, ChannelAffine, Add, Mul);
+//! - **ConvTranspose1d/2d** is the format's `ConvTranspose2d` (version 4; a 1-d one of height 1),
+//!   its weight in PyTorch's layout.
+//! - **Fused activations** go into the op's `act` field (Conv2d, ConvTranspose2d, Linear,
+//!   ChannelAffine, Add, Mul);
 //!   an op without such a field is followed by an in-place `Activation` op.
 //! - **ScaleShift** (an unfoldable BatchNorm) is a `ChannelAffine`; a BatchNorm the passes left
 //!   alone is turned into one here, or refused with the channel that makes it undefined.
@@ -518,6 +521,27 @@ impl Lowering<'_> {
                         act: take_act(),
                     }),
                 })
+            }
+            Op::ConvTranspose(c) => {
+                let (input, output) = self.height_one(c.rank, x()?, node.output)?;
+                let u = |v: [usize; 2]| -> Result<[u32; 2], BlobError> {
+                    Ok([u32_of(v[0])?, u32_of(v[1])?])
+                };
+                Some(wire::Op::ConvTranspose2d(wire::ConvTranspose2d {
+                    input,
+                    output,
+                    in_channels: u32_of(c.in_channels)?,
+                    out_channels: u32_of(c.out_channels)?,
+                    kernel: u(c.kernel)?,
+                    stride: u(c.stride)?,
+                    padding: u(c.padding)?,
+                    output_padding: u(c.output_padding)?,
+                    dilation: u(c.dilation)?,
+                    groups: u32_of(c.groups)?,
+                    weight: p[0].data.clone(),
+                    bias: p.get(1).map(|b| b.data.clone()),
+                    act: take_act(),
+                }))
             }
             Op::Linear(lin) => Some(match &node.quant {
                 Some(QuantOp::Weighted {

@@ -5,8 +5,8 @@
 //! once per output element; nothing is clever, so that it is obviously right.
 
 use crate::graph::ops::{
-    broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv, Op, Pool,
-    PoolKind,
+    broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv,
+    ConvTranspose, Op, Pool, PoolKind,
 };
 use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
 
@@ -81,6 +81,13 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
     let x = ins[0];
     let data = match &node.op {
         Op::Conv(c) => conv(
+            c,
+            x,
+            &p[0].data,
+            p.get(1).map(|b| b.data.as_slice()),
+            &out_shape,
+        ),
+        Op::ConvTranspose(c) => conv_transpose(
             c,
             x,
             &p[0].data,
@@ -338,6 +345,52 @@ fn conv(c: &Conv, x: &Tensor, w: &[f32], bias: Option<&[f32]>, out_shape: &[usiz
         }
     }
     y
+}
+
+/// A transposed convolution by its definition: every input pixel scatters `x * w` over the
+/// output pixels its taps reach, in f64, the bias first.
+fn conv_transpose(
+    c: &ConvTranspose,
+    x: &Tensor,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out_shape: &[usize],
+) -> Vec<f32> {
+    let spatial = |s: &[usize]| if c.rank == 2 { (s[2], s[3]) } else { (1, s[2]) };
+    let ((h, wd), (oh, ow)) = (spatial(&x.shape), spatial(out_shape));
+    let (ipg, opg) = (c.in_channels / c.groups, c.out_channels / c.groups);
+    let [kh, kw] = c.kernel;
+    let mut y: Vec<f64> = (0..c.out_channels * oh * ow)
+        .map(|i| bias.map_or(0.0, |b| b[i / (oh * ow)] as f64))
+        .collect();
+    for ic in 0..c.in_channels {
+        let g = ic / ipg;
+        for iy in 0..h {
+            for ix in 0..wd {
+                let v = x.data[(ic * h + iy) * wd + ix] as f64;
+                for oc in 0..opg {
+                    let o = g * opg + oc;
+                    for ky in 0..kh {
+                        let oy = (iy * c.stride[0] + ky * c.dilation[0]) as isize
+                            - c.padding[0] as isize;
+                        if oy < 0 || oy as usize >= oh {
+                            continue;
+                        }
+                        for kx in 0..kw {
+                            let ox = (ix * c.stride[1] + kx * c.dilation[1]) as isize
+                                - c.padding[1] as isize;
+                            if ox < 0 || ox as usize >= ow {
+                                continue;
+                            }
+                            let wv = w[((ic * opg + oc) * kh + ky) * kw + kx] as f64;
+                            y[(o * oh + oy as usize) * ow + ox as usize] += v * wv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    y.into_iter().map(|v| v as f32).collect()
 }
 
 /// The channels and (height, width) of a pool's input and its output's (height, width) (a 1-d

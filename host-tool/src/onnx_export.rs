@@ -7,7 +7,8 @@
 //! as float32 initializers named like the state_dict keys, every shape static (batch 1).
 //!
 //! Mapping (PyTorch → ONNX opset 17):
-//! - Conv1d/Conv2d → `Conv` (pads `[begin..., end...]`); Linear → `Gemm` (`transB=1`) on a 2-d
+//! - Conv1d/Conv2d → `Conv` (pads `[begin..., end...]`); ConvTranspose1d/2d → `ConvTranspose`
+//!   (`pads`, `output_padding`, `group`, `dilations`); Linear → `Gemm` (`transB=1`) on a 2-d
 //!   input, `MatMul` by the transposed weight then `Add` otherwise;
 //! - BatchNorm1d/2d → `BatchNormalization` (running statistics, `epsilon`); an unfoldable
 //!   BatchNorm the passes turned into `ScaleShift` → `Mul` + `Add` by `[C, 1, ...]` constants;
@@ -221,6 +222,26 @@ impl<'g> Builder<'g> {
                     Attr::int("group", c.groups as i64),
                 ];
                 self.push("Conv", name, &inputs, &output, attrs);
+            }
+            Op::ConvTranspose(c) => {
+                let w = self.param(node, 0);
+                let mut inputs = vec![x.as_str(), w.as_str()];
+                let bias = c.bias.then(|| self.param(node, 1));
+                if let Some(bias) = &bias {
+                    inputs.push(bias);
+                }
+                // A 1-d one's axis is the second of each pair.
+                let axes = |v: [usize; 2]| v[2 - c.rank..].to_vec();
+                let pad = axes(c.padding);
+                let attrs = vec![
+                    Attr::ints("kernel_shape", &axes(c.kernel)),
+                    Attr::ints("strides", &axes(c.stride)),
+                    Attr::ints("dilations", &axes(c.dilation)),
+                    Attr::ints("pads", &[pad.as_slice(), pad.as_slice()].concat()),
+                    Attr::ints("output_padding", &axes(c.output_padding)),
+                    Attr::int("group", c.groups as i64),
+                ];
+                self.push("ConvTranspose", name, &inputs, &output, attrs);
             }
             Op::Linear(l) => {
                 let bias = l.bias.then(|| self.param(node, 1));

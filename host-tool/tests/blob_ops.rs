@@ -25,7 +25,7 @@ fn op_kinds(bytes: &[u8]) -> Vec<OpKind> {
 #[test]
 fn every_op_case_runs_on_the_engine_like_torch() {
     let cases = cases();
-    assert_eq!(cases.len(), 15, "cases.json lost cases");
+    assert_eq!(cases.len(), 17, "cases.json lost cases");
     let mut kinds = std::collections::HashSet::new();
     let mut refused = Vec::new();
     for (name, case) in cases {
@@ -88,6 +88,7 @@ fn every_op_case_runs_on_the_engine_like_torch() {
     // The cases reach these engine ops (a case that stops lowering to one would lose its teeth).
     for k in [
         OpKind::Conv2d,
+        OpKind::ConvTranspose2d,
         OpKind::Linear,
         OpKind::ChannelAffine,
         OpKind::Activation,

@@ -288,4 +288,12 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
             &plugin,
         );
     }
+    // A 1-d sensor CNN (Conv1d, MaxPool1d, AdaptiveAvgPool1d) on every board: it fits the
+    // micro:bit's 16 KiB.
+    for (dtype, label) in [(WeightDtype::F16, "F16"), (WeightDtype::F32, "F32")] {
+        let boards: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32];
+        let network = "sensor_cnn_1d";
+        let model = convert_pt2(network, dtype);
+        check(network, model, label, boards, false, &dir, &plugin);
+    }
 }

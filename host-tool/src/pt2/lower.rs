@@ -19,8 +19,9 @@ use std::fmt;
 
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
-    resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
-    Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice, Softmax, ZeroPad,
+    resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv,
+    ConvTranspose, Flatten, Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice,
+    Softmax, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
 
@@ -982,10 +983,13 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
     let act = |lw: &mut Lowering<'_>, act: Activation| simple(lw, Op::Activation(act));
     let base = t.rsplit_once('.').map_or(t, |(b, _)| b);
     match base {
-        "aten.conv1d" | "aten.conv2d" | "aten.convolution" => {
-            if a.flag("transposed", false)? {
-                return Err("transposed convolution is not supported yet".into());
-            }
+        "aten.conv1d"
+        | "aten.conv2d"
+        | "aten.convolution"
+        | "aten.conv_transpose1d"
+        | "aten.conv_transpose2d" => {
+            let transposed =
+                base.starts_with("aten.conv_transpose") || a.flag("transposed", false)?;
             let (x, w, b) = (
                 a.tensor("input")?,
                 a.tensor("weight")?,
@@ -1053,17 +1057,33 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             {
                 return Err("output_padding is not supported".into());
             }
-            let op = Op::Conv(Conv {
-                rank,
-                in_channels: ws[1] * groups,
-                out_channels: ws[0],
-                kernel,
-                stride,
-                dilation,
-                padding,
-                groups,
-                bias: b.is_some(),
-            });
+            let op = if transposed {
+                let output_padding = lift(per_axis("output_padding", 0)?, 0);
+                Op::ConvTranspose(ConvTranspose {
+                    rank,
+                    in_channels: ws[0],
+                    out_channels: ws[1] * groups,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding: [padding.top, padding.left],
+                    output_padding,
+                    groups,
+                    bias: b.is_some(),
+                })
+            } else {
+                Op::Conv(Conv {
+                    rank,
+                    in_channels: ws[1] * groups,
+                    out_channels: ws[0],
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    groups,
+                    bias: b.is_some(),
+                })
+            };
             let v = lw.push(&module, Some(module.clone()), op, vec![x], &out, true)?;
             lw.slots.insert(out, Slot::Value(v));
         }

@@ -211,6 +211,50 @@ forward:
         return self.fc(torch.flatten(self.gap(y), 1))
 
 
+class ConvTranspose2dCase(nn.Module):
+    spec = """
+input x: [4, 5, 5]
+up = ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+bn = BatchNorm2d(6)
+up2 = ConvTranspose2d(4, 3, (2, 3), stride=(2, 1), padding=(0, 1), dilation=(1, 2), bias=False)
+up3 = ConvTranspose2d(4, 2, 4, stride=3, padding=2, output_padding=(2, 1), dilation=(2, 1))
+forward:
+    return relu(bn(up(x))), up2(x), up3(x)
+"""
+    inputs = [(4, 5, 5)]
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.bn = nn.BatchNorm2d(6)
+        self.up2 = nn.ConvTranspose2d(4, 3, (2, 3), stride=(2, 1), padding=(0, 1), dilation=(1, 2), bias=False)
+        self.up3 = nn.ConvTranspose2d(4, 2, 4, stride=3, padding=2, output_padding=(2, 1), dilation=(2, 1))
+
+    def forward(self, x):
+        return F.relu(self.bn(self.up(x))), self.up2(x), self.up3(x)
+
+
+class ConvTranspose1dCase(nn.Module):
+    spec = """
+input x: [4, 7]
+up = ConvTranspose1d(4, 2, 4, stride=3, padding=2, output_padding=2, dilation=2, bias=False)
+bn = BatchNorm1d(2)
+dw = ConvTranspose1d(4, 4, 3, stride=2, groups=4)
+forward:
+    return bn(up(x)), sigmoid(dw(x))
+"""
+    inputs = [(4, 7)]
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose1d(4, 2, 4, stride=3, padding=2, output_padding=2, dilation=2, bias=False)
+        self.bn = nn.BatchNorm1d(2)
+        self.dw = nn.ConvTranspose1d(4, 4, 3, stride=2, groups=4)
+
+    def forward(self, x):
+        return self.bn(self.up(x)), torch.sigmoid(self.dw(x))
+
+
 class SqueezeExcite(nn.Module):
     spec = """
 input x: [8, 6, 6]
@@ -437,6 +481,8 @@ CASES = {
     "pools_1d": Pools1d,
     "adaptive_max_pool2d": AdaptiveMax2d,
     "sensor_cnn_1d": SensorCnn1d,
+    "conv_transpose_2d_bn_relu": ConvTranspose2dCase,
+    "conv_transpose_1d_bn": ConvTranspose1dCase,
 }
 
 

@@ -13,7 +13,7 @@ mod pool;
 mod shape;
 
 pub use activation::{Activation, PRelu, Softmax};
-pub use conv::{check_window, Conv, Padding};
+pub use conv::{check_window, Conv, ConvTranspose, Padding};
 pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
@@ -24,6 +24,7 @@ pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Conv(Conv),
+    ConvTranspose(ConvTranspose),
     Linear(Linear),
     BatchNorm(BatchNorm),
     /// Per-channel `y = x * scale + shift`: a BatchNorm that could not be folded.
@@ -90,6 +91,7 @@ impl Op {
     pub fn kind(&self) -> String {
         match self {
             Op::Conv(c) => format!("Conv{}d", c.rank),
+            Op::ConvTranspose(c) => format!("ConvTranspose{}d", c.rank),
             Op::Linear(_) => "Linear".into(),
             Op::BatchNorm(b) => format!("BatchNorm{}d", b.rank),
             Op::ScaleShift(_) => "ScaleShift".into(),
@@ -125,6 +127,7 @@ impl Op {
     fn infer_unchecked(&self, inputs: &[&[usize]]) -> ShapeResult {
         match self {
             Op::Conv(op) => op.infer(inputs),
+            Op::ConvTranspose(op) => op.infer(inputs),
             Op::Linear(op) => op.infer(inputs),
             Op::BatchNorm(op) => op.infer(inputs),
             Op::ScaleShift(op) => op.infer(inputs),
@@ -151,6 +154,7 @@ impl Op {
     pub fn params(&self) -> Vec<(&'static str, Vec<usize>)> {
         match self {
             Op::Conv(op) => op.params(),
+            Op::ConvTranspose(op) => op.params(),
             Op::Linear(op) => op.params(),
             Op::BatchNorm(op) => op.params(),
             Op::ScaleShift(op) => vec![("scale", vec![op.channels]), ("shift", vec![op.channels])],
@@ -165,6 +169,12 @@ impl Op {
         let out = super::numel(output) as u64;
         match self {
             Op::Conv(c) => out * (c.in_channels / c.groups * c.kernel[0] * c.kernel[1]) as u64,
+            // Each output pixel meets, per input channel of its group, the taps whose offset is a
+            // multiple of the stride: about kernel / stride of them (exact away from the borders).
+            Op::ConvTranspose(c) => {
+                let taps = (c.kernel[0] * c.kernel[1]) as u64;
+                out * (c.in_channels / c.groups) as u64 * taps / (c.stride[0] * c.stride[1]) as u64
+            }
             Op::Linear(l) => out * l.in_features as u64,
             _ => 0,
         }

@@ -176,6 +176,39 @@ fn constructor(n: &Node) -> Result<String, String> {
             }
             s + ")"
         }
+        Op::ConvTranspose(c) => {
+            let k = |v: [usize; 2]| {
+                if c.rank == 1 {
+                    v[1].to_string()
+                } else {
+                    pair(v)
+                }
+            };
+            let mut s = format!(
+                "ConvTranspose{}d({}, {}, {}",
+                c.rank,
+                c.in_channels,
+                c.out_channels,
+                k(c.kernel)
+            );
+            for (name, v, default) in [
+                ("stride", c.stride, 1),
+                ("padding", c.padding, 0),
+                ("output_padding", c.output_padding, 0),
+                ("dilation", c.dilation, 1),
+            ] {
+                if v != [default; 2] && !(c.rank == 1 && v[1] == default) {
+                    let _ = write!(s, ", {name}={}", k(v));
+                }
+            }
+            if c.groups != 1 {
+                let _ = write!(s, ", groups={}", c.groups);
+            }
+            if !c.bias {
+                s.push_str(", bias=False");
+            }
+            s + ")"
+        }
         Op::Linear(l) => format!(
             "Linear({}, {}{})",
             l.in_features,

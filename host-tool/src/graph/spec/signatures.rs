@@ -2,8 +2,8 @@
 //! defaults, and how each becomes an [`Op`].
 
 use crate::graph::ops::{
-    Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten, Linear, Op,
-    PRelu, Padding, Permute, Pool, PoolKind, Reshape, Softmax, ZeroPad,
+    Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
+    Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Softmax, ZeroPad,
 };
 
 /// A constant argument value.
@@ -88,6 +88,18 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
     let inplace = || vec![boolean("inplace", false)];
     Some(match name {
         "Conv1d" | "Conv2d" => conv(),
+        "ConvTranspose1d" | "ConvTranspose2d" => vec![
+            req("in_channels"),
+            req("out_channels"),
+            req("kernel_size"),
+            int("stride", 1),
+            int("padding", 0),
+            int("output_padding", 0),
+            int("groups", 1),
+            boolean("bias", true),
+            int("dilation", 1),
+            string("padding_mode", "zeros"),
+        ],
         "Linear" => vec![
             req("in_features"),
             req("out_features"),
@@ -390,6 +402,7 @@ impl Args {
 pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
     Ok(match kind {
         "Conv1d" | "Conv2d" => Op::Conv(conv(kind, a)?),
+        "ConvTranspose1d" | "ConvTranspose2d" => Op::ConvTranspose(conv_transpose(kind, a)?),
         "Linear" => Op::Linear(Linear {
             in_features: a.size("in_features")?,
             out_features: a.size("out_features")?,
@@ -593,6 +606,37 @@ fn conv(kind: &str, a: &Args) -> Result<Conv, String> {
         stride,
         dilation,
         padding,
+        groups,
+        bias: a.flag("bias")?,
+    })
+}
+
+fn conv_transpose(kind: &str, a: &Args) -> Result<ConvTranspose, String> {
+    let rank = if kind.ends_with("1d") { 1 } else { 2 };
+    a.require(
+        "padding_mode",
+        Lit::Str("zeros".into()),
+        "only zero padding",
+    )?;
+    let (in_channels, out_channels, groups) = (
+        a.size("in_channels")?,
+        a.size("out_channels")?,
+        a.size("groups")?,
+    );
+    if in_channels % groups != 0 || out_channels % groups != 0 {
+        return Err(format!(
+            "{kind}(): in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})"
+        ));
+    }
+    Ok(ConvTranspose {
+        rank,
+        in_channels,
+        out_channels,
+        kernel: to2(rank, &a.per_axis("kernel_size", rank, 1)?, 1),
+        stride: to2(rank, &a.per_axis("stride", rank, 1)?, 1),
+        dilation: to2(rank, &a.per_axis("dilation", rank, 1)?, 1),
+        padding: to2(rank, &a.per_axis("padding", rank, 0)?, 0),
+        output_padding: to2(rank, &a.per_axis("output_padding", rank, 0)?, 0),
         groups,
         bias: a.flag("bias")?,
     })
