@@ -1053,8 +1053,8 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                     }
                 }
             };
-            if base == "aten.convolution" && a.ints("output_padding", &[0])?.iter().any(|&p| p != 0)
-            {
+            let output_padding = a.ints("output_padding", &[0])?;
+            if !transposed && output_padding.iter().any(|&p| p != 0) {
                 return Err("output_padding is not supported".into());
             }
             let op = if transposed {
