@@ -5,7 +5,9 @@
 //! element is `bias (or 0) + Σ x * w` over its group's input channels, then the kernel rows and
 //! columns, in increasing order, the taps whose input pixel exists: input pixel `iy` reaches output
 //! `oy = iy * sh - ph + ky * dh`. The sum is accumulated in the output, one tap of every output
-//! element at a time, so each weight is decoded once and the order per element stays fixed.
+//! element at a time, so each weight is decoded once and the order per element stays fixed; a tap
+//! reaches a run of input pixels whose outputs step by the stride, found without a division per
+//! pixel.
 
 use crate::weights::{Matrix, Vector};
 
@@ -30,11 +32,21 @@ pub(crate) struct Geom {
     pub groups: usize,
 }
 
-/// The input index along one axis that tap `k` brings to output `o`, if any.
+/// Along one axis, the input pixels `i` that tap `k` brings inside an output of length `out`,
+/// `o = i * s + k * d - p`: `(first i, its o, how many)`, consecutive `i` stepping `o` by `s`.
 #[inline]
-fn source(o: usize, k: usize, s: usize, d: usize, p: usize, len: usize) -> Option<usize> {
-    let t = (o + p).checked_sub(k * d)?;
-    (t % s == 0 && t / s < len).then_some(t / s)
+fn reach(k: usize, s: usize, d: usize, p: usize, len: usize, out: usize) -> (usize, usize, usize) {
+    let off = k * d;
+    let first = if off >= p {
+        0
+    } else {
+        (p - off).div_ceil(s.max(1))
+    };
+    let o = (first * s + off).saturating_sub(p);
+    if first >= len || o >= out {
+        return (0, 0, 0);
+    }
+    (first, o, ((out - 1 - o) / s.max(1) + 1).min(len - first))
 }
 
 #[allow(clippy::indexing_slicing)] // geometry validated
@@ -46,29 +58,28 @@ pub(crate) fn conv_transpose2d(
     bias: Option<Vector<'_>>,
 ) {
     let groups = g.groups.max(1);
-    let (ipg, opg) = (g.c_in / groups, g.c_out / groups);
+    let (ipg, opg) = (g.c_in / groups, (g.c_out / groups).max(1));
     let plane = g.oh * g.ow;
     for o in 0..g.c_out {
         let out = &mut output[o * plane..(o + 1) * plane];
         let b = bias.as_ref().map_or(0.0, |b| b.get(o));
         out.iter_mut().for_each(|v| *v = b);
-        let (group, oc) = (o / opg.max(1), o % opg.max(1));
+        let (group, oc) = (o / opg, o % opg);
         for ic in group * ipg..(group + 1) * ipg {
             let x = &input[ic * g.h * g.w..(ic + 1) * g.h * g.w];
             for ky in 0..g.kh {
+                let (iy0, oy0, rows) = reach(ky, g.sh, g.dh, g.ph, g.h, g.oh);
                 for kx in 0..g.kw {
                     let mut wv = [0.0f32];
                     weight.decode(((ic * opg + oc) * g.kh + ky) * g.kw + kx, &mut wv);
                     let wv = wv[0];
-                    for oy in 0..g.oh {
-                        let Some(iy) = source(oy, ky, g.sh, g.dh, g.ph, g.h) else {
-                            continue;
-                        };
-                        let (row, xr) = (&mut out[oy * g.ow..(oy + 1) * g.ow], &x[iy * g.w..]);
-                        for (ox, v) in row.iter_mut().enumerate() {
-                            if let Some(ix) = source(ox, kx, g.sw, g.dw, g.pw, g.w) {
-                                *v += xr[ix] * wv;
-                            }
+                    let (ix0, ox0, cols) = reach(kx, g.sw, g.dw, g.pw, g.w, g.ow);
+                    for r in 0..rows {
+                        let (iy, oy) = (iy0 + r, oy0 + r * g.sh);
+                        let xs = &x[iy * g.w + ix0..iy * g.w + ix0 + cols];
+                        let row = &mut out[oy * g.ow + ox0..(oy + 1) * g.ow];
+                        for (v, &xv) in row.iter_mut().step_by(g.sw.max(1)).zip(xs) {
+                            *v += xv * wv;
                         }
                     }
                 }
