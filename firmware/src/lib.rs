@@ -529,6 +529,32 @@ impl<'a> Model<'a> {
                 kernels::conv::conv2d(&g, r.get(&it)?, out, weight, bias);
                 act::apply(&act(&c.act)?, out, ot.channels(), ot.inner());
             }
+            Op::ConvTranspose2d(c) => {
+                let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
+                let u = |v: u32| v as usize;
+                let g = kernels::conv_transpose::Geom {
+                    c_in: dim(&it, 1),
+                    h: dim(&it, 2),
+                    w: dim(&it, 3),
+                    c_out: dim(&ot, 1),
+                    oh: dim(&ot, 2),
+                    ow: dim(&ot, 3),
+                    kh: u(c.kernel[0]),
+                    kw: u(c.kernel[1]),
+                    sh: u(c.stride[0]),
+                    sw: u(c.stride[1]),
+                    dh: u(c.dilation[0]),
+                    dw: u(c.dilation[1]),
+                    ph: u(c.padding[0]),
+                    pw: u(c.padding[1]),
+                    groups: u(c.groups),
+                };
+                let weight = w.matrix(c.weight).ok_or(Error::Internal)?;
+                let bias = c.bias.map(vector).transpose()?;
+                let (r, out) = split(arena, &ot)?;
+                kernels::conv_transpose::conv_transpose2d(&g, r.get(&it)?, out, weight, bias);
+                act::apply(&act(&c.act)?, out, ot.channels(), ot.inner());
+            }
             Op::Linear(l) => {
                 let (it, ot) = (self.t(l.input)?, self.t(l.output)?);
                 let (fi, fo) = (l.in_features as usize, l.out_features as usize);
@@ -588,18 +614,27 @@ impl<'a> Model<'a> {
                     }
                 }
             }
-            Op::AdaptiveAvgPool2d { input, output } => {
+            Op::AdaptiveAvgPool2d { input, output } | Op::AdaptiveMaxPool2d { input, output } => {
                 let (it, ot) = (self.t(*input)?, self.t(*output)?);
                 let g = pool_geom(&it, &ot, [1, 1], [1, 1], [0; 4]);
+                let max = matches!(op, Op::AdaptiveMaxPool2d { .. });
                 match ot.elem {
                     ElemType::F32 => {
                         let (r, out) = split(arena, &ot)?;
-                        kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                        if max {
+                            kernels::pool::adaptive_max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            kernels::pool::adaptive_avg_pool(&g, r.get(&it)?, out);
+                        }
                     }
                     ElemType::I8 => {
                         let (r, out) = split(arena, &ot)?;
-                        let z = it.zero_point();
-                        kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
+                        if max {
+                            kernels::int8::pool::adaptive_max_pool(&g, r.get(&it)?, out);
+                        } else {
+                            let z = it.zero_point();
+                            kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
+                        }
                     }
                 }
             }

@@ -26,6 +26,7 @@ enum Types {
 fn types(op: &WireOp<'_>) -> Types {
     match op {
         Op::Conv2d(_)
+        | Op::ConvTranspose2d(_)
         | Op::Linear(_)
         | Op::ChannelAffine(_)
         | Op::Activation(_)
@@ -38,6 +39,7 @@ fn types(op: &WireOp<'_>) -> Types {
         Op::MaxPool2d(_)
         | Op::AvgPool2d(_)
         | Op::AdaptiveAvgPool2d { .. }
+        | Op::AdaptiveMaxPool2d { .. }
         | Op::ZeroPad2d { .. }
         | Op::Concat { .. }
         | Op::Permute { .. }
@@ -53,6 +55,7 @@ fn for_each_input(
 ) -> Result<(), Error> {
     match op {
         Op::Conv2d(c) => f(c.input),
+        Op::ConvTranspose2d(c) => f(c.input),
         Op::Linear(l) => f(l.input),
         Op::ChannelAffine(a) => f(a.input),
         Op::Activation(u) => f(u.input),
@@ -69,6 +72,7 @@ fn for_each_input(
         }
         Op::Concat { inputs, .. } => inputs.iter().try_for_each(f),
         Op::AdaptiveAvgPool2d { input, .. }
+        | Op::AdaptiveMaxPool2d { input, .. }
         | Op::ZeroPad2d { input, .. }
         | Op::Softmax { input, .. }
         | Op::Permute { input, .. }
@@ -293,6 +297,47 @@ impl Checker<'_, '_> {
                 }
                 self.act(&c.act, &self.tensor(c.output)?)
             }
+            Op::ConvTranspose2d(c) => {
+                let (it, ot) = (self.tensor(c.input)?, self.tensor(c.output)?);
+                let [ci, h, w] = self.nchw(&it, c.input)?;
+                let [co, oh, ow] = self.nchw(&ot, c.output)?;
+                let g = c.groups as usize;
+                self.ensure(g > 0 && ci % g == 0 && co % g == 0, self.param("groups"))?;
+                self.ensure(ci == c.in_channels as usize, self.shape(c.input))?;
+                self.ensure(co == c.out_channels as usize, self.shape(c.output))?;
+                let u = |v: u32| v as usize;
+                // PyTorch's output length, `None` on a zero parameter, an output padding not
+                // below the stride or dilation, an empty output or an overflow.
+                let out_len = |axis: usize, inp: usize| -> Option<usize> {
+                    let (k, s, d) = (u(c.kernel[axis]), u(c.stride[axis]), u(c.dilation[axis]));
+                    let (p, op) = (u(c.padding[axis]), u(c.output_padding[axis]));
+                    if k == 0 || s == 0 || d == 0 || (op >= s && op >= d) {
+                        return None;
+                    }
+                    inp.checked_sub(1)?
+                        .checked_mul(s)?
+                        .checked_add(d.checked_mul(k - 1)?)?
+                        .checked_add(op.checked_add(1)?)?
+                        .checked_sub(p.checked_mul(2)?)
+                        .filter(|&n| n > 0)
+                };
+                let (ey, ex) = (out_len(0, h), out_len(1, w));
+                self.ensure(
+                    ey.is_some() && ex.is_some(),
+                    self.param("kernel/stride/dilation/padding"),
+                )?;
+                self.ensure(ey == Some(oh) && ex == Some(ow), self.shape(c.output))?;
+                let weights = ci
+                    .checked_mul(co / g)
+                    .and_then(|n| n.checked_mul(u(c.kernel[0])))
+                    .and_then(|n| n.checked_mul(u(c.kernel[1])));
+                self.matrix(&c.weight, weights, "conv transpose weight")?;
+                if let Some(b) = &c.bias {
+                    self.vector(b, co, "conv transpose bias")?;
+                }
+                self.act(&c.act, &ot)?;
+                self.disjoint((c.input, &it), &ot, false)
+            }
             Op::Linear(l) => {
                 let (fi, fo) = (l.in_features as usize, l.out_features as usize);
                 self.linear(l.input, l.output, fi, fo)?;
@@ -383,7 +428,7 @@ impl Checker<'_, '_> {
                 self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
                 self.disjoint((p.input, &it), &ot, false)
             }
-            Op::AdaptiveAvgPool2d { input, output } => {
+            Op::AdaptiveAvgPool2d { input, output } | Op::AdaptiveMaxPool2d { input, output } => {
                 let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);
                 let [c, h, w] = self.nchw(&it, *input)?;
                 let [oc, oh, ow] = self.nchw(&ot, *output)?;

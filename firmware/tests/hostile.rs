@@ -6,7 +6,7 @@ use common::*;
 use nnblob_firmware::{Error, Model};
 use nnblob_format::encode::ModelRepr;
 use nnblob_format::header::{blob_crc, field};
-use nnblob_format::meta::{Activation, Conv2d, Op};
+use nnblob_format::meta::{Activation, Conv2d, ConvTranspose2d, Op, Pool2d};
 use nnblob_format::WeightDtype;
 
 /// A small real model: conv 3x3 (f16) + ReLU fused, then global average pool.
@@ -91,10 +91,10 @@ fn header_faults_have_their_own_errors() {
         Error::Blob(nnblob_format::Error::BadMagic)
     );
     let mut b = blob.clone();
-    b[field::VERSION].copy_from_slice(&4u16.to_le_bytes());
+    b[field::VERSION].copy_from_slice(&5u16.to_le_bytes());
     assert_eq!(
         Model::from_bytes(&b).unwrap_err(),
-        Error::Blob(nnblob_format::Error::UnsupportedVersion(4))
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(5))
     );
     let mut b = blob.clone();
     b[field::VERSION].copy_from_slice(&0u16.to_le_bytes());
@@ -281,10 +281,132 @@ fn fuzz_regressions_replay() {
     eprintln!("{n} regression inputs replayed");
 }
 
+/// A 1-d model (as the converter writes one): `[1, 2, 1, 9]` max pooled (3, stride 2, padding
+/// 1, ceil_mode), average pooled (2, stride 1, padding 1, without the padding in the divisor),
+/// then adaptive max pooled to 4.
+fn pools_1d() -> ModelRepr {
+    let pool = |input, output, k, s, p, ceil_mode| Pool2d {
+        input,
+        output,
+        kernel: [1, k],
+        stride: [1, s],
+        padding: [0, p, 0, p],
+        ceil_mode,
+        count_include_pad: false,
+    };
+    let shapes: [&[u32]; 4] = [&[1, 2, 1, 9], &[1, 2, 1, 5], &[1, 2, 1, 6], &[1, 2, 1, 4]];
+    model(
+        WeightDtype::F32,
+        &shapes,
+        &[0],
+        &[3],
+        vec![
+            Op::MaxPool2d(pool(0, 1, 3, 2, 1, true)),
+            Op::AvgPool2d(pool(1, 2, 2, 1, 1, false)),
+            Op::AdaptiveMaxPool2d {
+                input: 2,
+                output: 3,
+            },
+        ],
+    )
+}
+
+#[test]
+fn adaptive_max_pools_are_checked_like_the_average_ones() {
+    assert_eq!(run(&pools_1d(), &[&Rng(3).vec(18)])[0].len(), 8);
+    // Another channel count, an empty output, a missing tensor: each refused by name.
+    for (output_dims, op_tensor) in [
+        ([1u32, 1, 1, 4], None),
+        ([1, 2, 1, 0], None),
+        ([1, 2, 1, 4], Some(9)),
+    ] {
+        let mut m = pools_1d();
+        m.tensors[3].shape = output_dims.to_vec();
+        let want = match op_tensor {
+            Some(t) => {
+                m.ops[2] = Op::AdaptiveMaxPool2d {
+                    input: t,
+                    output: 3,
+                };
+                Error::OpTensor { op: 2, tensor: t }
+            }
+            None => Error::OpShape { op: 2, tensor: 3 },
+        };
+        assert_eq!(Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(), want);
+    }
+}
+
+type OwnedConvTranspose = ConvTranspose2d<Vec<f32>, Vec<f32>>;
+
+/// A transposed convolution `[1, 4, 3, 3]` -> `[1, 2, 6, 6]` (kernel 3, stride 2, padding 1,
+/// output padding 1, 2 groups), f16 weights, bias and a fused ReLU.
+fn upsampler() -> ModelRepr {
+    let op = Op::ConvTranspose2d(ConvTranspose2d {
+        input: 0,
+        output: 1,
+        in_channels: 4,
+        out_channels: 2,
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+        output_padding: [1, 1],
+        dilation: [1, 1],
+        groups: 2,
+        weight: Rng(9).vec(4 * 9),
+        bias: Some(vec![0.5, -0.5]),
+        act: Activation::Relu,
+    });
+    let shapes: [&[u32]; 2] = [&[1, 4, 3, 3], &[1, 2, 6, 6]];
+    model(WeightDtype::F16, &shapes, &[0], &[1], vec![op])
+}
+
+#[test]
+fn transposed_convolutions_are_checked_field_by_field() {
+    assert_eq!(run(&upsampler(), &[&Rng(4).vec(36)])[0].len(), 72);
+    let refused = |f: &dyn Fn(&mut OwnedConvTranspose)| {
+        let mut m = upsampler();
+        if let Op::ConvTranspose2d(c) = &mut m.ops[0] {
+            f(c);
+        }
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
+    };
+    let param = |field| Error::OpParam { op: 0, field };
+    let geometry = param("kernel/stride/dilation/padding");
+    // Output padding not below the stride (nor the dilation); a zero stride; an output length
+    // the rule does not give; groups that do not divide; a short weight and bias.
+    assert_eq!(refused(&|c| c.output_padding = [2, 1]), geometry);
+    assert_eq!(refused(&|c| c.stride = [0, 2]), geometry);
+    assert_eq!(
+        refused(&|c| c.output_padding = [0, 0]),
+        Error::OpShape { op: 0, tensor: 1 }
+    );
+    assert_eq!(refused(&|c| c.groups = 3), param("groups"));
+    assert_eq!(
+        refused(&|c| c.in_channels = 2),
+        Error::OpShape { op: 0, tensor: 0 }
+    );
+    assert_eq!(
+        refused(&|c| c.weight.truncate(35)),
+        Error::OpWeight {
+            op: 0,
+            field: "conv transpose weight"
+        }
+    );
+    assert_eq!(
+        refused(&|c| c.bias = Some(vec![0.0])),
+        Error::OpWeight {
+            op: 0,
+            field: "conv transpose bias"
+        }
+    );
+}
+
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
     write_fuzz_seed("small", &small());
+    write_fuzz_seed("pools-1d", &pools_1d());
+    write_fuzz_seed("conv-transpose", &upsampler());
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.
@@ -350,7 +472,18 @@ fn blobs_may_not_hold_ops_newer_than_their_version() {
             },
             2,
         ),
+        (
+            Op::AdaptiveMaxPool2d {
+                input: 0,
+                output: 0,
+            },
+            3,
+        ),
     ];
+    let mut newer = newer.to_vec();
+    if let Some(op) = upsampler().ops.pop() {
+        newer.push((op, 3));
+    }
     for (op, version) in newer {
         let mut m = model(WeightDtype::F32, &[], &[], &[], vec![op]);
         m.arena_bytes = 0;

@@ -4,7 +4,9 @@
 
 mod common;
 use common::*;
-use nnblob_format::meta::{Activation, Binary, Broadcast, ChannelAffine, Op, Pool2d, Unary};
+use nnblob_format::meta::{
+    Activation, Binary, Broadcast, ChannelAffine, ConvTranspose2d, Op, Pool2d, Unary,
+};
 use nnblob_format::WeightDtype;
 use proptest::prelude::*;
 
@@ -101,6 +103,69 @@ proptest! {
         }}}
         let shapes: [&[u32]; 2] = [&[1, c as u32, h as u32, w as u32], &[1, c as u32, oh as u32, ow as u32]];
         let got = run(&model(WeightDtype::F32, &shapes, &[0], &[1], vec![Op::AdaptiveAvgPool2d { input: 0, output: 1 }]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+
+    #[test]
+    fn adaptive_max_pool_bins(c in 1usize..3, h in 1usize..10, w in 1usize..10, oh in 1usize..7, ow in 1usize..7, seed in any::<u64>()) {
+        let x = Rng(seed | 1).vec(c * h * w);
+        let mut want = Vec::new();
+        for ch in 0..c { for oy in 0..oh { for ox in 0..ow {
+            let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+            let mut m = f32::NEG_INFINITY;
+            for y in y0..y1 { for xx in x0..x1 { m = m.max(x[(ch * h + y) * w + xx]); } }
+            want.push(m);
+        }}}
+        let shapes: [&[u32]; 2] = [&[1, c as u32, h as u32, w as u32], &[1, c as u32, oh as u32, ow as u32]];
+        let got = run(&model(WeightDtype::F32, &shapes, &[0], &[1], vec![Op::AdaptiveMaxPool2d { input: 0, output: 1 }]), &[&x]);
+        assert_bits(&got[0], &want);
+    }
+
+    #[test]
+    fn conv_transpose_matches_oracle(groups in 1usize..3, cig in 1usize..3, cog in 1usize..3, h in 1usize..5, w in 1usize..6,
+                                     kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4, dh in 1usize..3, dw in 1usize..3,
+                                     ph in 0usize..3, pw in 0usize..3, oph in 0usize..3, opw in 0usize..3,
+                                     f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        let (oph, opw) = (oph.min(sh.max(dh) - 1), opw.min(sw.max(dw) - 1));
+        let oh = ((h - 1) * sh + dh * (kh - 1) + oph + 1).checked_sub(2 * ph);
+        let ow = ((w - 1) * sw + dw * (kw - 1) + opw + 1).checked_sub(2 * pw);
+        let (Some(oh), Some(ow)) = (oh.filter(|&n| n > 0), ow.filter(|&n| n > 0)) else {
+            return Ok(());
+        };
+        let (ci, co) = (groups * cig, groups * cog);
+        let dtype = if f16 { WeightDtype::F16 } else { WeightDtype::F32 };
+        let mut rng = Rng(seed | 1);
+        let x = rng.vec(ci * h * w);
+        let wt = rng.vec(ci * cog * kh * kw);
+        let b = bias.then(|| rng.vec(co));
+        let ws = stored(dtype, &wt);
+        // By the definition, gathered: output (oy, ox) takes input (iy, ix) through tap (ky, kx)
+        // when iy * sh - ph + ky * dh = oy; bias, then input channels, rows, columns in order.
+        let source = |o: usize, k: usize, s: usize, d: usize, p: usize, n: usize| {
+            (o + p).checked_sub(k * d).filter(|t| t % s == 0 && t / s < n).map(|t| t / s)
+        };
+        let mut want = Vec::new();
+        for o in 0..co {
+            let (g, oc) = (o / cog, o % cog);
+            for oy in 0..oh { for ox in 0..ow {
+                let mut acc = b.as_ref().map_or(0.0, |b| b[o]);
+                for ic in g * cig..(g + 1) * cig { for ky in 0..kh { for kx in 0..kw {
+                    if let (Some(iy), Some(ix)) = (source(oy, ky, sh, dh, ph, h), source(ox, kx, sw, dw, pw, w)) {
+                        acc += x[(ic * h + iy) * w + ix] * ws[((ic * cog + oc) * kh + ky) * kw + kx];
+                    }
+                }}}
+                want.push(acc);
+            }}
+        }
+        let u = |v: usize| v as u32;
+        let op = Op::ConvTranspose2d(ConvTranspose2d {
+            input: 0, output: 1, in_channels: u(ci), out_channels: u(co), kernel: [u(kh), u(kw)],
+            stride: [u(sh), u(sw)], padding: [u(ph), u(pw)], output_padding: [u(oph), u(opw)],
+            dilation: [u(dh), u(dw)], groups: u(groups), weight: wt, bias: b, act: Activation::None,
+        });
+        let shapes: [&[u32]; 2] = [&[1, u(ci), u(h), u(w)], &[1, u(co), u(oh), u(ow)]];
+        let got = run(&model(dtype, &shapes, &[0], &[1], vec![op]), &[&x]);
         assert_bits(&got[0], &want);
     }
 

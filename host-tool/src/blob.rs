@@ -16,8 +16,11 @@
 //!   the input's memory, so the output tensor is the same bytes under the new shape. When the plan did
 //!   not alias them (a fused activation), they are a `Copy`.
 //! - **Conv1d** is a Conv2d of height 1; padding `(top, bottom, left, right)` becomes the format's
-//!   `[top, left, bottom, right]`.
-//! - **Fused activations** go into the op's `act` field (Conv2d, Linear, ChannelAffine, Add, Mul);
+//!   `[top, left, bottom, right]`. The 1-d pools likewise are the 2-d pool ops of height 1.
+//! - **ConvTranspose1d/2d** is the format's `ConvTranspose2d` (version 4; a 1-d one of height 1),
+//!   its weight in PyTorch's layout.
+//! - **Fused activations** go into the op's `act` field (Conv2d, ConvTranspose2d, Linear,
+//!   ChannelAffine, Add, Mul);
 //!   an op without such a field is followed by an in-place `Activation` op.
 //! - **ScaleShift** (an unfoldable BatchNorm) is a `ChannelAffine`; a BatchNorm the passes left
 //!   alone is turned into one here, or refused with the channel that makes it undefined.
@@ -27,6 +30,7 @@
 //!   any other broadcast, and one where neither operand has the output's size, is refused.
 //! - **Pools** keep PyTorch's rules: symmetric padding `[p, p, p, p]` of at most half the kernel,
 //!   `ceil_mode`, `count_include_pad`. Max pooling with dilation has no engine op and is refused.
+//!   Adaptive max pooling is its own op (`AdaptiveMaxPool2d`, format version 4).
 
 use std::io::Read;
 use std::path::Path;
@@ -431,6 +435,17 @@ impl Lowering<'_> {
         self.push_tensor(shape, offset, self.graph.values[v].quant)
     }
 
+    /// The input and output tensors of a window op of `rank` (a convolution, a pool): a 1-d
+    /// one's `[1, C, L]` values seen as `[1, C, 1, L]`, the 2-d op of height 1 the engine runs.
+    fn height_one(&mut self, rank: usize, x: ValueId, y: ValueId) -> Result<(u32, u32), BlobError> {
+        if rank == 2 {
+            return Ok((self.tensor(x)?, self.tensor(y)?));
+        }
+        let (xs, ys) = (self.graph.shape(x).to_vec(), self.graph.shape(y).to_vec());
+        let xv = self.view(x, &[xs[0], xs[1], 1, xs[2]])?;
+        Ok((xv, self.view(y, &[ys[0], ys[1], 1, ys[2]])?))
+    }
+
     fn push(&mut self, node: &Node, op: OwnedOp) {
         self.ops.push(op);
         self.op_layers.push(node.name.clone());
@@ -455,13 +470,7 @@ impl Lowering<'_> {
         let mut take_act = || act.take().unwrap_or(wire::Activation::None);
         let op: Option<OwnedOp> = match &node.op {
             Op::Conv(c) => {
-                let (input, output) = if c.rank == 2 {
-                    (self.tensor(x()?)?, out)
-                } else {
-                    let (xs, ys) = (g.shape(x()?), g.shape(node.output));
-                    let xv = self.view(x()?, &[xs[0], xs[1], 1, xs[2]])?;
-                    (xv, self.view(node.output, &[ys[0], ys[1], 1, ys[2]])?)
-                };
+                let (input, output) = self.height_one(c.rank, x()?, node.output)?;
                 let u = |v: [usize; 2]| -> Result<[u32; 2], BlobError> {
                     Ok([u32_of(v[0])?, u32_of(v[1])?])
                 };
@@ -512,6 +521,27 @@ impl Lowering<'_> {
                         act: take_act(),
                     }),
                 })
+            }
+            Op::ConvTranspose(c) => {
+                let (input, output) = self.height_one(c.rank, x()?, node.output)?;
+                let u = |v: [usize; 2]| -> Result<[u32; 2], BlobError> {
+                    Ok([u32_of(v[0])?, u32_of(v[1])?])
+                };
+                Some(wire::Op::ConvTranspose2d(wire::ConvTranspose2d {
+                    input,
+                    output,
+                    in_channels: u32_of(c.in_channels)?,
+                    out_channels: u32_of(c.out_channels)?,
+                    kernel: u(c.kernel)?,
+                    stride: u(c.stride)?,
+                    padding: u(c.padding)?,
+                    output_padding: u(c.output_padding)?,
+                    dilation: u(c.dilation)?,
+                    groups: u32_of(c.groups)?,
+                    weight: p[0].data.clone(),
+                    bias: p.get(1).map(|b| b.data.clone()),
+                    act: take_act(),
+                }))
             }
             Op::Linear(lin) => Some(match &node.quant {
                 Some(QuantOp::Weighted {
@@ -594,10 +624,11 @@ impl Lowering<'_> {
                         "dilation other than 1 in a pooling layer has no engine op".into(),
                     ));
                 }
+                let (input, output) = self.height_one(pool.rank, x()?, node.output)?;
                 let [ph, pw] = [u32_of(pool.padding[0])?, u32_of(pool.padding[1])?];
                 let p2 = wire::Pool2d {
-                    input: self.tensor(x()?)?,
-                    output: out,
+                    input,
+                    output,
                     kernel: [u32_of(pool.kernel[0])?, u32_of(pool.kernel[1])?],
                     stride: [u32_of(pool.stride[0])?, u32_of(pool.stride[1])?],
                     padding: [ph, pw, ph, pw],
@@ -609,10 +640,13 @@ impl Lowering<'_> {
                     PoolKind::Avg => wire::Op::AvgPool2d(p2),
                 })
             }
-            Op::AdaptiveAvgPool(_) => Some(wire::Op::AdaptiveAvgPool2d {
-                input: self.tensor(x()?)?,
-                output: out,
-            }),
+            Op::AdaptivePool(a) => {
+                let (input, output) = self.height_one(a.rank, x()?, node.output)?;
+                Some(match a.kind {
+                    PoolKind::Max => wire::Op::AdaptiveMaxPool2d { input, output },
+                    PoolKind::Avg => wire::Op::AdaptiveAvgPool2d { input, output },
+                })
+            }
             Op::ZeroPad(z) => {
                 let pd = &z.padding;
                 Some(wire::Op::ZeroPad2d {

@@ -5,7 +5,8 @@
 //! once per output element; nothing is clever, so that it is obviously right.
 
 use crate::graph::ops::{
-    broadcast_shapes, resolve_dim, Activation, BinaryKind, Conv, Op, Pool, PoolKind,
+    broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv,
+    ConvTranspose, Op, Pool, PoolKind,
 };
 use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
 
@@ -86,6 +87,13 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             p.get(1).map(|b| b.data.as_slice()),
             &out_shape,
         ),
+        Op::ConvTranspose(c) => conv_transpose(
+            c,
+            x,
+            &p[0].data,
+            p.get(1).map(|b| b.data.as_slice()),
+            &out_shape,
+        ),
         Op::Linear(l) => {
             let rows = numel(&x.shape) / l.in_features;
             let mut y = Vec::with_capacity(rows * l.out_features);
@@ -125,7 +133,7 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
         }
         Op::Softmax(s) => softmax(x, resolve_dim(s.dim, x.shape.len()).unwrap_or(0)),
         Op::Pool(pool_op) => pool(pool_op, x, &out_shape),
-        Op::AdaptiveAvgPool(_) => adaptive_avg_pool(x, &out_shape),
+        Op::AdaptivePool(a) => adaptive_pool(a, x, &out_shape),
         Op::ZeroPad(z) => {
             let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
             let (oh, ow) = (out_shape[2], out_shape[3]);
@@ -339,9 +347,62 @@ fn conv(c: &Conv, x: &Tensor, w: &[f32], bias: Option<&[f32]>, out_shape: &[usiz
     y
 }
 
+/// A transposed convolution by its definition: every input pixel scatters `x * w` over the
+/// output pixels its taps reach, in f64, the bias first.
+fn conv_transpose(
+    c: &ConvTranspose,
+    x: &Tensor,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out_shape: &[usize],
+) -> Vec<f32> {
+    let spatial = |s: &[usize]| if c.rank == 2 { (s[2], s[3]) } else { (1, s[2]) };
+    let ((h, wd), (oh, ow)) = (spatial(&x.shape), spatial(out_shape));
+    let (ipg, opg) = (c.in_channels / c.groups, c.out_channels / c.groups);
+    let [kh, kw] = c.kernel;
+    let mut y: Vec<f64> = (0..c.out_channels * oh * ow)
+        .map(|i| bias.map_or(0.0, |b| b[i / (oh * ow)] as f64))
+        .collect();
+    for ic in 0..c.in_channels {
+        let g = ic / ipg;
+        for iy in 0..h {
+            for ix in 0..wd {
+                let v = x.data[(ic * h + iy) * wd + ix] as f64;
+                for oc in 0..opg {
+                    let o = g * opg + oc;
+                    for ky in 0..kh {
+                        let oy = (iy * c.stride[0] + ky * c.dilation[0]) as isize
+                            - c.padding[0] as isize;
+                        if oy < 0 || oy as usize >= oh {
+                            continue;
+                        }
+                        for kx in 0..kw {
+                            let ox = (ix * c.stride[1] + kx * c.dilation[1]) as isize
+                                - c.padding[1] as isize;
+                            if ox < 0 || ox as usize >= ow {
+                                continue;
+                            }
+                            let wv = w[((ic * opg + oc) * kh + ky) * kw + kx] as f64;
+                            y[(o * oh + oy as usize) * ow + ox as usize] += v * wv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    y.into_iter().map(|v| v as f32).collect()
+}
+
+/// The channels and (height, width) of a pool's input and its output's (height, width) (a 1-d
+/// pool's `[N, C, L]` is a height of 1).
+fn pool_dims(rank: usize, x: &Tensor, out_shape: &[usize]) -> (usize, [usize; 2], [usize; 2]) {
+    let shape = |s: &[usize]| pool_chw(s, rank).expect("shapes were inferred");
+    let (c, hw) = shape(&x.shape);
+    (c, hw, shape(out_shape).1)
+}
+
 fn pool(p: &Pool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
-    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let (c, [h, w], [oh, ow]) = pool_dims(p.rank, x, out_shape);
     let mut y = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {
@@ -393,22 +454,23 @@ fn pool(p: &Pool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
     y
 }
 
-fn adaptive_avg_pool(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
-    let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-    let (oh, ow) = (out_shape[2], out_shape[3]);
+fn adaptive_pool(a: &AdaptivePool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let (c, [h, w], [oh, ow]) = pool_dims(a.rank, x, out_shape);
     let mut y = Vec::with_capacity(c * oh * ow);
     for ch in 0..c {
         for oy in 0..oh {
             let (ys, ye) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
             for ox in 0..ow {
                 let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
-                let mut sum = 0.0;
-                for iy in ys..ye {
-                    for ix in xs..xe {
-                        sum += x.data[(ch * h + iy) * w + ix] as f64;
+                let bin = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| (ch * h + iy) * w + ix));
+                let v = match a.kind {
+                    PoolKind::Max => bin.fold(f64::NEG_INFINITY, |m, i| m.max(x.data[i] as f64)),
+                    PoolKind::Avg => {
+                        let sum: f64 = bin.map(|i| x.data[i] as f64).sum();
+                        sum / ((ye - ys) * (xe - xs)) as f64
                     }
-                }
-                y.push((sum / ((ye - ys) * (xe - xs)) as f64) as f32);
+                };
+                y.push(v as f32);
             }
         }
     }

@@ -7,17 +7,19 @@
 //! as float32 initializers named like the state_dict keys, every shape static (batch 1).
 //!
 //! Mapping (PyTorch → ONNX opset 17):
-//! - Conv1d/Conv2d → `Conv` (pads `[begin..., end...]`); Linear → `Gemm` (`transB=1`) on a 2-d
+//! - Conv1d/Conv2d → `Conv` (pads `[begin..., end...]`); ConvTranspose1d/2d → `ConvTranspose`
+//!   (`pads`, `output_padding`, `group`, `dilations`); Linear → `Gemm` (`transB=1`) on a 2-d
 //!   input, `MatMul` by the transposed weight then `Add` otherwise;
 //! - BatchNorm1d/2d → `BatchNormalization` (running statistics, `epsilon`); an unfoldable
 //!   BatchNorm the passes turned into `ScaleShift` → `Mul` + `Add` by `[C, 1, ...]` constants;
 //! - ReLU, Sigmoid, Tanh, LeakyReLU, HardSwish, PReLU → their ONNX op; ReLU6 → `Clip(0, 6)`;
 //!   Hardsigmoid → `HardSigmoid(alpha=1/6, beta=1/2)`; SiLU → `x * Sigmoid(x)`; GELU (no ONNX op
 //!   before opset 20) → its formula with `Erf`, or with `Tanh` for the tanh approximation;
-//! - MaxPool2d/AvgPool2d → `MaxPool`/`AveragePool` (`ceil_mode`, `count_include_pad`);
-//!   AdaptiveAvgPool2d → `GlobalAveragePool` for a 1x1 output, otherwise two `MatMul`s by
-//!   constant window-averaging matrices (ONNX has no adaptive pooling; PyTorch's exporter refuses
-//!   uneven windows);
+//! - MaxPool1d/2d, AvgPool1d/2d → `MaxPool`/`AveragePool` (`ceil_mode`, `count_include_pad`);
+//!   AdaptiveAvgPool1d/2d → `GlobalAveragePool` for an output of size 1, otherwise one `MatMul`
+//!   per pooled axis by constant window-averaging matrices (ONNX has no adaptive pooling;
+//!   PyTorch's exporter refuses uneven windows); AdaptiveMaxPool1d/2d → `GlobalMaxPool`, or per
+//!   pooled axis one `Slice` + `ReduceMax` per bin and a `Concat`;
 //! - ZeroPad2d → `Pad`; flatten and reshape → `Reshape` to the static output shape; permute →
 //!   `Transpose`; cat → `Concat`; add/mul → `Add`/`Mul` (same broadcasting); Softmax → `Softmax`;
 //!   Dropout (eval mode) → `Identity`.
@@ -221,6 +223,26 @@ impl<'g> Builder<'g> {
                 ];
                 self.push("Conv", name, &inputs, &output, attrs);
             }
+            Op::ConvTranspose(c) => {
+                let w = self.param(node, 0);
+                let mut inputs = vec![x.as_str(), w.as_str()];
+                let bias = c.bias.then(|| self.param(node, 1));
+                if let Some(bias) = &bias {
+                    inputs.push(bias);
+                }
+                // A 1-d one's axis is the second of each pair.
+                let axes = |v: [usize; 2]| v[2 - c.rank..].to_vec();
+                let pad = axes(c.padding);
+                let attrs = vec![
+                    Attr::ints("kernel_shape", &axes(c.kernel)),
+                    Attr::ints("strides", &axes(c.stride)),
+                    Attr::ints("dilations", &axes(c.dilation)),
+                    Attr::ints("pads", &[pad.as_slice(), pad.as_slice()].concat()),
+                    Attr::ints("output_padding", &axes(c.output_padding)),
+                    Attr::int("group", c.groups as i64),
+                ];
+                self.push("ConvTranspose", name, &inputs, &output, attrs);
+            }
             Op::Linear(l) => {
                 let bias = l.bias.then(|| self.param(node, 1));
                 if in_shape.len() == 2 {
@@ -282,18 +304,18 @@ impl<'g> Builder<'g> {
                 );
             }
             Op::Pool(p) => {
+                // A 1-d pool's one axis is the second of each pair.
+                let axes = |v: [usize; 2]| v[2 - p.rank..].to_vec();
+                let pad = axes(p.padding);
                 let mut attrs = vec![
-                    Attr::ints("kernel_shape", &p.kernel),
-                    Attr::ints("strides", &p.stride),
-                    Attr::ints(
-                        "pads",
-                        &[p.padding[0], p.padding[1], p.padding[0], p.padding[1]],
-                    ),
+                    Attr::ints("kernel_shape", &axes(p.kernel)),
+                    Attr::ints("strides", &axes(p.stride)),
+                    Attr::ints("pads", &[pad.as_slice(), pad.as_slice()].concat()),
                     Attr::int("ceil_mode", p.ceil_mode as i64),
                 ];
                 let op_type = match p.kind {
                     PoolKind::Max => {
-                        attrs.push(Attr::ints("dilations", &p.dilation));
+                        attrs.push(Attr::ints("dilations", &axes(p.dilation)));
                         "MaxPool"
                     }
                     PoolKind::Avg => {
@@ -303,20 +325,52 @@ impl<'g> Builder<'g> {
                 };
                 self.push(op_type, name, &[&x], &output, attrs);
             }
-            Op::AdaptiveAvgPool(_) => {
-                let (h, w, oh, ow) = (in_shape[2], in_shape[3], out_shape[2], out_shape[3]);
-                if (oh, ow) == (1, 1) {
-                    self.push("GlobalAveragePool", name, &[&x], &output, vec![]);
+            Op::AdaptivePool(a) if out_shape[2..].iter().all(|&d| d == 1) => {
+                let op_type = match a.kind {
+                    PoolKind::Max => "GlobalMaxPool",
+                    PoolKind::Avg => "GlobalAveragePool",
+                };
+                self.push(op_type, name, &[&x], &output, vec![]);
+            }
+            Op::AdaptivePool(a) if a.kind == PoolKind::Avg => {
+                // The windows are rectangles, so the mean is separable: Rows · X · Colsᵀ,
+                // with Rows (oh x h) and Colsᵀ (w x ow) averaging PyTorch's windows (a 1-d
+                // pool has no rows).
+                let r = in_shape.len();
+                let (w, ow) = (in_shape[r - 1], out_shape[r - 1]);
+                let cols = window_means(w, ow, true);
+                let cols = self.float_const(&format!("{name}.col_means"), &[w, ow], &cols);
+                if a.rank == 1 {
+                    self.push("MatMul", name, &[&x, &cols], &output, vec![]);
                 } else {
-                    // The windows are rectangles, so the mean is separable: Rows · X · Colsᵀ,
-                    // with Rows (oh x h) and Colsᵀ (w x ow) averaging PyTorch's windows.
+                    let (h, oh) = (in_shape[2], out_shape[2]);
                     let rows = window_means(h, oh, false);
-                    let cols = window_means(w, ow, true);
                     let rows = self.float_const(&format!("{name}.row_means"), &[oh, h], &rows);
-                    let cols = self.float_const(&format!("{name}.col_means"), &[w, ow], &cols);
                     let pooled_rows = self.fresh(&format!("{name}.rows"));
                     self.push("MatMul", &pooled_rows, &[&rows, &x], &pooled_rows, vec![]);
                     self.push("MatMul", name, &[&pooled_rows, &cols], &output, vec![]);
+                }
+            }
+            Op::AdaptivePool(_) => {
+                // Adaptive max: the bins are rectangles, so the max is separable too: the
+                // columns' bins (a `Slice` and a `ReduceMax` each, concatenated), then the rows'.
+                let pooled: Vec<usize> = (2..in_shape.len())
+                    .rev()
+                    .filter(|&a| in_shape[a] != out_shape[a])
+                    .collect();
+                let mut from = x.clone();
+                for (k, &axis) in pooled.iter().enumerate() {
+                    let to = if k + 1 == pooled.len() {
+                        output.clone()
+                    } else {
+                        self.fresh(&format!("{name}.axis{axis}"))
+                    };
+                    let (len, out) = (in_shape[axis], out_shape[axis]);
+                    self.adaptive_max_axis(name, &from, &to, axis, len, out);
+                    from = to;
+                }
+                if pooled.is_empty() {
+                    self.push("Identity", name, &[&x], &output, vec![]);
                 }
             }
             Op::ZeroPad(z) => {
@@ -484,6 +538,38 @@ impl<'g> Builder<'g> {
 /// The matrix averaging PyTorch's adaptive windows along one axis of length `input` into `output`
 /// cells: window `i` spans `[floor(i * input / output), ceil((i + 1) * input / output))`. Row-major
 /// `(output, input)`, or `(input, output)` when `transposed`.
+impl Builder<'_> {
+    /// PyTorch's adaptive max bins along one `axis` of `x` (`len` -> `out`): per bin a `Slice`
+    /// and a `ReduceMax` keeping the axis, then a `Concat`, written to `target`.
+    fn adaptive_max_axis(
+        &mut self,
+        name: &str,
+        x: &str,
+        target: &str,
+        axis: usize,
+        len: usize,
+        out: usize,
+    ) {
+        let axes = self.int_const(&format!("{name}.axis{axis}.axes"), &[axis as i64]);
+        let mut bins = Vec::with_capacity(out);
+        for i in 0..out {
+            let (start, end) = (i * len / out, ((i + 1) * len).div_ceil(out));
+            let starts = self.int_const(&format!("{name}.bin{axis}_{i}.start"), &[start as i64]);
+            let ends = self.int_const(&format!("{name}.bin{axis}_{i}.end"), &[end as i64]);
+            let slice = self.fresh(&format!("{name}.bin{axis}_{i}.slice"));
+            self.push("Slice", &slice, &[x, &starts, &ends, &axes], &slice, vec![]);
+            let max = self.fresh(&format!("{name}.bin{axis}_{i}.max"));
+            let attrs = vec![Attr::ints("axes", &[axis]), Attr::int("keepdims", 1)];
+            self.push("ReduceMax", &max, &[&slice], &max, attrs);
+            bins.push(max);
+        }
+        let bins: Vec<&str> = bins.iter().map(String::as_str).collect();
+        let cat = self.fresh(&format!("{name}.axis{axis}.cat"));
+        let attrs = vec![Attr::int("axis", axis as i64)];
+        self.push("Concat", &cat, &bins, target, attrs);
+    }
+}
+
 fn window_means(input: usize, output: usize, transposed: bool) -> Vec<f32> {
     let mut m = vec![0.0; input * output];
     for i in 0..output {

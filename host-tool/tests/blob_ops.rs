@@ -25,7 +25,7 @@ fn op_kinds(bytes: &[u8]) -> Vec<OpKind> {
 #[test]
 fn every_op_case_runs_on_the_engine_like_torch() {
     let cases = cases();
-    assert_eq!(cases.len(), 12, "cases.json lost cases");
+    assert_eq!(cases.len(), 17, "cases.json lost cases");
     let mut kinds = std::collections::HashSet::new();
     let mut refused = Vec::new();
     for (name, case) in cases {
@@ -82,18 +82,20 @@ fn every_op_case_runs_on_the_engine_like_torch() {
             );
         }
     }
-    assert_eq!(refused, ["max_pool2d_1"]);
+    assert_eq!(refused, ["max_pool2d_1", "max_pool1d_2"]);
     // Flatten and reshape (several cases have them) are aliases in the arena, never copies.
     assert!(!kinds.contains(&OpKind::Copy), "{kinds:?}");
     // The cases reach these engine ops (a case that stops lowering to one would lose its teeth).
     for k in [
         OpKind::Conv2d,
+        OpKind::ConvTranspose2d,
         OpKind::Linear,
         OpKind::ChannelAffine,
         OpKind::Activation,
         OpKind::MaxPool2d,
         OpKind::AvgPool2d,
         OpKind::AdaptiveAvgPool2d,
+        OpKind::AdaptiveMaxPool2d,
         OpKind::Mul,
         OpKind::Concat,
         OpKind::Softmax,

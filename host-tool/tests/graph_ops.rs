@@ -36,7 +36,7 @@ fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
 #[test]
 fn evaluator_and_every_pass_prefix_match_torch() {
     let cases = cases();
-    assert_eq!(cases.len(), 12, "cases.json lost cases");
+    assert_eq!(cases.len(), 17, "cases.json lost cases");
     for (name, case) in cases {
         let inputs: Vec<Tensor> = case["inputs"]
             .as_array()
@@ -122,6 +122,29 @@ fn passes_leave_the_expected_ops() {
             }
             "grouped_dilated_conv_bn_prelu" => assert_eq!(kinds, ["Conv2d", "PReLU"]),
             "conv1d_bn1d_silu" => assert_eq!(kinds, ["Conv1d"]),
+            // BatchNorm folds into a 1-d conv before a 1-d max pool; the pools stay 1-d.
+            "sensor_cnn_1d" => assert_eq!(
+                kinds,
+                [
+                    "Conv1d",
+                    "MaxPool1d",
+                    "Conv1d",
+                    "MaxPool1d",
+                    "AdaptiveAvgPool1d",
+                    "Flatten",
+                    "Linear"
+                ]
+            ),
+            // BatchNorm folds into a transposed convolution (grouped, or 1-d and dilated), and
+            // the activation after it fuses.
+            "conv_transpose_2d_bn_relu" => {
+                assert_eq!(kinds, ["ConvTranspose2d"; 3]);
+                assert!(graph.nodes[0].fused.is_some(), "{kinds:?}");
+            }
+            "conv_transpose_1d_bn" => {
+                assert_eq!(kinds, ["ConvTranspose1d"; 2]);
+                assert!(graph.nodes[1].fused.is_some(), "{kinds:?}");
+            }
             "linear_bn1d_3d_and_2d" => {
                 // Linear on [1, 5, 7] has its features on the last axis, BatchNorm1d on axis 1:
                 // not foldable. The second pair folds.

@@ -225,8 +225,9 @@ fn version_2_blobs_run_as_before() {
 }
 
 /// Geometries the catalog does not have — dilation, groups, unequal strides, padding wider than
-/// the kernel's reach, a Conv1d, max and average pools with padding, an addition of two scales,
-/// ReLU6 — with seeded weights: the engine's int8 kernels equal the reference bit for bit.
+/// the kernel's reach, a Conv1d, max and average pools with padding (2-d and 1-d), adaptive max
+/// pools with uneven bins, an addition of two scales, ReLU6 — with seeded weights: the engine's
+/// int8 kernels equal the reference bit for bit.
 #[test]
 fn awkward_geometries_run_bit_exact_in_int8() {
     let spec = "\
@@ -237,13 +238,16 @@ c = Conv2d(6, 6, 1)
 d = Conv1d(6, 5, 4, stride=3, padding=1)
 p = MaxPool2d(3, stride=2, padding=1)
 q = AvgPool2d(2, stride=1, padding=1, count_include_pad=False)
+mp = MaxPool1d(2, stride=1, padding=1, ceil_mode=True)
+ap = AvgPool1d(3, stride=2, padding=1, count_include_pad=False)
+amp = AdaptiveMaxPool1d(3)
 forward:
     y = relu6(a(x))
     z = relu(b(y))
     s = c(z) + y
-    t = q(p(s))
+    t = adaptive_max_pool2d(q(p(s)), (3, 5))
     u = flatten(t, 2)
-    return d(u)
+    return amp(ap(mp(d(u))))
 ";
     let graph = parse_spec(spec, "t.nnspec", "awkward").unwrap();
     let shape = graph.shape(graph.inputs[0]).to_vec();

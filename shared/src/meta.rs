@@ -218,6 +218,34 @@ impl<M, V> Conv2d<M, V> {
     }
 }
 
+/// Transposed 2-D convolution (format version 4), PyTorch's `ConvTranspose2d`: input pixel
+/// `(iy, ix)` adds `x * w[ic][o % opg][ky][kx]` to output pixel `(iy * sh - ph + ky * dh, ix * sw -
+/// pw + kx * dw)`. The output is `(in - 1) * s - 2 * p + d * (k - 1) + output_padding + 1` long on
+/// each axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvTranspose2d<M, V> {
+    pub input: u32,
+    pub output: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    /// `[kh, kw]`.
+    pub kernel: [u32; 2],
+    /// `[sh, sw]`.
+    pub stride: [u32; 2],
+    /// `[ph, pw]`, cropped from both ends of each axis.
+    pub padding: [u32; 2],
+    /// `[oph, opw]`, added at the end of each axis; each below its axis' stride or dilation.
+    pub output_padding: [u32; 2],
+    /// `[dh, dw]`.
+    pub dilation: [u32; 2],
+    pub groups: u32,
+    /// `in_channels * out_channels / groups * kh * kw` values in PyTorch's layout
+    /// `[in][out / groups][kh][kw]`.
+    pub weight: M,
+    pub bias: Option<V>,
+    pub act: Activation<V>,
+}
+
 /// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
 ///
 /// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
@@ -513,6 +541,13 @@ pub enum Op<M, V, L, B> {
     QConv2d(QConv2d<B>),
     QLinear(QLinear<B>),
     QAdd(QAdd),
+    /// Output size taken from the output tensor; PyTorch's bins (those of
+    /// [`Op::AdaptiveAvgPool2d`]), the maximum of each (format version 4).
+    AdaptiveMaxPool2d {
+        input: u32,
+        output: u32,
+    },
+    ConvTranspose2d(ConvTranspose2d<M, V>),
 }
 
 /// An op as stored in a blob.
@@ -541,6 +576,8 @@ pub enum OpKind {
     QConv2d,
     QLinear,
     QAdd,
+    AdaptiveMaxPool2d,
+    ConvTranspose2d,
 }
 
 impl OpKind {
@@ -553,6 +590,7 @@ impl OpKind {
             | OpKind::QConv2d
             | OpKind::QLinear
             | OpKind::QAdd => 3,
+            OpKind::AdaptiveMaxPool2d | OpKind::ConvTranspose2d => 4,
             _ => 1,
         }
     }
@@ -580,6 +618,8 @@ impl OpKind {
             OpKind::QConv2d => "QConv2d",
             OpKind::QLinear => "QLinear",
             OpKind::QAdd => "QAdd",
+            OpKind::AdaptiveMaxPool2d => "AdaptiveMaxPool2d",
+            OpKind::ConvTranspose2d => "ConvTranspose2d",
         }
     }
 }
@@ -628,6 +668,8 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QConv2d(_) => OpKind::QConv2d,
             Op::QLinear(_) => OpKind::QLinear,
             Op::QAdd(_) => OpKind::QAdd,
+            Op::AdaptiveMaxPool2d { .. } => OpKind::AdaptiveMaxPool2d,
+            Op::ConvTranspose2d(_) => OpKind::ConvTranspose2d,
         }
     }
 
@@ -640,6 +682,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::Activation(u) => u.output,
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => p.output,
             Op::AdaptiveAvgPool2d { output, .. }
+            | Op::AdaptiveMaxPool2d { output, .. }
             | Op::ZeroPad2d { output, .. }
             | Op::Concat { output, .. }
             | Op::Softmax { output, .. }
@@ -652,6 +695,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QConv2d(c) => c.output,
             Op::QLinear(l) => l.output,
             Op::QAdd(a) => a.output,
+            Op::ConvTranspose2d(c) => c.output,
         }
     }
 
@@ -775,6 +819,22 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 clamp: x.clamp,
             }),
             Op::QAdd(a) => Op::QAdd(a),
+            Op::AdaptiveMaxPool2d { input, output } => Op::AdaptiveMaxPool2d { input, output },
+            Op::ConvTranspose2d(c) => Op::ConvTranspose2d(ConvTranspose2d {
+                input: c.input,
+                output: c.output,
+                in_channels: c.in_channels,
+                out_channels: c.out_channels,
+                kernel: c.kernel,
+                stride: c.stride,
+                padding: c.padding,
+                output_padding: c.output_padding,
+                dilation: c.dilation,
+                groups: c.groups,
+                weight: m(OpKind::ConvTranspose2d, c.weight)?,
+                bias: c.bias.map(&mut *v).transpose()?,
+                act: c.act.map(v)?,
+            }),
         })
     }
 }

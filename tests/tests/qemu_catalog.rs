@@ -228,8 +228,9 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
 }
 
 /// Networks imported from `torch.export` archives (the Slice of `chunk`, ShuffleNet's channel
-/// shuffle as a permute brought to 4-d, PReLU, Hardswish) on the Cortex-M4F: the same bits as the
-/// host's.
+/// shuffle as a permute brought to 4-d, PReLU, Hardswish) on the Cortex-M4F, and a 1-d sensor CNN
+/// on every board and two convolutional autoencoders (transposed convolutions) on the boards with
+/// 4 MiB of RAM: the same bits as the host's.
 #[test]
 #[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
 fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
@@ -249,5 +250,20 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
             &dir,
             &plugin,
         );
+    }
+    // A 1-d sensor CNN (Conv1d, MaxPool1d, AdaptiveAvgPool1d) on every board (it fits the
+    // micro:bit's 16 KiB), the convolutional autoencoders (ConvTranspose2d, ConvTranspose1d) on
+    // the boards with 4 MiB.
+    let every: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32];
+    let big_ram: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &RISCV32];
+    for (network, boards) in [
+        ("sensor_cnn_1d", every),
+        ("conv_autoencoder", big_ram),
+        ("conv_autoencoder_1d", big_ram),
+    ] {
+        for (dtype, label) in [(WeightDtype::F16, "F16"), (WeightDtype::F32, "F32")] {
+            let model = convert_pt2(network, dtype);
+            check(network, model, label, boards, false, &dir, &plugin);
+        }
     }
 }

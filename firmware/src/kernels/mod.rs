@@ -3,6 +3,7 @@
 //! Rust's bounds checks (which validation makes unreachable).
 
 pub(crate) mod conv;
+pub(crate) mod conv_transpose;
 mod depthwise;
 pub(crate) mod elementwise;
 pub(crate) mod int8;

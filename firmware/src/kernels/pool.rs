@@ -1,6 +1,6 @@
 //! Pooling with PyTorch's semantics: max (padding never wins; NaN propagates), average
-//! (PyTorch's divisor rule with `ceil_mode` and `count_include_pad`), adaptive average
-//! (bins `floor(i * in / out) .. ceil((i + 1) * in / out)`).
+//! (PyTorch's divisor rule with `ceil_mode` and `count_include_pad`), adaptive max and average
+//! (bins `floor(i * in / out) .. ceil((i + 1) * in / out)`). A 1-d pool is one of height 1.
 
 /// Pooling geometry over `[c][h][w] -> [c][oh][ow]`, validated.
 #[derive(Clone, Copy, Debug)]
@@ -92,20 +92,24 @@ pub(crate) fn for_each_window(g: &Geom, mut f: impl FnMut(Window)) {
     }
 }
 
-/// Max pooling. An empty window (only padding) gives -inf, as PyTorch.
-#[allow(clippy::indexing_slicing)] // geometry validated
-pub(crate) fn max_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
-    for_each_window(g, |win| {
-        let mut m = f32::NEG_INFINITY;
-        for row in win.rows_of(g, input) {
-            for &v in row {
-                if v > m || v.is_nan() {
-                    m = v;
-                }
+/// The maximum of a window, row-major; NaN wins (it propagates, as in PyTorch) and an empty
+/// window (only padding) gives -inf.
+fn maximum(g: &Geom, win: &Window, input: &[f32]) -> f32 {
+    let mut m = f32::NEG_INFINITY;
+    for row in win.rows_of(g, input) {
+        for &v in row {
+            if v > m || v.is_nan() {
+                m = v;
             }
         }
-        output[win.out] = m;
-    });
+    }
+    m
+}
+
+/// Max pooling.
+#[allow(clippy::indexing_slicing)] // geometry validated
+pub(crate) fn max_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
+    for_each_window(g, |win| output[win.out] = maximum(g, &win, input));
 }
 
 /// The mean of a window: its row-major sum divided by the divisor.
@@ -145,6 +149,12 @@ pub(crate) fn for_each_adaptive_bin(g: &Geom, mut f: impl FnMut(Window)) {
             }
         }
     }
+}
+
+/// Adaptive max pooling to `oh x ow`.
+#[allow(clippy::indexing_slicing)] // geometry validated
+pub(crate) fn adaptive_max_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
+    for_each_adaptive_bin(g, |win| output[win.out] = maximum(g, &win, input));
 }
 
 /// Adaptive average pooling to `oh x ow`.

@@ -132,6 +132,13 @@ pub(super) fn op_row(
     let out_count = out.as_ref().map_or(0, count);
     let (macs, act) = match op {
         Op::Conv2d(c) => (out_count * conv_taps(&c.geometry()), act_name(&c.act)),
+        // As `graph::Op::macs` counts them: about kernel / stride taps per output.
+        Op::ConvTranspose2d(c) => {
+            let taps =
+                u64::from(c.in_channels / c.groups.max(1)) * u64::from(c.kernel[0] * c.kernel[1]);
+            let strides = u64::from(c.stride[0].max(1) * c.stride[1].max(1));
+            (out_count * taps / strides, act_name(&c.act))
+        }
         Op::Linear(l) => (out_count * u64::from(l.in_features), act_name(&l.act)),
         Op::QConv2d(c) => (out_count * conv_taps(&c.geom), None),
         Op::QLinear(l) => (out_count * u64::from(l.in_features), None),

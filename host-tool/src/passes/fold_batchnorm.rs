@@ -4,8 +4,9 @@
 //! BatchNorm computes `y = (x - mean) / sqrt(var + eps) * gamma + beta`, i.e. `y = x * s + t` with
 //! `s = gamma / sqrt(var + eps)` and `t = beta - mean * s` ([`scale_shift`], in f64). Folding into
 //! a producer `x = W * in + b` gives `W'[o] = W[o] * s[o]` and `b' = b * s + t`, for any group
-//! count (the first weight axis is always the output channel). It is done when the producer is a
-//! Conv or Linear with no fused activation, its output channels are the BatchNorm's channels
+//! count (the output channel of a weight element is the first axis, the second with the group for a
+//! transposed convolution). It is done when the producer is a Conv, ConvTranspose or Linear with no
+//! fused activation, its output channels are the BatchNorm's channels
 //! (axis 1), and the BatchNorm is its output's sole reader (not a graph output). Weights are folded
 //! in f64 and rounded to f32 once.
 
@@ -37,19 +38,21 @@ pub fn scale_shift(
     Ok((scale, shift))
 }
 
-/// Scales the weight rows and folds the shift into the bias: `(W', b')`.
+/// Scales the weight rows and folds the shift into the bias: `(W', b')`. `out_channel(i)` is the
+/// output channel of weight element `i` (`i / (len / out)` for a weight with the output
+/// channels first; a transposed convolution has its input channels first).
 pub fn fold_into(
     weight: &Tensor,
     bias: Option<&Tensor>,
     scale: &[f64],
     shift: &[f64],
+    out_channel: impl Fn(usize) -> usize,
 ) -> (Tensor, Tensor) {
-    let per_out = weight.data.len() / scale.len();
     let w = weight
         .data
         .iter()
         .enumerate()
-        .map(|(i, &v)| (v as f64 * scale[i / per_out]) as f32)
+        .map(|(i, &v)| (v as f64 * scale[out_channel(i)]) as f32)
         .collect();
     let b = (0..scale.len())
         .map(|o| (bias.map_or(0.0, |b| b.data[o] as f64) * scale[o] + shift[o]) as f32)
@@ -65,7 +68,7 @@ fn foldable_producer(graph: &Graph, bn_index: usize) -> Option<usize> {
     let pi = graph.producer(bn.inputs[0])?;
     let p = &graph.nodes[pi];
     let channels_on_axis1 = match &p.op {
-        Op::Conv(_) => true,
+        Op::Conv(_) | Op::ConvTranspose(_) => true,
         Op::Linear(_) => graph.shape(p.output).len() == 2,
         _ => false,
     };
@@ -100,14 +103,27 @@ pub fn apply(mut graph: Graph) -> Graph {
             Some(pi) => {
                 let producer = &mut graph.nodes[pi];
                 if let Some((scale, shift)) = &affine {
-                    let (w, b) =
-                        fold_into(&producer.params[0], producer.params.get(1), scale, shift);
+                    let per_out = producer.params[0].data.len() / scale.len();
+                    let (w, b) = match &producer.op {
+                        Op::ConvTranspose(c) => {
+                            let c = c.clone();
+                            let p = &producer.params;
+                            fold_into(&p[0], p.get(1), scale, shift, |i| c.weight_out_channel(i))
+                        }
+                        _ => {
+                            let p = &producer.params;
+                            fold_into(&p[0], p.get(1), scale, shift, |i| i / per_out)
+                        }
+                    };
                     producer.params = vec![w, b];
                 }
                 match &mut producer.op {
                     Op::Conv(c) => c.bias = true,
+                    Op::ConvTranspose(c) => c.bias = true,
                     Op::Linear(l) => l.bias = true,
-                    _ => unreachable!("foldable_producer accepts Conv and Linear only"),
+                    _ => unreachable!(
+                        "foldable_producer accepts Conv, ConvTranspose and Linear only"
+                    ),
                 }
                 graph.bypass_node(i);
             }

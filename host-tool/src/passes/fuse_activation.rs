@@ -1,5 +1,5 @@
 //! Fuses a parameter-free activation into the op that produces its input, when that op is a
-//! convolution, a linear layer, a scale-and-shift or an element-wise add/mul, has no activation
+//! convolution (transposed or not), a linear layer, a scale-and-shift or an element-wise add/mul, has no activation
 //! fused yet, and the activation is the sole reader of its output (and that output is not a graph
 //! output). The node keeps its name; its `fused` field holds the activation.
 
@@ -8,7 +8,7 @@ use crate::graph::{Graph, Op};
 fn can_carry_activation(op: &Op) -> bool {
     matches!(
         op,
-        Op::Conv(_) | Op::Linear(_) | Op::ScaleShift(_) | Op::Binary(_)
+        Op::Conv(_) | Op::ConvTranspose(_) | Op::Linear(_) | Op::ScaleShift(_) | Op::Binary(_)
     )
 }
 

@@ -19,8 +19,9 @@ use std::fmt;
 
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
-    resolve_dim, Activation, AdaptiveAvgPool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten,
-    Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice, Softmax, ZeroPad,
+    resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv,
+    ConvTranspose, Flatten, Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice,
+    Softmax, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
 
@@ -453,6 +454,47 @@ pub fn fold_patterns(
                 removed.insert(by_output[&w]);
                 replaced.insert(i, synth(n, "aten.linear.default", args));
             }
+            "aten.squeeze.dims" | "aten.squeeze.dim" => {
+                // Core ATen's 1-d pool: `unsqueeze(x, -2)`, the 2-d pool of height 1 (or, for
+                // an output of size 1, a mean over the last two axes), `squeeze(-2)`.
+                let axis_2 = |a: Option<&Arg>| {
+                    matches!(a, Some(Arg::Int(-2 | 2)))
+                        || matches!(a, Some(Arg::Ints(d)) if d[..] == [-2] || d[..] == [2])
+                };
+                let Some(inner) = tensor(n, "self").filter(|t| sole(t)) else {
+                    continue;
+                };
+                let Some(pool) = producer(&inner).filter(|p| p.out() == Some(inner.as_str()))
+                else {
+                    continue;
+                };
+                let Some(lifted) = tensor(pool, "self").filter(|t| sole(t)) else {
+                    continue;
+                };
+                let Some(unsqueeze) = producer(&lifted).filter(|u| {
+                    u.target == "aten.unsqueeze.default"
+                        && axis_2(u.arg("dim"))
+                        && axis_2(n.arg("dim"))
+                }) else {
+                    continue;
+                };
+                let Some(x) = tensor(unsqueeze, "self") else {
+                    continue;
+                };
+                // The pool's other outputs (indices) must be unread.
+                let others_unread = pool
+                    .outputs
+                    .iter()
+                    .skip(1)
+                    .flatten()
+                    .all(|o| !uses.contains_key(o));
+                let Some((target, args)) = one_d_pool(pool, x).filter(|_| others_unread) else {
+                    continue;
+                };
+                removed.insert(by_output[&inner]);
+                removed.insert(by_output[&lifted]);
+                replaced.insert(i, synth(n, target, args));
+            }
             _ => {}
         }
     }
@@ -465,6 +507,56 @@ pub fn fold_patterns(
         }
     }
     folded
+}
+
+/// The 1-d pool (target and arguments, reading `x`) that a 2-d `pool` of height 1 computes on
+/// `unsqueeze(x, -2)`: its window arguments `[1, v]` (padding `[0, v]`) become `[v]`, a
+/// `mean.dim` over the last two axes keeping them is `adaptive_avg_pool1d(x, [1])`. `None` when
+/// `pool` is none of these.
+fn one_d_pool(pool: &ANode, x: String) -> Option<(&'static str, Vec<(&'static str, Arg)>)> {
+    let target = match pool.target.as_str() {
+        "aten.max_pool2d_with_indices.default" => "aten.max_pool1d.default",
+        "aten.avg_pool2d.default" => "aten.avg_pool1d.default",
+        "aten._adaptive_avg_pool2d.default" => "aten.adaptive_avg_pool1d.default",
+        "aten.adaptive_max_pool2d.default" => "aten.adaptive_max_pool1d.default",
+        "aten.mean.dim" => {
+            let last_two = matches!(pool.arg("dim"), Some(Arg::Ints(d))
+                if matches!(d[..], [-1, -2] | [-2, -1] | [2, 3] | [3, 2]));
+            let keep = pool.arg("keepdim") == Some(&Arg::Bool(true));
+            let plain = pool.arg("dtype").is_none_or(|d| d == &Arg::None);
+            return (last_two && keep && plain).then(|| {
+                let args = vec![
+                    ("self", Arg::Tensor(x)),
+                    ("output_size", Arg::Ints(vec![1])),
+                ];
+                ("aten.adaptive_avg_pool1d.default", args)
+            });
+        }
+        _ => return None,
+    };
+    let mut args = vec![("self", Arg::Tensor(x))];
+    for (name, arg) in &pool.args {
+        let name: &'static str = match name.as_str() {
+            "self" => continue,
+            "kernel_size" => "kernel_size",
+            "stride" => "stride",
+            "padding" => "padding",
+            "dilation" => "dilation",
+            "output_size" => "output_size",
+            "ceil_mode" => "ceil_mode",
+            "count_include_pad" => "count_include_pad",
+            "divisor_override" => "divisor_override",
+            _ => return None,
+        };
+        let height = if name == "padding" { 0 } else { 1 };
+        let arg = match arg {
+            Arg::Ints(v) if v.len() == 2 && v[0] == height => Arg::Ints(vec![v[1]]),
+            Arg::Ints(v) if !v.is_empty() => return None,
+            other => other.clone(),
+        };
+        args.push((name, arg));
+    }
+    Some((target, args))
 }
 
 /// What a node whose op nnblob does not convert is told.
@@ -891,10 +983,13 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
     let act = |lw: &mut Lowering<'_>, act: Activation| simple(lw, Op::Activation(act));
     let base = t.rsplit_once('.').map_or(t, |(b, _)| b);
     match base {
-        "aten.conv1d" | "aten.conv2d" | "aten.convolution" => {
-            if a.flag("transposed", false)? {
-                return Err("transposed convolution is not supported yet".into());
-            }
+        "aten.conv1d"
+        | "aten.conv2d"
+        | "aten.convolution"
+        | "aten.conv_transpose1d"
+        | "aten.conv_transpose2d" => {
+            let transposed =
+                base.starts_with("aten.conv_transpose") || a.flag("transposed", false)?;
             let (x, w, b) = (
                 a.tensor("input")?,
                 a.tensor("weight")?,
@@ -958,21 +1053,37 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                     }
                 }
             };
-            if base == "aten.convolution" && a.ints("output_padding", &[0])?.iter().any(|&p| p != 0)
-            {
+            let output_padding = a.ints("output_padding", &[0])?;
+            if !transposed && output_padding.iter().any(|&p| p != 0) {
                 return Err("output_padding is not supported".into());
             }
-            let op = Op::Conv(Conv {
-                rank,
-                in_channels: ws[1] * groups,
-                out_channels: ws[0],
-                kernel,
-                stride,
-                dilation,
-                padding,
-                groups,
-                bias: b.is_some(),
-            });
+            let op = if transposed {
+                let output_padding = lift(per_axis("output_padding", 0)?, 0);
+                Op::ConvTranspose(ConvTranspose {
+                    rank,
+                    in_channels: ws[0],
+                    out_channels: ws[1] * groups,
+                    kernel,
+                    stride,
+                    dilation,
+                    padding: [padding.top, padding.left],
+                    output_padding,
+                    groups,
+                    bias: b.is_some(),
+                })
+            } else {
+                Op::Conv(Conv {
+                    rank,
+                    in_channels: ws[1] * groups,
+                    out_channels: ws[0],
+                    kernel,
+                    stride,
+                    dilation,
+                    padding,
+                    groups,
+                    bias: b.is_some(),
+                })
+            };
             let v = lw.push(&module, Some(module.clone()), op, vec![x], &out, true)?;
             lw.slots.insert(out, Slot::Value(v));
         }
@@ -1089,18 +1200,30 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                 dim: a.int("dim", -1)?,
             }),
         )?,
-        "aten.max_pool2d" | "aten.max_pool2d_with_indices" | "aten.avg_pool2d" => {
-            let max = base != "aten.avg_pool2d";
-            let kernel = pair(&a.ints("kernel_size", &[])?, "kernel_size")?;
-            let stride = a.ints("stride", &[])?;
-            let stride = if stride.is_empty() {
-                kernel
-            } else {
-                pair(&stride, "stride")?
+        "aten.max_pool1d"
+        | "aten.max_pool2d"
+        | "aten.max_pool2d_with_indices"
+        | "aten.avg_pool1d"
+        | "aten.avg_pool2d" => {
+            let rank = if base.ends_with("1d") { 1 } else { 2 };
+            let max = base.starts_with("aten.max");
+            // A 1-d argument is the second axis of the height-1 pool.
+            let axes = |name: &str, default: &[i64]| -> NodeResult<Option<[usize; 2]>> {
+                let v = a.ints(name, default)?;
+                match (rank, v.len()) {
+                    (_, 0) => Ok(None),
+                    (1, 1) => Ok(Some([1, pair(&v, name)?[1]])),
+                    (1, _) => Err(format!("{name} {v:?} is not one integer")),
+                    _ => pair(&v, name).map(Some),
+                }
             };
-            let padding = pair(&a.ints("padding", &[0])?, "padding")?;
+            let kernel = axes("kernel_size", &[])?.ok_or("kernel_size is missing")?;
+            let stride = axes("stride", &[])?.unwrap_or(kernel);
+            let padding = axes("padding", &[0])?.unwrap_or([0, 0]);
+            // A 1-d pool has no vertical padding.
+            let padding = if rank == 1 { [0, padding[1]] } else { padding };
             let dilation = if max {
-                pair(&a.ints("dilation", &[1])?, "dilation")?
+                axes("dilation", &[1])?.unwrap_or([1, 1])
             } else {
                 [1, 1]
             };
@@ -1109,6 +1232,7 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             }
             let op = Op::Pool(Pool {
                 kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                rank,
                 kernel,
                 stride,
                 padding,
@@ -1121,14 +1245,29 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }
         }
-        "aten.adaptive_avg_pool2d" | "aten._adaptive_avg_pool2d" => {
-            let [h, w] = pair(&a.ints("output_size", &[])?, "output_size")?;
-            simple(
-                lw,
-                Op::AdaptiveAvgPool(AdaptiveAvgPool {
-                    output: [Some(h), Some(w)],
-                }),
-            )?
+        "aten.adaptive_avg_pool1d"
+        | "aten.adaptive_avg_pool2d"
+        | "aten._adaptive_avg_pool2d"
+        | "aten.adaptive_max_pool1d"
+        | "aten.adaptive_max_pool2d" => {
+            let rank = if base.ends_with("1d") { 1 } else { 2 };
+            let size = a.ints("output_size", &[])?;
+            let [h, w] = match rank {
+                1 if size.len() == 1 => [1, pair(&size, "output_size")?[1]],
+                1 => return Err(format!("output_size {size:?} is not one integer")),
+                _ => pair(&size, "output_size")?,
+            };
+            let max = base.contains("max");
+            let op = Op::AdaptivePool(AdaptivePool {
+                kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                rank,
+                output: [Some(h), Some(w)],
+            });
+            simple(lw, op)?;
+            // The max pools' second output, the indices, is not computed.
+            for o in n.outputs.iter().skip(1).flatten() {
+                lw.slots.insert(o.clone(), Slot::Missing);
+            }
         }
         "aten.mean" => {
             let x = value(lw, a.tensor("self")?)?;
@@ -1144,7 +1283,9 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             }
             let keep = a.flag("keepdim", false)?;
             let pooled = format!("{out}.pooled");
-            let op = Op::AdaptiveAvgPool(AdaptiveAvgPool {
+            let op = Op::AdaptivePool(AdaptivePool {
+                kind: PoolKind::Avg,
+                rank: 2,
                 output: [Some(1), Some(1)],
             });
             let v = lw.push(

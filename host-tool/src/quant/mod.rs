@@ -10,7 +10,7 @@
 //! - convolutions (any groups) and linear layers, with no fused activation or a fused ReLU /
 //!   ReLU6 (a clamp of the int8 output);
 //! - additions of two tensors of the output's size, likewise;
-//! - max / average / adaptive average pooling, zero padding, reshapes, permutes and slices of an
+//! - max / average / adaptive max and average pooling, zero padding, reshapes, permutes and slices of an
 //!   int8 value: they keep its quantization, as the values only move (or are averaged);
 //! - every other op (softmax, sigmoid, tanh, hardswish and the other activations, a convolution
 //!   with one of them fused, broadcast or multiplying element-wise ops, unfolded BatchNorms,
@@ -105,7 +105,7 @@ fn kind(g: &Graph, n: &Node) -> Result<Kind, &'static str> {
             }
         }
         Op::Pool(_)
-        | Op::AdaptiveAvgPool(_)
+        | Op::AdaptivePool(_)
         | Op::ZeroPad(_)
         | Op::Flatten(_)
         | Op::Reshape(_)

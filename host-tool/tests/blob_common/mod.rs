@@ -41,7 +41,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 pub fn with_f16_weights(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     for n in &mut g.nodes {
-        if matches!(n.op, Op::Conv(_) | Op::Linear(_)) {
+        if matches!(n.op, Op::Conv(_) | Op::ConvTranspose(_) | Op::Linear(_)) {
             for w in &mut n.params[0].data {
                 *w = half::f16::from_f32(*w).to_f32();
             }

@@ -118,6 +118,143 @@ forward:
                 F.adaptive_avg_pool2d(x, (None, 7)))
 
 
+class Pools1d(nn.Module):
+    spec = """
+input x: [3, 23]
+mp = MaxPool1d(3, stride=2, padding=1, ceil_mode=True)
+mp2 = MaxPool1d(4)
+ap = AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+ap2 = AvgPool1d(4, stride=3, padding=2)
+ap3 = AvgPool1d(2, stride=3, padding=1, ceil_mode=True)
+aap = AdaptiveAvgPool1d(5)
+amp = AdaptiveMaxPool1d(7)
+amp2 = AdaptiveMaxPool1d((9,))
+forward:
+    return (mp(x), mp2(x), ap(x), ap2(x), ap3(x), aap(x), amp(x), amp2(x), adaptive_avg_pool1d(x, 1),
+            adaptive_max_pool1d(x, 1), max_pool1d(x, 5, 3, 2, ceil_mode=True),
+            avg_pool1d(x, 5, stride=1, padding=2, count_include_pad=False), max_pool1d(x, 3, dilation=2))
+"""
+    inputs = [(3, 23)]
+
+    def __init__(self):
+        super().__init__()
+        self.mp = nn.MaxPool1d(3, stride=2, padding=1, ceil_mode=True)
+        self.mp2 = nn.MaxPool1d(4)
+        self.ap = nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.ap2 = nn.AvgPool1d(4, stride=3, padding=2)
+        self.ap3 = nn.AvgPool1d(2, stride=3, padding=1, ceil_mode=True)
+        self.aap = nn.AdaptiveAvgPool1d(5)
+        self.amp = nn.AdaptiveMaxPool1d(7)
+        self.amp2 = nn.AdaptiveMaxPool1d((9,))
+
+    def forward(self, x):
+        return (self.mp(x), self.mp2(x), self.ap(x), self.ap2(x), self.ap3(x), self.aap(x), self.amp(x),
+                self.amp2(x), F.adaptive_avg_pool1d(x, 1), F.adaptive_max_pool1d(x, 1),
+                F.max_pool1d(x, 5, 3, 2, ceil_mode=True),
+                F.avg_pool1d(x, 5, stride=1, padding=2, count_include_pad=False),
+                F.max_pool1d(x, 3, dilation=2))
+
+
+class AdaptiveMax2d(nn.Module):
+    spec = """
+input x: [3, 11, 10]
+amp = AdaptiveMaxPool2d((4, 3))
+gmp = AdaptiveMaxPool2d(1)
+forward:
+    return amp(x), gmp(x), adaptive_max_pool2d(x, (None, 7)), adaptive_max_pool2d(x, (5, None)), adaptive_max_pool2d(x, 6)
+"""
+    inputs = [(3, 11, 10)]
+
+    def __init__(self):
+        super().__init__()
+        self.amp = nn.AdaptiveMaxPool2d((4, 3))
+        self.gmp = nn.AdaptiveMaxPool2d(1)
+
+    def forward(self, x):
+        return (self.amp(x), self.gmp(x), F.adaptive_max_pool2d(x, (None, 7)),
+                F.adaptive_max_pool2d(x, (5, None)), F.adaptive_max_pool2d(x, 6))
+
+
+class SensorCnn1d(nn.Module):
+    """A small 1-D sensor CNN (3-axis accelerometer window -> 6 classes)."""
+    spec = """
+input x: [3, 64]
+conv1 = Conv1d(3, 8, 5, padding=2)
+bn1 = BatchNorm1d(8)
+pool1 = MaxPool1d(2)
+conv2 = Conv1d(8, 16, 3, padding=1, bias=False)
+bn2 = BatchNorm1d(16)
+pool2 = MaxPool1d(3, stride=2, padding=1, ceil_mode=True)
+gap = AdaptiveAvgPool1d(1)
+fc = Linear(16, 6)
+forward:
+    y = pool1(relu(bn1(conv1(x))))
+    y = pool2(relu(bn2(conv2(y))))
+    return fc(flatten(gap(y), 1))
+"""
+    inputs = [(3, 64)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(3, 8, 5, padding=2)
+        self.bn1 = nn.BatchNorm1d(8)
+        self.pool1 = nn.MaxPool1d(2)
+        self.conv2 = nn.Conv1d(8, 16, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm1d(16)
+        self.pool2 = nn.MaxPool1d(3, stride=2, padding=1, ceil_mode=True)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(16, 6)
+
+    def forward(self, x):
+        y = self.pool1(F.relu(self.bn1(self.conv1(x))))
+        y = self.pool2(F.relu(self.bn2(self.conv2(y))))
+        return self.fc(torch.flatten(self.gap(y), 1))
+
+
+class ConvTranspose2dCase(nn.Module):
+    spec = """
+input x: [4, 5, 5]
+up = ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+bn = BatchNorm2d(6)
+up2 = ConvTranspose2d(4, 3, (2, 3), stride=(2, 1), padding=(0, 1), dilation=(1, 2), bias=False)
+up3 = ConvTranspose2d(4, 2, 4, stride=3, padding=2, output_padding=(2, 1), dilation=(2, 1))
+forward:
+    return relu(bn(up(x))), up2(x), up3(x)
+"""
+    inputs = [(4, 5, 5)]
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.bn = nn.BatchNorm2d(6)
+        self.up2 = nn.ConvTranspose2d(4, 3, (2, 3), stride=(2, 1), padding=(0, 1), dilation=(1, 2), bias=False)
+        self.up3 = nn.ConvTranspose2d(4, 2, 4, stride=3, padding=2, output_padding=(2, 1), dilation=(2, 1))
+
+    def forward(self, x):
+        return F.relu(self.bn(self.up(x))), self.up2(x), self.up3(x)
+
+
+class ConvTranspose1dCase(nn.Module):
+    spec = """
+input x: [4, 7]
+up = ConvTranspose1d(4, 2, 4, stride=3, padding=2, output_padding=2, dilation=2, bias=False)
+bn = BatchNorm1d(2)
+dw = ConvTranspose1d(4, 4, 3, stride=2, groups=4)
+forward:
+    return bn(up(x)), sigmoid(dw(x))
+"""
+    inputs = [(4, 7)]
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose1d(4, 2, 4, stride=3, padding=2, output_padding=2, dilation=2, bias=False)
+        self.bn = nn.BatchNorm1d(2)
+        self.dw = nn.ConvTranspose1d(4, 4, 3, stride=2, groups=4)
+
+    def forward(self, x):
+        return self.bn(self.up(x)), torch.sigmoid(self.dw(x))
+
+
 class SqueezeExcite(nn.Module):
     spec = """
 input x: [8, 6, 6]
@@ -341,6 +478,11 @@ CASES = {
     "pasted_indexing": PastedIndexing,
     "pasted_module_list_output_names": PastedModuleList,
     "pasted_slices_chunk_split": PastedSlices,
+    "pools_1d": Pools1d,
+    "adaptive_max_pool2d": AdaptiveMax2d,
+    "sensor_cnn_1d": SensorCnn1d,
+    "conv_transpose_2d_bn_relu": ConvTranspose2dCase,
+    "conv_transpose_1d_bn": ConvTranspose1dCase,
 }
 
 

@@ -1,15 +1,25 @@
 //! int8 pooling, the input's quantization kept by the output (the converter gives both the
-//! same scale and zero point): max, and average with a rounded integer division.
+//! same scale and zero point): max and adaptive max, average and adaptive average with a rounded
+//! integer division.
 
 use crate::kernels::pool::{for_each_adaptive_bin, for_each_window, Geom, Window};
 
-/// Max pooling; a window that is only padding gives -128 (PyTorch's -inf, saturated).
+/// The maximum of a window; one that is only padding gives -128 (PyTorch's -inf, saturated).
+fn maximum(g: &Geom, win: &Window, input: &[i8]) -> i8 {
+    let rows = win.rows_of(g, input);
+    rows.flatten().fold(i8::MIN, |m, &v| m.max(v))
+}
+
+/// Max pooling.
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn max_pool(g: &Geom, input: &[i8], output: &mut [i8]) {
-    for_each_window(g, |win| {
-        let rows = win.rows_of(g, input);
-        output[win.out] = rows.flatten().fold(i8::MIN, |m, &v| m.max(v));
-    });
+    for_each_window(g, |win| output[win.out] = maximum(g, &win, input));
+}
+
+/// Adaptive max pooling to `oh x ow` (PyTorch's bins).
+#[allow(clippy::indexing_slicing)] // geometry validated
+pub(crate) fn adaptive_max_pool(g: &Geom, input: &[i8], output: &mut [i8]) {
+    for_each_adaptive_bin(g, |win| output[win.out] = maximum(g, &win, input));
 }
 
 /// `round(sum / n)` with half-way cases away from zero, in integers (`n > 0`).

@@ -146,3 +146,115 @@ impl Conv {
         })
     }
 }
+
+/// `nn.ConvTranspose1d` / `nn.ConvTranspose2d`: the gradient of a convolution with respect to its
+/// input. Input pixel `i` adds `x[i] * w[k]` to output pixel `i * stride - padding + k * dilation`;
+/// the output is `(in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1`
+/// long. A 1-d one is held as a 2-d one of height 1, as [`Conv`] is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose {
+    /// 1 for ConvTranspose1d, 2 for ConvTranspose2d.
+    pub rank: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// (height, width)
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// Cropped from both ends of each axis, as PyTorch's `padding`.
+    pub padding: [usize; 2],
+    /// Added to the end of each axis; smaller than the stride or the dilation.
+    pub output_padding: [usize; 2],
+    pub groups: usize,
+    pub bias: bool,
+}
+
+impl ConvTranspose {
+    /// The weight shape as PyTorch stores it: `[in, out / groups, kh, kw]` (`[in, out / groups,
+    /// k]` for ConvTranspose1d).
+    pub fn weight_shape(&self) -> Vec<usize> {
+        let mut s = vec![self.in_channels, self.out_channels / self.groups];
+        if self.rank == 2 {
+            s.push(self.kernel[0]);
+        }
+        s.push(self.kernel[1]);
+        s
+    }
+
+    pub fn params(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let mut p = vec![("weight", self.weight_shape())];
+        if self.bias {
+            p.push(("bias", vec![self.out_channels]));
+        }
+        p
+    }
+
+    /// The output length along `axis` for an input of length `input`, or `None` when it is not
+    /// positive or overflows.
+    pub fn out_len(&self, input: usize, axis: usize) -> Option<usize> {
+        let (k, s, d, p, op) = (
+            self.kernel[axis],
+            self.stride[axis],
+            self.dilation[axis],
+            self.padding[axis],
+            self.output_padding[axis],
+        );
+        input
+            .checked_sub(1)?
+            .checked_mul(s)?
+            .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
+            .checked_add(op + 1)?
+            .checked_sub(p.checked_mul(2)?)
+            .filter(|&n| n > 0)
+    }
+
+    /// The output channel of element `i` of the weight (`[in][out / groups][kh][kw]`).
+    pub fn weight_out_channel(&self, i: usize) -> usize {
+        let opg = self.out_channels / self.groups;
+        let taps = self.kernel[0] * self.kernel[1];
+        let ic = i / (opg * taps);
+        let group = ic / (self.in_channels / self.groups);
+        group * opg + (i / taps) % opg
+    }
+
+    pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
+        expect_inputs(inputs, 1)?;
+        check_window(self.kernel, self.stride, self.dilation)?;
+        let groups_fit = self.groups > 0
+            && self.in_channels % self.groups == 0
+            && self.out_channels % self.groups == 0;
+        if !groups_fit {
+            return Err(format!(
+                "groups {} must divide the {} input and {} output channels",
+                self.groups, self.in_channels, self.out_channels
+            ));
+        }
+        for axis in 0..2 {
+            let op = self.output_padding[axis];
+            if op >= self.stride[axis] && op >= self.dilation[axis] {
+                return Err(format!(
+                    "output_padding {op} must be smaller than the stride {} or the dilation {}",
+                    self.stride[axis], self.dilation[axis]
+                ));
+            }
+        }
+        let x = inputs[0];
+        expect_channels(x, &[self.rank + 2], self.in_channels, "input channels")?;
+        let (h, w) = if self.rank == 2 {
+            (x[2], x[3])
+        } else {
+            (1, x[2])
+        };
+        match (self.out_len(h, 0), self.out_len(w, 1)) {
+            (Some(oh), Some(ow)) => Ok(if self.rank == 2 {
+                vec![x[0], self.out_channels, oh, ow]
+            } else {
+                vec![x[0], self.out_channels, ow]
+            }),
+            _ => Err(format!(
+                "the output of an input {h}x{w} with kernel {}x{}, stride {}x{} and padding {}x{} is empty",
+                self.kernel[0], self.kernel[1], self.stride[0], self.stride[1], self.padding[0], self.padding[1]
+            )),
+        }
+    }
+}

@@ -13,17 +13,18 @@ mod pool;
 mod shape;
 
 pub use activation::{Activation, PRelu, Softmax};
-pub use conv::{check_window, Conv, Padding};
+pub use conv::{check_window, Conv, ConvTranspose, Padding};
 pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
-pub use pool::{AdaptiveAvgPool, Pool, PoolKind};
+pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
 pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 
 /// Every op the graph can hold.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Conv(Conv),
+    ConvTranspose(ConvTranspose),
     Linear(Linear),
     BatchNorm(BatchNorm),
     /// Per-channel `y = x * scale + shift`: a BatchNorm that could not be folded.
@@ -32,7 +33,7 @@ pub enum Op {
     PRelu(PRelu),
     Softmax(Softmax),
     Pool(Pool),
-    AdaptiveAvgPool(AdaptiveAvgPool),
+    AdaptivePool(AdaptivePool),
     ZeroPad(ZeroPad),
     Flatten(Flatten),
     Reshape(Reshape),
@@ -90,17 +91,15 @@ impl Op {
     pub fn kind(&self) -> String {
         match self {
             Op::Conv(c) => format!("Conv{}d", c.rank),
+            Op::ConvTranspose(c) => format!("ConvTranspose{}d", c.rank),
             Op::Linear(_) => "Linear".into(),
             Op::BatchNorm(b) => format!("BatchNorm{}d", b.rank),
             Op::ScaleShift(_) => "ScaleShift".into(),
             Op::Activation(a) => a.name().into(),
             Op::PRelu(_) => "PReLU".into(),
             Op::Softmax(_) => "Softmax".into(),
-            Op::Pool(p) => match p.kind {
-                PoolKind::Max => "MaxPool2d".into(),
-                PoolKind::Avg => "AvgPool2d".into(),
-            },
-            Op::AdaptiveAvgPool(_) => "AdaptiveAvgPool2d".into(),
+            Op::Pool(p) => format!("{}Pool{}d", p.kind.name(), p.rank),
+            Op::AdaptivePool(p) => format!("Adaptive{}Pool{}d", p.kind.name(), p.rank),
             Op::ZeroPad(_) => "ZeroPad2d".into(),
             Op::Flatten(_) => "Flatten".into(),
             Op::Reshape(_) => "Reshape".into(),
@@ -128,6 +127,7 @@ impl Op {
     fn infer_unchecked(&self, inputs: &[&[usize]]) -> ShapeResult {
         match self {
             Op::Conv(op) => op.infer(inputs),
+            Op::ConvTranspose(op) => op.infer(inputs),
             Op::Linear(op) => op.infer(inputs),
             Op::BatchNorm(op) => op.infer(inputs),
             Op::ScaleShift(op) => op.infer(inputs),
@@ -138,7 +138,7 @@ impl Op {
             Op::PRelu(op) => op.infer(inputs),
             Op::Softmax(op) => op.infer(inputs),
             Op::Pool(op) => op.infer(inputs),
-            Op::AdaptiveAvgPool(op) => op.infer(inputs),
+            Op::AdaptivePool(op) => op.infer(inputs),
             Op::ZeroPad(op) => op.infer(inputs),
             Op::Flatten(op) => op.infer(inputs),
             Op::Reshape(op) => op.infer(inputs),
@@ -154,6 +154,7 @@ impl Op {
     pub fn params(&self) -> Vec<(&'static str, Vec<usize>)> {
         match self {
             Op::Conv(op) => op.params(),
+            Op::ConvTranspose(op) => op.params(),
             Op::Linear(op) => op.params(),
             Op::BatchNorm(op) => op.params(),
             Op::ScaleShift(op) => vec![("scale", vec![op.channels]), ("shift", vec![op.channels])],
@@ -168,6 +169,12 @@ impl Op {
         let out = super::numel(output) as u64;
         match self {
             Op::Conv(c) => out * (c.in_channels / c.groups * c.kernel[0] * c.kernel[1]) as u64,
+            // Each output pixel meets, per input channel of its group, the taps whose offset is a
+            // multiple of the stride: about kernel / stride of them (exact away from the borders).
+            Op::ConvTranspose(c) => {
+                let taps = (c.kernel[0] * c.kernel[1]) as u64;
+                out * (c.in_channels / c.groups) as u64 * taps / (c.stride[0] * c.stride[1]) as u64
+            }
             Op::Linear(l) => out * l.in_features as u64,
             _ => 0,
         }

@@ -9,7 +9,7 @@
 
 use super::signatures::{build, Args, Lit};
 use crate::graph::fmt_shape;
-use crate::graph::ops::{resolve_dim, AdaptiveAvgPool, Op, Permute, Reshape, Slice};
+use crate::graph::ops::{resolve_dim, AdaptivePool, Op, Permute, PoolKind, Reshape, Slice};
 
 /// What a call computes from its inputs.
 #[derive(Debug)]
@@ -159,7 +159,9 @@ fn mean(a: &Args, x: &[usize]) -> Result<Form, String> {
             (true, false) => None,
         })
         .collect();
-    let pool = Op::AdaptiveAvgPool(AdaptiveAvgPool {
+    let pool = Op::AdaptivePool(AdaptivePool {
+        kind: PoolKind::Avg,
+        rank: 2,
         output: [Some(1), Some(1)],
     });
     let mut ops = Vec::new();

@@ -929,8 +929,8 @@ impl Builder<'_> {
     }
 }
 
-const SUPPORTED_MODULES: &str = "Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, ReLU, ReLU6, LeakyReLU, PReLU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ZeroPad2d, Flatten, Dropout";
-const SUPPORTED_FUNCTIONS: &str = "relu, relu6, leaky_relu, sigmoid, tanh, silu, hardswish, hardsigmoid, gelu, softmax, flatten, reshape, permute, transpose, unsqueeze, squeeze, mean, chunk, split, add, mul, cat, max_pool2d, avg_pool2d, adaptive_avg_pool2d, pad, dropout";
+const SUPPORTED_MODULES: &str = "Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Linear, BatchNorm1d, BatchNorm2d, ReLU, ReLU6, LeakyReLU, PReLU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU, Softmax, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, ZeroPad2d, Flatten, Dropout";
+const SUPPORTED_FUNCTIONS: &str = "relu, relu6, leaky_relu, sigmoid, tanh, silu, hardswish, hardsigmoid, gelu, softmax, flatten, reshape, permute, transpose, unsqueeze, squeeze, mean, chunk, split, add, mul, cat, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, pad, dropout";
 /// Methods of a tensor beyond the functions (`x.relu()` is `relu(x)`).
 const TENSOR_METHODS: &[&str] = &["contiguous", "size", "dim", "view"];
 

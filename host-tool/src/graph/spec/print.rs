@@ -176,6 +176,39 @@ fn constructor(n: &Node) -> Result<String, String> {
             }
             s + ")"
         }
+        Op::ConvTranspose(c) => {
+            let k = |v: [usize; 2]| {
+                if c.rank == 1 {
+                    v[1].to_string()
+                } else {
+                    pair(v)
+                }
+            };
+            let mut s = format!(
+                "ConvTranspose{}d({}, {}, {}",
+                c.rank,
+                c.in_channels,
+                c.out_channels,
+                k(c.kernel)
+            );
+            for (name, v, default) in [
+                ("stride", c.stride, 1),
+                ("padding", c.padding, 0),
+                ("output_padding", c.output_padding, 0),
+                ("dilation", c.dilation, 1),
+            ] {
+                if v != [default; 2] && !(c.rank == 1 && v[1] == default) {
+                    let _ = write!(s, ", {name}={}", k(v));
+                }
+            }
+            if c.groups != 1 {
+                let _ = write!(s, ", groups={}", c.groups);
+            }
+            if !c.bias {
+                s.push_str(", bias=False");
+            }
+            s + ")"
+        }
         Op::Linear(l) => format!(
             "Linear({}, {}{})",
             l.in_features,
@@ -217,16 +250,21 @@ fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> 
         },
         Op::Softmax(s) => format!("softmax({x}, dim={})", s.dim),
         Op::Pool(p) => {
-            let name = match p.kind {
-                PoolKind::Max => "max_pool2d",
-                PoolKind::Avg => "avg_pool2d",
+            let name = format!("{}_pool{}d", p.kind.name().to_lowercase(), p.rank);
+            // A 1-d pool's one axis is the second of each pair.
+            let axes = |v: [usize; 2]| {
+                if p.rank == 1 {
+                    v[1].to_string()
+                } else {
+                    pair(v)
+                }
             };
-            let mut s = format!("{name}({x}, {}, stride={}", pair(p.kernel), pair(p.stride));
+            let mut s = format!("{name}({x}, {}, stride={}", axes(p.kernel), axes(p.stride));
             if p.padding != [0, 0] {
-                let _ = write!(s, ", padding={}", pair(p.padding));
+                let _ = write!(s, ", padding={}", axes(p.padding));
             }
             if p.dilation != [1, 1] {
-                let _ = write!(s, ", dilation={}", pair(p.dilation));
+                let _ = write!(s, ", dilation={}", axes(p.dilation));
             }
             if p.ceil_mode {
                 s.push_str(", ceil_mode=True");
@@ -236,13 +274,18 @@ fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> 
             }
             s + ")"
         }
-        Op::AdaptiveAvgPool(a) => {
+        Op::AdaptivePool(a) => {
+            let name = format!("adaptive_{}_pool{}d", a.kind.name().to_lowercase(), a.rank);
             let size = |s: Option<usize>| s.map_or("None".into(), |v| v.to_string());
-            format!(
-                "adaptive_avg_pool2d({x}, ({}, {}))",
-                size(a.output[0]),
-                size(a.output[1])
-            )
+            if a.rank == 1 {
+                format!("{name}({x}, {})", size(a.output[1]))
+            } else {
+                format!(
+                    "{name}({x}, ({}, {}))",
+                    size(a.output[0]),
+                    size(a.output[1])
+                )
+            }
         }
         Op::ZeroPad(z) => {
             let p = &z.padding;

@@ -2,8 +2,8 @@
 //! defaults, and how each becomes an [`Op`].
 
 use crate::graph::ops::{
-    Activation, AdaptiveAvgPool, BatchNorm, Binary, BinaryKind, Concat, Conv, Flatten, Linear, Op,
-    PRelu, Padding, Permute, Pool, PoolKind, Reshape, Softmax, ZeroPad,
+    Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
+    Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Softmax, ZeroPad,
 };
 
 /// A constant argument value.
@@ -88,6 +88,18 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
     let inplace = || vec![boolean("inplace", false)];
     Some(match name {
         "Conv1d" | "Conv2d" => conv(),
+        "ConvTranspose1d" | "ConvTranspose2d" => vec![
+            req("in_channels"),
+            req("out_channels"),
+            req("kernel_size"),
+            int("stride", 1),
+            int("padding", 0),
+            int("output_padding", 0),
+            int("groups", 1),
+            boolean("bias", true),
+            int("dilation", 1),
+            string("padding_mode", "zeros"),
+        ],
         "Linear" => vec![
             req("in_features"),
             req("out_features"),
@@ -100,13 +112,20 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
         "Sigmoid" | "Tanh" => vec![],
         "GELU" => vec![string("approximate", "none")],
         "Softmax" => vec![none("dim")],
-        "MaxPool2d" => vec![
+        "MaxPool1d" | "MaxPool2d" => vec![
             req("kernel_size"),
             none("stride"),
             int("padding", 0),
             int("dilation", 1),
             boolean("return_indices", false),
             boolean("ceil_mode", false),
+        ],
+        "AvgPool1d" => vec![
+            req("kernel_size"),
+            none("stride"),
+            int("padding", 0),
+            boolean("ceil_mode", false),
+            boolean("count_include_pad", true),
         ],
         "AvgPool2d" => vec![
             req("kernel_size"),
@@ -116,7 +135,10 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
             boolean("count_include_pad", true),
             none("divisor_override"),
         ],
-        "AdaptiveAvgPool2d" => vec![req("output_size")],
+        "AdaptiveAvgPool1d" | "AdaptiveAvgPool2d" => vec![req("output_size")],
+        "AdaptiveMaxPool1d" | "AdaptiveMaxPool2d" => {
+            vec![req("output_size"), boolean("return_indices", false)]
+        }
         "ZeroPad2d" => vec![req("padding")],
         "Flatten" => vec![int("start_dim", 1), int("end_dim", -1)],
         "Dropout" | "Dropout1d" | "Dropout2d" => vec![float("p", 0.5), boolean("inplace", false)],
@@ -154,8 +176,12 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
         "add" => ("add", vec![]),
         "mul" => ("mul", vec![]),
         "cat" | "concat" => ("cat", vec![int("dim", 0)]),
-        "max_pool2d" => (
-            "MaxPool2d",
+        "max_pool1d" | "max_pool2d" => (
+            if name == "max_pool1d" {
+                "MaxPool1d"
+            } else {
+                "MaxPool2d"
+            },
             vec![
                 req("kernel_size"),
                 none("stride"),
@@ -176,7 +202,26 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
                 none("divisor_override"),
             ],
         ),
+        "avg_pool1d" => (
+            "AvgPool1d",
+            vec![
+                req("kernel_size"),
+                none("stride"),
+                int("padding", 0),
+                boolean("ceil_mode", false),
+                boolean("count_include_pad", true),
+            ],
+        ),
+        "adaptive_avg_pool1d" => ("AdaptiveAvgPool1d", vec![req("output_size")]),
         "adaptive_avg_pool2d" => ("AdaptiveAvgPool2d", vec![req("output_size")]),
+        "adaptive_max_pool1d" => (
+            "AdaptiveMaxPool1d",
+            vec![req("output_size"), boolean("return_indices", false)],
+        ),
+        "adaptive_max_pool2d" => (
+            "AdaptiveMaxPool2d",
+            vec![req("output_size"), boolean("return_indices", false)],
+        ),
         "pad" => (
             "pad",
             vec![req("pad"), string("mode", "constant"), float("value", 0.0)],
@@ -357,6 +402,7 @@ impl Args {
 pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
     Ok(match kind {
         "Conv1d" | "Conv2d" => Op::Conv(conv(kind, a)?),
+        "ConvTranspose1d" | "ConvTranspose2d" => Op::ConvTranspose(conv_transpose(kind, a)?),
         "Linear" => Op::Linear(Linear {
             in_features: a.size("in_features")?,
             out_features: a.size("out_features")?,
@@ -396,21 +442,9 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
             Lit::Int(_) => Op::Softmax(Softmax { dim: a.int("dim")? }),
             _ => return Err(a.bad("dim", "an integer (implicit dims are ambiguous; say dim=1)")),
         },
-        "MaxPool2d" | "AvgPool2d" => Op::Pool(pool(kind, a)?),
-        "AdaptiveAvgPool2d" => {
-            let output = match a.get("output_size") {
-                Lit::Int(i) if *i > 0 => [Some(*i as usize); 2],
-                Lit::Tuple(items) if items.len() == 2 => {
-                    let one = |l: &Lit| match l {
-                        Lit::Int(i) if *i > 0 => Ok(Some(*i as usize)),
-                        Lit::None => Ok(None),
-                        _ => Err(a.bad("output_size", "positive integers or None")),
-                    };
-                    [one(&items[0])?, one(&items[1])?]
-                }
-                _ => return Err(a.bad("output_size", "an integer or a pair")),
-            };
-            Op::AdaptiveAvgPool(AdaptiveAvgPool { output })
+        "MaxPool1d" | "MaxPool2d" | "AvgPool1d" | "AvgPool2d" => Op::Pool(pool(kind, a)?),
+        "AdaptiveAvgPool1d" | "AdaptiveAvgPool2d" | "AdaptiveMaxPool1d" | "AdaptiveMaxPool2d" => {
+            Op::AdaptivePool(adaptive_pool(kind, a)?)
         }
         "ZeroPad2d" => Op::ZeroPad(ZeroPad {
             padding: four_sided(a, "padding")?,
@@ -531,16 +565,9 @@ fn conv(kind: &str, a: &Args) -> Result<Conv, String> {
             "{kind}(): in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})"
         ));
     }
-    let to2 = |v: Vec<usize>, fill: usize| {
-        if rank == 1 {
-            [fill, v[0]]
-        } else {
-            [v[0], v[1]]
-        }
-    };
-    let kernel = to2(a.per_axis("kernel_size", rank, 1)?, 1);
-    let stride = to2(a.per_axis("stride", rank, 1)?, 1);
-    let dilation = to2(a.per_axis("dilation", rank, 1)?, 1);
+    let kernel = to2(rank, &a.per_axis("kernel_size", rank, 1)?, 1);
+    let stride = to2(rank, &a.per_axis("stride", rank, 1)?, 1);
+    let dilation = to2(rank, &a.per_axis("dilation", rank, 1)?, 1);
     let padding = match a.get("padding") {
         Lit::Str(s) if s == "valid" => Padding::default(),
         Lit::Str(s) if s == "same" => {
@@ -562,7 +589,7 @@ fn conv(kind: &str, a: &Args) -> Result<Conv, String> {
         Lit::Str(_) => return Err(a.bad("padding", "an integer, a tuple, 'same' or 'valid'")),
         Lit::Tuple(items) if items.len() == 4 && rank == 2 => four_sided(a, "padding")?,
         _ => {
-            let p = to2(a.per_axis("padding", rank, 0)?, 0);
+            let p = to2(rank, &a.per_axis("padding", rank, 0)?, 0);
             Padding {
                 top: p[0],
                 bottom: p[0],
@@ -584,33 +611,121 @@ fn conv(kind: &str, a: &Args) -> Result<Conv, String> {
     })
 }
 
+fn conv_transpose(kind: &str, a: &Args) -> Result<ConvTranspose, String> {
+    let rank = if kind.ends_with("1d") { 1 } else { 2 };
+    a.require(
+        "padding_mode",
+        Lit::Str("zeros".into()),
+        "only zero padding",
+    )?;
+    let (in_channels, out_channels, groups) = (
+        a.size("in_channels")?,
+        a.size("out_channels")?,
+        a.size("groups")?,
+    );
+    if in_channels % groups != 0 || out_channels % groups != 0 {
+        return Err(format!(
+            "{kind}(): in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})"
+        ));
+    }
+    Ok(ConvTranspose {
+        rank,
+        in_channels,
+        out_channels,
+        kernel: to2(rank, &a.per_axis("kernel_size", rank, 1)?, 1),
+        stride: to2(rank, &a.per_axis("stride", rank, 1)?, 1),
+        dilation: to2(rank, &a.per_axis("dilation", rank, 1)?, 1),
+        padding: to2(rank, &a.per_axis("padding", rank, 0)?, 0),
+        output_padding: to2(rank, &a.per_axis("output_padding", rank, 0)?, 0),
+        groups,
+        bias: a.flag("bias")?,
+    })
+}
+
+/// `[fill, v]` for a 1-d pool or convolution's one axis, `[v0, v1]` for a 2-d one.
+fn to2(rank: usize, v: &[usize], fill: usize) -> [usize; 2] {
+    if rank == 1 {
+        [fill, v[0]]
+    } else {
+        [v[0], v[1]]
+    }
+}
+
 fn pool(kind: &str, a: &Args) -> Result<Pool, String> {
-    let kernel = a.per_axis("kernel_size", 2, 1)?;
+    let rank = if kind.ends_with("1d") { 1 } else { 2 };
+    let kernel = a.per_axis("kernel_size", rank, 1)?;
     let stride = match a.get("stride") {
         Lit::None => kernel.clone(),
         Lit::Tuple(t) if t.is_empty() => kernel.clone(),
-        _ => a.per_axis("stride", 2, 1)?,
+        _ => a.per_axis("stride", rank, 1)?,
     };
-    let padding = a.per_axis("padding", 2, 0)?;
-    let max = kind == "MaxPool2d";
+    let padding = a.per_axis("padding", rank, 0)?;
+    let max = kind.starts_with("Max");
     let (dilation, count_include_pad) = if max {
         a.require(
             "return_indices",
             Lit::Bool(false),
             "indices are not an inference output",
         )?;
-        (a.per_axis("dilation", 2, 1)?, false)
+        (a.per_axis("dilation", rank, 1)?, false)
     } else {
-        a.require("divisor_override", Lit::None, "not supported")?;
-        (vec![1, 1], a.flag("count_include_pad")?)
+        if rank == 2 {
+            a.require("divisor_override", Lit::None, "not supported")?;
+        }
+        (vec![1; rank], a.flag("count_include_pad")?)
     };
     Ok(Pool {
         kind: if max { PoolKind::Max } else { PoolKind::Avg },
-        kernel: [kernel[0], kernel[1]],
-        stride: [stride[0], stride[1]],
-        padding: [padding[0], padding[1]],
-        dilation: [dilation[0], dilation[1]],
+        rank,
+        kernel: to2(rank, &kernel, 1),
+        stride: to2(rank, &stride, 1),
+        padding: to2(rank, &padding, 0),
+        dilation: to2(rank, &dilation, 1),
         ceil_mode: a.flag("ceil_mode")?,
         count_include_pad,
+    })
+}
+
+/// `AdaptiveAvgPool1d/2d`, `AdaptiveMaxPool1d/2d`: `output_size` is an integer or one entry per
+/// axis, `None` keeping the input's size on that axis.
+fn adaptive_pool(kind: &str, a: &Args) -> Result<AdaptivePool, String> {
+    let rank = if kind.ends_with("1d") { 1 } else { 2 };
+    let max = kind.starts_with("AdaptiveMax");
+    if max {
+        a.require(
+            "return_indices",
+            Lit::Bool(false),
+            "indices are not an inference output",
+        )?;
+    }
+    let want = if rank == 1 {
+        "a positive integer"
+    } else {
+        "an integer or a pair"
+    };
+    let one = |l: &Lit| match l {
+        Lit::Int(i) if *i > 0 => Ok(Some(*i as usize)),
+        Lit::None => Ok(None),
+        _ => Err(a.bad("output_size", "positive integers or None")),
+    };
+    let sizes = match a.get("output_size") {
+        Lit::Int(i) if *i > 0 => vec![Some(*i as usize); rank],
+        Lit::Tuple(items) if items.len() == rank => {
+            items.iter().map(one).collect::<Result<_, _>>()?
+        }
+        _ => return Err(a.bad("output_size", want)),
+    };
+    let output = if rank == 1 {
+        if sizes[0].is_none() {
+            return Err(a.bad("output_size", want));
+        }
+        [Some(1), sizes[0]]
+    } else {
+        [sizes[0], sizes[1]]
+    };
+    Ok(AdaptivePool {
+        kind: if max { PoolKind::Max } else { PoolKind::Avg },
+        rank,
+        output,
     })
 }
