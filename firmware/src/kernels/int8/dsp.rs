@@ -1,0 +1,322 @@
+//! int8 convolution through a widened patch, for Arm cores with the DSP extension (Cortex-M4,
+//! M7, M33 with it: the engine's `eabihf` bare-metal targets). In: what [`super::conv::conv2d`]
+//! takes. Out: the same bits, or `false` (nothing written) for a geometry this path does not
+//! take, which then runs portably.
+//!
+//! Output pixels go two at a time (any two consecutive pixels of the output plane, so rows
+//! wrap and the last odd pixel runs alone). For each pair and group, the pair's taps
+//! `x - x_zero_point` (0 in the padding) are written once to a patch of 16-bit values on the
+//! stack, and every output channel of the group then sums its weights against it: two 16-bit
+//! products and an addition per `SMLAD`, its int8 weights widened four at a time by two
+//! `SXTB16` (taps 0 and 2 of a group of four, then 1 and 3), which is why the patch keeps each
+//! group of four taps in the order 0, 2, 1, 3.
+//!
+//! Same bits as the portable loop: `|x - x_zero_point| <= 255` and `|w| <= 128` fit 16 bits,
+//! their products are exact, and `SMLAD` adds them to the accumulator modulo 2^32 (it sets the
+//! Q flag on overflow and wraps), like the portable `wrapping_add`; integer sums do not depend
+//! on their order. The QEMU tests compare every output bit with the host's.
+//!
+//! On the host, the unit tests run this path with a Rust model of the three instructions in
+//! place of the assembly, against the portable kernel.
+
+use super::{channel, finish, Ends};
+use crate::kernels::conv::Geom;
+
+/// Taps (`C / groups * kh * kw`) a patch holds at most, a multiple of 4: ResNet-8's 64-channel
+/// 3x3 convolution. The patch costs `2 * 2 * MAX_TAPS` = 2,304 bytes of stack.
+pub(crate) const MAX_TAPS: usize = 576;
+
+/// The widened taps of two output pixels: for each group `g` of four taps, pixel 0's taps
+/// `4g, 4g + 2, 4g + 1, 4g + 3`, then pixel 1's, as 16-bit values (the last group padded with
+/// zeros). Word aligned: the loop reads it a word at a time.
+#[repr(C, align(4))]
+struct Patch([i16; 2 * MAX_TAPS]);
+
+/// Where tap `t` of pixel `j` (0 or 1) lies in the patch.
+#[inline(always)]
+fn slot(t: usize, j: usize) -> usize {
+    ((t & !3) << 1) | (j << 2) | ((t & 1) << 1) | ((t >> 1) & 1)
+}
+
+/// Whether [`conv2d`] takes this geometry: at least four taps (a group for the loop), at most
+/// [`MAX_TAPS`], and not depthwise (one input channel per group: the depthwise kernel).
+pub(crate) fn takes(g: &Geom) -> bool {
+    let groups = g.groups.max(1);
+    let taps = g.c_in / groups * g.kh * g.kw;
+    (4..=MAX_TAPS).contains(&taps) && g.c_in / groups > 1
+}
+
+/// Writes pixel `j`'s taps (output pixel `(oy, ox)`, the group's input channels from
+/// `cin0`) to the patch.
+#[allow(clippy::indexing_slicing)] // lengths checked by `conv2d`, slots below `2 * taps4`
+fn fill(
+    patch: &mut Patch,
+    g: &Geom,
+    input: &[i8],
+    cin0: usize,
+    (oy, ox): (usize, usize),
+    j: usize,
+    zx: i32,
+) {
+    let cpg = g.c_in / g.groups.max(1);
+    let plane = g.h * g.w;
+    let iy0 = (oy * g.sh) as isize - g.pt as isize;
+    let ix0 = (ox * g.sw) as isize - g.pl as isize;
+    let inside = iy0 >= 0
+        && ix0 >= 0
+        && iy0 as usize + (g.kh - 1) * g.dh < g.h
+        && ix0 as usize + (g.kw - 1) * g.dw < g.w;
+    let mut t = 0;
+    if inside {
+        let (iy0, ix0) = (iy0 as usize, ix0 as usize);
+        for ci in 0..cpg {
+            let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
+            for ky in 0..g.kh {
+                let at = (iy0 + ky * g.dh) * g.w + ix0;
+                for kx in 0..g.kw {
+                    patch.0[slot(t, j)] = (i32::from(x[at + kx * g.dw]) - zx) as i16;
+                    t += 1;
+                }
+            }
+        }
+    } else {
+        for ci in 0..cpg {
+            let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
+            for ky in 0..g.kh {
+                let iy = iy0 + (ky * g.dh) as isize;
+                for kx in 0..g.kw {
+                    let ix = ix0 + (kx * g.dw) as isize;
+                    let v = if iy >= 0 && (iy as usize) < g.h && ix >= 0 && (ix as usize) < g.w {
+                        i32::from(x[iy as usize * g.w + ix as usize]) - zx
+                    } else {
+                        0
+                    };
+                    patch.0[slot(t, j)] = v as i16;
+                    t += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The convolution, or `false` (nothing written) when [`takes`] refuses the geometry or a
+/// slice is shorter than the geometry says.
+#[allow(clippy::indexing_slicing)] // lengths checked on entry
+pub(crate) fn conv2d(
+    g: &Geom,
+    input: &[i8],
+    output: &mut [i8],
+    weight: &[i8],
+    records: &[u8],
+    ends: Ends,
+) -> bool {
+    let Ends { zx, zy, clamp } = ends;
+    let groups = g.groups.max(1);
+    let (cpg, opg) = (g.c_in / groups, g.c_out / groups);
+    let taps = cpg * g.kh * g.kw;
+    let npix = g.oh * g.ow;
+    if !takes(g)
+        || g.c_in % groups != 0
+        || g.c_out % groups != 0
+        || input.len() < g.c_in * g.h * g.w
+        || output.len() < g.c_out * npix
+        || weight.len() < g.c_out * taps
+    {
+        return false;
+    }
+    let mut g = *g;
+    g.sh = g.sh.max(1);
+    g.sw = g.sw.max(1);
+    let (full, tail) = (taps / 4, taps % 4);
+    let mut patch = Patch([0; 2 * MAX_TAPS]);
+    let mut p = 0;
+    while p < npix {
+        // The pair's second pixel (the first again for an odd last one, computed and dropped).
+        let q = if p + 1 < npix { p + 1 } else { p };
+        for grp in 0..groups {
+            fill(
+                &mut patch,
+                &g,
+                input,
+                grp * cpg,
+                (p / g.ow, p % g.ow),
+                0,
+                zx,
+            );
+            fill(
+                &mut patch,
+                &g,
+                input,
+                grp * cpg,
+                (q / g.ow, q % g.ow),
+                1,
+                zx,
+            );
+            for o in grp * opg..(grp + 1) * opg {
+                let ch = channel(records, o);
+                let w = &weight[o * taps..(o + 1) * taps];
+                let (mut a0, mut a1) = dot(ch.bias, w, &patch, full);
+                for (t, &wt) in w.iter().enumerate().skip(taps - tail) {
+                    let wt = i32::from(wt);
+                    a0 = a0.wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
+                    a1 = a1.wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
+                }
+                output[o * npix + p] = finish(a0, ch.requant, zy, clamp);
+                output[o * npix + q] = finish(a1, ch.requant, zy, clamp);
+            }
+        }
+        p += 2;
+    }
+    true
+}
+
+/// `bias` plus the sums of the first `groups` groups of four taps of `w` against the patch's
+/// two pixels.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+#[allow(unsafe_code)]
+fn dot(bias: i32, w: &[i8], patch: &Patch, groups: usize) -> (i32, i32) {
+    // The reads below, restated so that no change of a caller can make them unsound: four
+    // weights and eight patch values per group.
+    let (Some(w), Some(x)) = (w.get(..4 * groups), patch.0.get(..8 * groups)) else {
+        return (bias, bias);
+    };
+    if groups == 0 {
+        return (bias, bias);
+    }
+    let (mut a0, mut a1) = (bias, bias);
+    // One group: four weights (an unaligned word: the M4 and M7 load it in one access), the
+    // pair's eight patch values (two words per pixel, word aligned), eight products.
+    macro_rules! group {
+        () => {
+            concat!(
+                "ldr {w}, [{wp}], #4\n",
+                "ldm {pp}!, {{r2, r3, r4, r5}}\n",
+                "sxtb16 {wl}, {w}\n",
+                "sxtb16 {w}, {w}, ror #8\n",
+                "smlad {a0}, {wl}, r2, {a0}\n",
+                "smlad {a0}, {w}, r3, {a0}\n",
+                "smlad {a1}, {wl}, r4, {a1}\n",
+                "smlad {a1}, {w}, r5, {a1}\n",
+            )
+        };
+    }
+    // SAFETY: the loop reads `4 * groups` bytes from `w` and `8 * groups` 16-bit values from
+    // `x`, both checked above; `x` is word aligned (`Patch`'s alignment, a group is 4 words).
+    unsafe {
+        core::arch::asm!(
+            // An odd group first, then the rest two at a time.
+            "lsrs {n}, {n}, #1",
+            "bcc 2f",
+            group!(),
+            "2:",
+            "cmp {n}, #0",
+            "beq 4f",
+            "3:",
+            group!(),
+            group!(),
+            "subs {n}, {n}, #1",
+            "bne 3b",
+            "4:",
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            wp = inout(reg) w.as_ptr() => _,
+            pp = inout(reg) x.as_ptr() => _,
+            n = inout(reg) groups => _,
+            w = out(reg) _,
+            wl = out(reg) _,
+            out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            options(nostack, readonly, pure),
+        );
+    }
+    (a0, a1)
+}
+
+/// A Rust model of the assembly's instructions, for the unit tests on the host.
+#[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
+#[allow(clippy::indexing_slicing)]
+fn dot(bias: i32, w: &[i8], patch: &Patch, groups: usize) -> (i32, i32) {
+    // SXTB16: bytes 0 and 2 (or 1 and 3, rotated) sign-extended into the two halves.
+    let sxtb16 = |v: u32| [i32::from(v as u8 as i8), i32::from((v >> 16) as u8 as i8)];
+    // SMLAD: both halves' products added to the accumulator, modulo 2^32.
+    let smlad = |a: i32, x: [i32; 2], y: [i16; 2]| {
+        a.wrapping_add(x[0] * i32::from(y[0]) + x[1] * i32::from(y[1]))
+    };
+    let (mut a0, mut a1) = (bias, bias);
+    for k in 0..groups {
+        let v = u32::from_le_bytes(
+            [w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]].map(|b| b as u8),
+        );
+        let (lo, hi) = (sxtb16(v), sxtb16(v.rotate_right(8)));
+        let x = &patch.0[8 * k..8 * k + 8];
+        a0 = smlad(a0, lo, [x[0], x[1]]);
+        a0 = smlad(a0, hi, [x[2], x[3]]);
+        a1 = smlad(a1, lo, [x[4], x[5]]);
+        a1 = smlad(a1, hi, [x[6], x[7]]);
+    }
+    (a0, a1)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    extern crate std;
+    use super::super::cases::{case, geom, portable, Rng};
+    use std::vec;
+
+    /// Odd channel counts, an odd number of pixels (the last pair's second pixel dropped),
+    /// rows that wrap within a pair, tails of 1 to 3 taps, padding, strides, dilation and
+    /// groups: the same bits as the portable loop.
+    #[test]
+    fn patch_path_equals_the_portable_loop() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut taken = 0;
+        for _ in 0..400 {
+            let groups = [1, 1, 2, 3][rng.int(0, 3) as usize];
+            let cpg = rng.int(1, 7) as usize;
+            let opg = rng.int(1, 5) as usize;
+            let k = [rng.int(1, 4) as usize, rng.int(1, 4) as usize];
+            let s = [rng.int(1, 3) as usize, rng.int(1, 3) as usize];
+            let d = [rng.int(1, 2) as usize, rng.int(1, 2) as usize];
+            let p = [0; 4].map(|_| rng.int(0, 2) as usize);
+            let (h, w) = (rng.int(1, 9) as usize, rng.int(1, 9) as usize);
+            let Some(g) = geom((groups * cpg, h, w), groups * opg, k, s, d, p, groups) else {
+                continue;
+            };
+            if !super::takes(&g) {
+                continue;
+            }
+            let c = case(&mut rng, g);
+            let want = portable(&c);
+            let mut got = vec![0; want.len()];
+            assert!(super::conv2d(
+                &c.g, &c.input, &mut got, &c.weight, &c.records, c.ends
+            ));
+            assert_eq!(got, want, "{:?}", c.g);
+            taken += 1;
+        }
+        assert!(taken > 100, "only {taken} cases taken");
+    }
+
+    /// The largest patch, at the extremes of the values: every input and zero point making
+    /// `|x - zx| = 255`, weights of -128.
+    #[test]
+    fn extreme_values_at_the_largest_patch() {
+        let mut rng = Rng(7);
+        let g = geom((64, 5, 5), 3, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1).unwrap();
+        assert_eq!(g.c_in * g.kh * g.kw, super::MAX_TAPS);
+        for (x, zx) in [(127i8, -128), (-128i8, 127)] {
+            let mut c = case(&mut rng, g);
+            c.input.fill(x);
+            c.weight.fill(-128);
+            c.ends.zx = zx;
+            let want = portable(&c);
+            let mut got = vec![0; want.len()];
+            assert!(super::conv2d(
+                &c.g, &c.input, &mut got, &c.weight, &c.records, c.ends
+            ));
+            assert_eq!(got, want);
+        }
+        let big = geom((65, 3, 3), 2, [3, 3], [1, 1], [1, 1], [0; 4], 1).unwrap();
+        assert!(!super::takes(&big), "too many taps for the patch");
+    }
+}
