@@ -46,40 +46,48 @@ pub(crate) fn takes(g: &Geom) -> bool {
     (4..=MAX_TAPS).contains(&taps) && g.c_in / groups > 1
 }
 
-/// Writes pixel `j`'s taps (output pixel `(oy, ox)`, the group's input channels from
-/// `cin0`) to the patch.
+/// How far the next tap's slot lies from tap `t`'s, by `t % 4` (slots 0, 2, 1, 3 of a group of
+/// four, then the next group, 8 values on).
+const STEP: [isize; 4] = [2, -1, 2, 5];
+
+/// Writes the taps of output pixels `p` and `q` (pixel 0 and 1 of the patch; the group's input
+/// channels from `cin0`).
 #[allow(clippy::indexing_slicing)] // lengths checked by `conv2d`, slots below `2 * taps4`
-fn fill(
-    patch: &mut Patch,
-    g: &Geom,
-    input: &[i8],
-    cin0: usize,
-    (oy, ox): (usize, usize),
-    j: usize,
-    zx: i32,
-) {
+fn fill(patch: &mut Patch, g: &Geom, input: &[i8], cin0: usize, (p, q): (usize, usize), zx: i32) {
     let cpg = g.c_in / g.groups.max(1);
     let plane = g.h * g.w;
-    let iy0 = (oy * g.sh) as isize - g.pt as isize;
-    let ix0 = (ox * g.sw) as isize - g.pl as isize;
-    let inside = iy0 >= 0
-        && ix0 >= 0
-        && iy0 as usize + (g.kh - 1) * g.dh < g.h
-        && ix0 as usize + (g.kw - 1) * g.dw < g.w;
-    let mut t = 0;
-    if inside {
-        let (iy0, ix0) = (iy0 as usize, ix0 as usize);
+    // The first input of a pixel's window, if the whole window lies inside the input.
+    let inside = |p: usize| {
+        let (iy0, ix0) = ((p / g.ow) * g.sh, (p % g.ow) * g.sw);
+        let (iy0, ix0) = (iy0.checked_sub(g.pt)?, ix0.checked_sub(g.pl)?);
+        let fits = iy0 + (g.kh - 1) * g.dh < g.h && ix0 + (g.kw - 1) * g.dw < g.w;
+        fits.then_some(iy0 * g.w + ix0)
+    };
+    let span = (g.kw - 1) * g.dw + 1;
+    if let (Some(a), Some(b)) = (inside(p), inside(q)) {
+        // Both windows inside: no coordinate checks, both pixels' values of a tap together.
+        let mut s = 0usize;
+        let mut t = 0usize;
         for ci in 0..cpg {
             let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
             for ky in 0..g.kh {
-                let at = (iy0 + ky * g.dh) * g.w + ix0;
+                let r = ky * g.dh * g.w;
+                let (ra, rb) = (&x[a + r..a + r + span], &x[b + r..b + r + span]);
                 for kx in 0..g.kw {
-                    patch.0[slot(t, j)] = (i32::from(x[at + kx * g.dw]) - zx) as i16;
+                    let at = kx * g.dw;
+                    patch.0[s] = (i32::from(ra[at]) - zx) as i16;
+                    patch.0[s + 4] = (i32::from(rb[at]) - zx) as i16;
+                    s = s.wrapping_add_signed(STEP[t & 3]);
                     t += 1;
                 }
             }
         }
-    } else {
+        return;
+    }
+    for (j, p) in [(0, p), (1, q)] {
+        let iy0 = ((p / g.ow) * g.sh) as isize - g.pt as isize;
+        let ix0 = ((p % g.ow) * g.sw) as isize - g.pl as isize;
+        let mut t = 0;
         for ci in 0..cpg {
             let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
             for ky in 0..g.kh {
@@ -134,24 +142,7 @@ pub(crate) fn conv2d(
         // The pair's second pixel (the first again for an odd last one, computed and dropped).
         let q = if p + 1 < npix { p + 1 } else { p };
         for grp in 0..groups {
-            fill(
-                &mut patch,
-                &g,
-                input,
-                grp * cpg,
-                (p / g.ow, p % g.ow),
-                0,
-                zx,
-            );
-            fill(
-                &mut patch,
-                &g,
-                input,
-                grp * cpg,
-                (q / g.ow, q % g.ow),
-                1,
-                zx,
-            );
+            fill(&mut patch, &g, input, grp * cpg, (p, q), zx);
             for o in grp * opg..(grp + 1) * opg {
                 let ch = channel(records, o);
                 let w = &weight[o * taps..(o + 1) * taps];
