@@ -311,7 +311,12 @@ forward:
     let bound = bind(graph, sd).expect("binds");
     let len: usize = shape.iter().product();
     let samples: Vec<Vec<Tensor>> = (0..6)
-        .map(|_| vec![Tensor::new(shape.clone(), (0..len).map(|_| next() * 1.7).collect())])
+        .map(|_| {
+            vec![Tensor::new(
+                shape.clone(),
+                (0..len).map(|_| next() * 1.7).collect(),
+            )]
+        })
         .collect();
     let calibration = blob::Calibration {
         samples: &samples,
@@ -320,7 +325,11 @@ forward:
     let (built, report, _) =
         blob::build_int8(bound, [0; 32], WeightDtype::F16, &calibration, |_, _| {})
             .expect("compiles to int8");
-    assert!(report.float.is_empty(), "ops left in f32: {:?}", report.float);
+    assert!(
+        report.float.is_empty(),
+        "ops left in f32: {:?}",
+        report.float
+    );
     let input = (0..len).map(|_| next() * 1.7).collect();
     (built.bytes, input, macs)
 }

@@ -19,8 +19,9 @@
 //! On the host, the unit tests run this path with a Rust model of the three instructions in
 //! place of the assembly, against the portable kernel.
 
-use super::{channel, finish, Ends};
+use super::{finish, record, Ends};
 use crate::kernels::conv::Geom;
+use nnblob_format::meta::QCHANNEL_LEN;
 
 /// Taps (`C / groups * kh * kw`) a patch holds at most, a multiple of 4: ResNet-8's 64-channel
 /// 3x3 convolution. The patch costs `2 * 2 * MAX_TAPS` = 2,304 bytes of stack.
@@ -129,6 +130,7 @@ pub(crate) fn conv2d(
         || input.len() < g.c_in * g.h * g.w
         || output.len() < g.c_out * npix
         || weight.len() < g.c_out * taps
+        || records.len() < g.c_out * QCHANNEL_LEN
     {
         return false;
     }
@@ -143,17 +145,21 @@ pub(crate) fn conv2d(
         let q = if p + 1 < npix { p + 1 } else { p };
         for grp in 0..groups {
             fill(&mut patch, &g, input, grp * cpg, (p, q), zx);
-            for o in grp * opg..(grp + 1) * opg {
-                let ch = channel(records, o);
-                let w = &weight[o * taps..(o + 1) * taps];
+            // The group's output channels: weights, records and output planes side by side.
+            let (w0, r0, y0) = (grp * opg * taps, grp * opg * QCHANNEL_LEN, grp * opg * npix);
+            let ws = weight[w0..w0 + opg * taps].chunks_exact(taps);
+            let rs = records[r0..r0 + opg * QCHANNEL_LEN].chunks_exact(QCHANNEL_LEN);
+            let ys = output[y0..y0 + opg * npix].chunks_exact_mut(npix);
+            for ((w, r), y) in ws.zip(rs).zip(ys) {
+                let ch = record(r);
                 let (mut a0, mut a1) = dot(ch.bias, w, &patch, full);
                 for (t, &wt) in w.iter().enumerate().skip(taps - tail) {
                     let wt = i32::from(wt);
                     a0 = a0.wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
                     a1 = a1.wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
                 }
-                output[o * npix + p] = finish(a0, ch.requant, zy, clamp);
-                output[o * npix + q] = finish(a1, ch.requant, zy, clamp);
+                y[p] = finish(a0, ch.requant, zy, clamp);
+                y[q] = finish(a1, ch.requant, zy, clamp);
             }
         }
         p += 2;
