@@ -12,9 +12,10 @@
 use super::{channel, finish, Ends};
 use crate::kernels::conv::Geom;
 
-/// Whether [`conv2d`] takes this geometry: one input channel per group.
+/// Whether [`conv2d`] takes this geometry: one input channel per group, more than one group
+/// (a convolution of a one-channel input is an ordinary one, which the general kernel pairs).
 pub(crate) fn takes(g: &Geom) -> bool {
-    g.groups > 0 && g.groups == g.c_in && g.c_out % g.groups == 0
+    g.groups > 1 && g.groups == g.c_in && g.c_out % g.groups == 0
 }
 
 /// The outputs `o` in `0..out` whose whole window (kernel `k`, stride `s`, dilation `d`,
@@ -141,7 +142,7 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut taken = 0;
         for i in 0..400 {
-            let c_in = rng.int(1, 5) as usize;
+            let c_in = rng.int(2, 5) as usize;
             let mult = rng.int(1, 3) as usize;
             let k = if i % 2 == 0 {
                 [3, 3]

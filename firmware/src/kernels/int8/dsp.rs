@@ -26,6 +26,7 @@ use nnblob_format::meta::QCHANNEL_LEN;
 /// Taps (`C / groups * kh * kw`) a patch holds at most, a multiple of 4: ResNet-8's 64-channel
 /// 3x3 convolution. The patch costs `2 * 2 * MAX_TAPS` = 2,304 bytes of stack.
 pub(crate) const MAX_TAPS: usize = 576;
+const _: () = assert!(MAX_TAPS % 4 == 0);
 
 /// The widened taps of two output pixels: for each group `g` of four taps, pixel 0's taps
 /// `4g, 4g + 2, 4g + 1, 4g + 3`, then pixel 1's, as 16-bit values (the last group padded with
@@ -39,24 +40,54 @@ fn slot(t: usize, j: usize) -> usize {
     ((t & !3) << 1) | (j << 2) | ((t & 1) << 1) | ((t >> 1) & 1)
 }
 
-/// Whether [`conv2d`] takes this geometry: at least four taps (a group for the loop), at most
-/// [`MAX_TAPS`], and not depthwise (one input channel per group: the depthwise kernel).
+/// Whether [`conv2d`] takes this geometry: at least four taps (a group for the loop) and at
+/// most [`MAX_TAPS`] (depthwise geometries go to their own kernel before this one).
 pub(crate) fn takes(g: &Geom) -> bool {
     let groups = g.groups.max(1);
     let taps = g.c_in / groups * g.kh * g.kw;
-    (4..=MAX_TAPS).contains(&taps) && g.c_in / groups > 1
+    (4..=MAX_TAPS).contains(&taps)
 }
 
-/// How far the next tap's slot lies from tap `t`'s, by `t % 4` (slots 0, 2, 1, 3 of a group of
-/// four, then the next group, 8 values on).
-const STEP: [isize; 4] = [2, -1, 2, 5];
+/// The input offsets of a window's taps from its first input (`ci * H * W + ky * dh * W +
+/// kx * dw`), in slot order (taps `4g, 4g + 2, 4g + 1, 4g + 3` of each group; 0 for the last
+/// group's padding), 16 bits each: [`conv2d`] runs only when the largest fits.
+struct Offsets([u16; MAX_TAPS]);
+
+impl Offsets {
+    /// The table of `g`'s window, or `None` if an offset does not fit 16 bits.
+    fn new(g: &Geom, cpg: usize) -> Option<Self> {
+        let mut o = Offsets([0; MAX_TAPS]);
+        let mut t = 0;
+        for ci in 0..cpg {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let off = ci * g.h * g.w + ky * g.dh * g.w + kx * g.dw;
+                    let at = (t & !3) | ((t & 1) << 1) | ((t >> 1) & 1);
+                    *o.0.get_mut(at)? = u16::try_from(off).ok()?;
+                    t += 1;
+                }
+            }
+        }
+        Some(o)
+    }
+}
 
 /// Writes the taps of output pixels `p` and `q` (pixel 0 and 1 of the patch; the group's input
-/// channels from `cin0`).
-#[allow(clippy::indexing_slicing)] // lengths checked by `conv2d`, slots below `2 * taps4`
-fn fill(patch: &mut Patch, g: &Geom, input: &[i8], cin0: usize, (p, q): (usize, usize), zx: i32) {
-    let cpg = g.c_in / g.groups.max(1);
+/// channels from `cin0`) to the patch's first `groups4` groups.
+#[allow(clippy::indexing_slicing)] // lengths checked by `conv2d`, slots below `8 * groups4`
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    patch: &mut Patch,
+    offs: &Offsets,
+    groups4: usize,
+    g: &Geom,
+    input: &[i8],
+    cin0: usize,
+    (p, q): (usize, usize),
+    zx: i32,
+) {
     let plane = g.h * g.w;
+    let x = &input[cin0 * plane..];
     // The first input of a pixel's window, if the whole window lies inside the input.
     let inside = |p: usize| {
         let (iy0, ix0) = ((p / g.ow) * g.sh, (p % g.ow) * g.sw);
@@ -64,48 +95,53 @@ fn fill(patch: &mut Patch, g: &Geom, input: &[i8], cin0: usize, (p, q): (usize, 
         let fits = iy0 + (g.kh - 1) * g.dh < g.h && ix0 + (g.kw - 1) * g.dw < g.w;
         fits.then_some(iy0 * g.w + ix0)
     };
-    let span = (g.kw - 1) * g.dw + 1;
     if let (Some(a), Some(b)) = (inside(p), inside(q)) {
-        // Both windows inside: no coordinate checks, both pixels' values of a tap together.
-        let mut s = 0usize;
-        let mut t = 0usize;
-        for ci in 0..cpg {
-            let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
-            for ky in 0..g.kh {
-                let r = ky * g.dh * g.w;
-                let (ra, rb) = (&x[a + r..a + r + span], &x[b + r..b + r + span]);
-                for kx in 0..g.kw {
-                    let at = kx * g.dw;
-                    patch.0[s] = (i32::from(ra[at]) - zx) as i16;
-                    patch.0[s + 4] = (i32::from(rb[at]) - zx) as i16;
-                    s = s.wrapping_add_signed(STEP[t & 3]);
-                    t += 1;
-                }
+        // Both windows inside: each slot's input at its offset, no coordinate checks.
+        let (xa, xb) = (&x[a..], &x[b..]);
+        let groups = patch.0.chunks_exact_mut(8).zip(offs.0.chunks_exact(4));
+        for (dst, o) in groups.take(groups4) {
+            for r in 0..4 {
+                let o = usize::from(o[r]);
+                dst[r] = (i32::from(xa[o]) - zx) as i16;
+                dst[4 + r] = (i32::from(xb[o]) - zx) as i16;
             }
         }
         return;
     }
+    // A window across the border: its taps inside the input form a rectangle of kernel rows
+    // and columns; the others are 0.
+    let cpg = g.c_in / g.groups.max(1);
     for (j, p) in [(0, p), (1, q)] {
-        let iy0 = ((p / g.ow) * g.sh) as isize - g.pt as isize;
-        let ix0 = ((p % g.ow) * g.sw) as isize - g.pl as isize;
-        let mut t = 0;
+        for dst in patch.0.chunks_exact_mut(8).take(groups4) {
+            dst[4 * j..4 * j + 4].fill(0);
+        }
+        let (oy, ox) = (p / g.ow, p % g.ow);
+        let rows = kernel_range(oy * g.sh, g.pt, g.dh, g.kh, g.h);
+        let cols = kernel_range(ox * g.sw, g.pl, g.dw, g.kw, g.w);
         for ci in 0..cpg {
-            let x = &input[(cin0 + ci) * plane..(cin0 + ci + 1) * plane];
-            for ky in 0..g.kh {
-                let iy = iy0 + (ky * g.dh) as isize;
-                for kx in 0..g.kw {
-                    let ix = ix0 + (kx * g.dw) as isize;
-                    let v = if iy >= 0 && (iy as usize) < g.h && ix >= 0 && (ix as usize) < g.w {
-                        i32::from(x[iy as usize * g.w + ix as usize]) - zx
-                    } else {
-                        0
-                    };
-                    patch.0[slot(t, j)] = v as i16;
-                    t += 1;
+            for ky in rows.0..rows.1 {
+                let iy = oy * g.sh + ky * g.dh - g.pt;
+                for kx in cols.0..cols.1 {
+                    let ix = ox * g.sw + kx * g.dw - g.pl;
+                    let t = (ci * g.kh + ky) * g.kw + kx;
+                    patch.0[slot(t, j)] = (i32::from(x[ci * plane + iy * g.w + ix]) - zx) as i16;
                 }
             }
         }
     }
+}
+
+/// The kernel positions `k` in `0..n_k` whose input coordinate `at + k * d - pad` lies in
+/// `0..n`, as `(first, end)`.
+fn kernel_range(at: usize, pad: usize, d: usize, n_k: usize, n: usize) -> (usize, usize) {
+    // at + k * d >= pad  <=>  k >= ceil((pad - at) / d)
+    let first = pad.saturating_sub(at).div_ceil(d).min(n_k);
+    // at + k * d - pad <= n - 1  <=>  k <= (n - 1 + pad - at) / d
+    let end = match (n + pad).checked_sub(at + 1) {
+        Some(room) => (room / d + 1).min(n_k),
+        None => 0,
+    };
+    (first, end.max(first))
 }
 
 /// The convolution, or `false` (nothing written) when [`takes`] refuses the geometry or a
@@ -138,13 +174,17 @@ pub(crate) fn conv2d(
     g.sh = g.sh.max(1);
     g.sw = g.sw.max(1);
     let (full, tail) = (taps / 4, taps % 4);
+    let Some(offs) = Offsets::new(&g, cpg) else {
+        return false;
+    };
+    let groups4 = taps.div_ceil(4);
     let mut patch = Patch([0; 2 * MAX_TAPS]);
     let mut p = 0;
     while p < npix {
         // The pair's second pixel (the first again for an odd last one, computed and dropped).
         let q = if p + 1 < npix { p + 1 } else { p };
         for grp in 0..groups {
-            fill(&mut patch, &g, input, grp * cpg, (p, q), zx);
+            fill(&mut patch, &offs, groups4, &g, input, grp * cpg, (p, q), zx);
             // The group's output channels: weights, records and output planes side by side.
             let (w0, r0, y0) = (grp * opg * taps, grp * opg * QCHANNEL_LEN, grp * opg * npix);
             let ws = weight[w0..w0 + opg * taps].chunks_exact(taps);
