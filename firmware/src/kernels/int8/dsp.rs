@@ -50,25 +50,111 @@ pub(crate) fn takes(g: &Geom) -> bool {
 
 /// The input offsets of a window's taps from its first input (`ci * H * W + ky * dh * W +
 /// kx * dw`), in slot order (taps `4g, 4g + 2, 4g + 1, 4g + 3` of each group; 0 for the last
-/// group's padding), 16 bits each: [`conv2d`] runs only when the largest fits.
-struct Offsets([u16; MAX_TAPS]);
+/// group's padding), 16 bits each ([`conv2d`] runs only when the largest fits), and the largest.
+struct Offsets {
+    offs: [u16; MAX_TAPS],
+    max: usize,
+}
 
 impl Offsets {
     /// The table of `g`'s window, or `None` if an offset does not fit 16 bits.
     fn new(g: &Geom, cpg: usize) -> Option<Self> {
-        let mut o = Offsets([0; MAX_TAPS]);
+        let mut o = Offsets {
+            offs: [0; MAX_TAPS],
+            max: 0,
+        };
         let mut t = 0;
         for ci in 0..cpg {
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
                     let off = ci * g.h * g.w + ky * g.dh * g.w + kx * g.dw;
                     let at = (t & !3) | ((t & 1) << 1) | ((t >> 1) & 1);
-                    *o.0.get_mut(at)? = u16::try_from(off).ok()?;
+                    *o.offs.get_mut(at)? = u16::try_from(off).ok()?;
+                    o.max = o.max.max(off);
                     t += 1;
                 }
             }
         }
         Some(o)
+    }
+}
+
+/// Pixels `a` and `b`'s taps, whose windows lie inside the input and start at `xa[0]` and
+/// `xb[0]`, to the patch's first `groups4` groups: each slot's input at its offset, minus the
+/// zero point.
+#[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
+#[allow(clippy::indexing_slicing)] // offsets below `offs.max`, checked by the caller
+fn fill_inside(patch: &mut Patch, offs: &Offsets, groups4: usize, xa: &[i8], xb: &[i8], zx: i32) {
+    let groups = patch.0.chunks_exact_mut(8).zip(offs.offs.chunks_exact(4));
+    for (dst, o) in groups.take(groups4) {
+        for r in 0..4 {
+            let o = usize::from(o[r]);
+            dst[r] = (i32::from(xa[o]) - zx) as i16;
+            dst[4 + r] = (i32::from(xb[o]) - zx) as i16;
+        }
+    }
+}
+
+/// The same on the Cortex-M4F, a slot pair at a time: two inputs loaded by their offsets,
+/// packed into the two halves of a word (`PKHBT`) and the zero point subtracted from both
+/// (`SSUB16`: `|x - zx| <= 255`, exact in 16 bits).
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+#[allow(unsafe_code)]
+fn fill_inside(patch: &mut Patch, offs: &Offsets, groups4: usize, xa: &[i8], xb: &[i8], zx: i32) {
+    // The reads and writes below, restated so that no change of a caller can make them
+    // unsound: every offset (at most `max`) inside both inputs, `groups4` groups of offsets
+    // and of patch values.
+    if groups4 == 0 || groups4 > MAX_TAPS / 4 || offs.max >= xa.len() || offs.max >= xb.len() {
+        return;
+    }
+    // The zero point in both halves (`zx` is an int8 value).
+    let zz = (zx as u32 & 0xffff).wrapping_mul(0x1_0001);
+    // One pixel pair's word: slots `$k` and `$k + 1` of pixel a at `dst + 2k`, of pixel b at
+    // `dst + 8 + 2k` (bytes).
+    macro_rules! word {
+        ($da:literal, $db:literal) => {
+            concat!(
+                "ldrh {oa}, [{op}], #2\n",
+                "ldrh {ob}, [{op}], #2\n",
+                "ldrsb {a0}, [{xa}, {oa}]\n",
+                "ldrsb {a1}, [{xa}, {ob}]\n",
+                "ldrsb {oa}, [{xb}, {oa}]\n",
+                "ldrsb {ob}, [{xb}, {ob}]\n",
+                "pkhbt {a0}, {a0}, {a1}, lsl #16\n",
+                "pkhbt {oa}, {oa}, {ob}, lsl #16\n",
+                "ssub16 {a0}, {a0}, {zz}\n",
+                "ssub16 {oa}, {oa}, {zz}\n",
+                "str {a0}, [{dst}, #",
+                $da,
+                "]\n",
+                "str {oa}, [{dst}, #",
+                $db,
+                "]\n",
+            )
+        };
+    }
+    // SAFETY: the checks above: the loop reads `4 * groups4` offsets, inputs at those offsets
+    // from `xa` and `xb`, and writes `8 * groups4` values of the patch (word aligned).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            word!("0", "8"),
+            word!("4", "12"),
+            "add {dst}, {dst}, #16",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            op = inout(reg) offs.offs.as_ptr() => _,
+            dst = inout(reg) patch.0.as_mut_ptr() => _,
+            n = inout(reg) groups4 => _,
+            xa = in(reg) xa.as_ptr(),
+            xb = in(reg) xb.as_ptr(),
+            zz = in(reg) zz,
+            oa = out(reg) _,
+            ob = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
@@ -97,15 +183,7 @@ fn fill(
     };
     if let (Some(a), Some(b)) = (inside(p), inside(q)) {
         // Both windows inside: each slot's input at its offset, no coordinate checks.
-        let (xa, xb) = (&x[a..], &x[b..]);
-        let groups = patch.0.chunks_exact_mut(8).zip(offs.0.chunks_exact(4));
-        for (dst, o) in groups.take(groups4) {
-            for r in 0..4 {
-                let o = usize::from(o[r]);
-                dst[r] = (i32::from(xa[o]) - zx) as i16;
-                dst[4 + r] = (i32::from(xb[o]) - zx) as i16;
-            }
-        }
+        fill_inside(patch, offs, groups4, &x[a..], &x[b..], zx);
         return;
     }
     // A window across the border: its taps inside the input form a rectangle of kernel rows

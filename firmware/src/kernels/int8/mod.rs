@@ -63,7 +63,8 @@ pub(crate) struct Ends {
 #[inline]
 pub(crate) fn finish(acc: i32, requant: Requant, zero_point: i32, clamp: [i8; 2]) -> i8 {
     let y = rescale(acc, requant).saturating_add(zero_point);
-    y.clamp(i32::from(clamp[0]), i32::from(clamp[1])) as i8
+    // `max` then `min` rather than `clamp`, which would check `lo <= hi` (validation does).
+    y.max(i32::from(clamp[0])).min(i32::from(clamp[1])) as i8
 }
 
 /// [`Requant::apply`], in fewer instructions on 32-bit cores for shifts of 33 and more (every
