@@ -268,133 +268,21 @@ pub(crate) fn conv2d(
             let ws = weight[w0..w0 + opg * taps].chunks_exact(taps);
             let rs = records[r0..r0 + opg * QCHANNEL_LEN].chunks_exact(QCHANNEL_LEN);
             let ys = output[y0..y0 + opg * npix].chunks_exact_mut(npix);
-            // Two channels at a time (the pair's four sums in registers), the last one alone.
-            let mut channels = ws.zip(rs).zip(ys);
-            while let Some(((wa, ra), ya)) = channels.next() {
-                let ca = record(ra);
-                let Some(((wb, rb), yb)) = channels.next() else {
-                    let (a0, a1) = dot(ca.bias, wa, &patch, full);
-                    let mut s0 = [a0, a1];
-                    add_tail(&mut s0, wa, &patch, tail);
-                    ya[p] = finish(s0[0], ca.requant, zy, clamp);
-                    ya[q] = finish(s0[1], ca.requant, zy, clamp);
-                    break;
-                };
-                let cb = record(rb);
-                let [mut s0, mut s1] = dot2([ca.bias, cb.bias], wa, wb, &patch, full);
-                add_tail(&mut s0, wa, &patch, tail);
-                add_tail(&mut s1, wb, &patch, tail);
-                ya[p] = finish(s0[0], ca.requant, zy, clamp);
-                ya[q] = finish(s0[1], ca.requant, zy, clamp);
-                yb[p] = finish(s1[0], cb.requant, zy, clamp);
-                yb[q] = finish(s1[1], cb.requant, zy, clamp);
+            for ((w, r), y) in ws.zip(rs).zip(ys) {
+                let ch = record(r);
+                let (mut a0, mut a1) = dot(ch.bias, w, &patch, full);
+                for (t, &wt) in w.iter().enumerate().skip(taps - tail) {
+                    let wt = i32::from(wt);
+                    a0 = a0.wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
+                    a1 = a1.wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
+                }
+                y[p] = finish(a0, ch.requant, zy, clamp);
+                y[q] = finish(a1, ch.requant, zy, clamp);
             }
         }
         p += 2;
     }
     true
-}
-
-/// Adds the last `tail` taps of `w` (those after its groups of four) to the two pixels' sums.
-#[allow(clippy::indexing_slicing)] // slots of taps below `w.len()`, at most `MAX_TAPS`
-fn add_tail(sums: &mut [i32; 2], w: &[i8], patch: &Patch, tail: usize) {
-    let from = w.len() - tail;
-    for (t, &wt) in w.iter().enumerate().skip(from) {
-        let wt = i32::from(wt);
-        sums[0] = sums[0].wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
-        sums[1] = sums[1].wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
-    }
-}
-
-/// [`dot`] for two channels (weights `wa` and `wb`, of the same length) at once:
-/// `[[a's pixel 0, a's pixel 1], [b's pixel 0, b's pixel 1]]`.
-#[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
-fn dot2(bias: [i32; 2], wa: &[i8], wb: &[i8], patch: &Patch, groups: usize) -> [[i32; 2]; 2] {
-    let (a0, a1) = dot(bias[0], wa, patch, groups);
-    let (b0, b1) = dot(bias[1], wb, patch, groups);
-    [[a0, a1], [b0, b1]]
-}
-
-/// [`dot2`] on the Cortex-M4F: each group's eight patch values loaded once for both channels
-/// (15 instructions for 16 products). The loop needs 14 registers, two more than inline
-/// assembly can name: it saves r6 and r7 on the stack and uses them for the count and the
-/// distance between the two channels' weights, restoring them before it ends (nothing reads
-/// them in between: the block calls nothing and refers to no stack variable).
-#[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-#[allow(unsafe_code)]
-fn dot2(bias: [i32; 2], wa: &[i8], wb: &[i8], patch: &Patch, groups: usize) -> [[i32; 2]; 2] {
-    // The reads below, restated: four weights per group in each channel, eight patch values
-    // per group; channel b's weights lie `wb - wa` bytes after channel a's (any distance:
-    // the loop adds it, wrapping, to the address of channel a's next group).
-    let (Some(wa), Some(wb), Some(x)) = (
-        wa.get(..4 * groups),
-        wb.get(..4 * groups),
-        patch.0.get(..8 * groups),
-    ) else {
-        return [[bias[0]; 2], [bias[1]; 2]];
-    };
-    if groups == 0 {
-        return [[bias[0]; 2], [bias[1]; 2]];
-    }
-    let (mut a0, mut a1, mut b0, mut b1) = (bias[0], bias[0], bias[1], bias[1]);
-    // From channel a's next group (after the post-increment) to channel b's current one.
-    let gap = (wb.as_ptr() as usize).wrapping_sub(wa.as_ptr() as usize + 4);
-    macro_rules! group {
-        () => {
-            concat!(
-                "ldm {pp}!, {{r2, r3, r4, r5}}\n",
-                "ldr {w}, [{wp}], #4\n",
-                "sxtb16 {wl}, {w}\n",
-                "sxtb16 {w}, {w}, ror #8\n",
-                "smlad {a0}, {wl}, r2, {a0}\n",
-                "smlad {a0}, {w}, r3, {a0}\n",
-                "smlad {a1}, {wl}, r4, {a1}\n",
-                "smlad {a1}, {w}, r5, {a1}\n",
-                "ldr {w}, [{wp}, r7]\n",
-                "sxtb16 {wl}, {w}\n",
-                "sxtb16 {w}, {w}, ror #8\n",
-                "smlad {b0}, {wl}, r2, {b0}\n",
-                "smlad {b0}, {w}, r3, {b0}\n",
-                "smlad {b1}, {wl}, r4, {b1}\n",
-                "smlad {b1}, {w}, r5, {b1}\n",
-            )
-        };
-    }
-    // SAFETY: the loop reads `4 * groups` bytes from `wa` and from `wb` (at `wa`'s address
-    // plus the gap) and `8 * groups` values from `x`, word aligned; all checked above. r6 and
-    // r7 are pushed first and popped last, the stack balanced.
-    unsafe {
-        core::arch::asm!(
-            "push {{r6, r7}}",
-            "mov r6, {w}",
-            "mov r7, {wl}",
-            // An odd group first, then the rest two at a time.
-            "lsrs r6, r6, #1",
-            "bcc 2f",
-            group!(),
-            "2:",
-            "cmp r6, #0",
-            "beq 4f",
-            "3:",
-            group!(),
-            group!(),
-            "subs r6, r6, #1",
-            "bne 3b",
-            "4:",
-            "pop {{r6, r7}}",
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            b0 = inout(reg) b0,
-            b1 = inout(reg) b1,
-            wp = inout(reg) wa.as_ptr() => _,
-            pp = inout(reg) x.as_ptr() => _,
-            w = inout(reg) groups => _,
-            wl = inout(reg) gap => _,
-            out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-            // Not `readonly`, not `nostack`: the block pushes and pops.
-        );
-    }
-    [[a0, a1], [b0, b1]]
 }
 
 /// `bias` plus the sums of the first `groups` groups of four taps of `w` against the patch's
