@@ -319,14 +319,21 @@ fn dot(bias: i32, w: &[i8], patch: &Patch, groups: usize) -> (i32, i32) {
     // `x`, both checked above; `x` is word aligned (`Patch`'s alignment, a group is 4 words).
     unsafe {
         core::arch::asm!(
-            // An odd group first, then the rest two at a time.
+            // An odd group first, then an odd pair, then the rest four at a time.
+            "lsrs {n}, {n}, #1",
+            "bcc 1f",
+            group!(),
+            "1:",
             "lsrs {n}, {n}, #1",
             "bcc 2f",
+            group!(),
             group!(),
             "2:",
             "cmp {n}, #0",
             "beq 4f",
             "3:",
+            group!(),
+            group!(),
             group!(),
             group!(),
             "subs {n}, {n}, #1",
