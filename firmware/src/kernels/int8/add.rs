@@ -12,7 +12,6 @@ const TABLES_FROM: usize = 1024;
 
 /// `out[i] = finish(out_requant(a_requant((a - za) << 20) + b_requant((b - zb) << 20)))`;
 /// `a` may be the output itself (in place: each element is read before it is written).
-#[inline(never)] // its tables take stack only while it runs
 pub(crate) fn add(q: &QAdd, za: i32, zb: i32, zy: i32, out_and_a: &mut [i8], b: &[i8]) {
     let term = |v: i8, z: i32, r| rescale((i32::from(v) - z) << QADD_LEFT_SHIFT, r);
     if out_and_a.len() >= TABLES_FROM {

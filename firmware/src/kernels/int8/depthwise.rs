@@ -33,10 +33,8 @@ fn interior(k: usize, s: usize, d: usize, p: usize, n: usize, out: usize) -> (us
 const BAND: usize = 2048;
 
 /// The convolution: through padded bands when a band of at least one output row fits
-/// [`BAND`], else pixel by pixel ([`direct`]). Not inlined, so that the band takes stack only
-/// while a depthwise convolution runs.
+/// [`BAND`], else pixel by pixel ([`direct`]).
 #[allow(clippy::indexing_slicing)] // geometry and lengths validated at load time
-#[inline(never)]
 pub(crate) fn conv2d(
     g: &Geom,
     input: &[i8],
@@ -94,26 +92,7 @@ pub(crate) fn conv2d(
             for oy in 0..n {
                 let yrow = &mut y[(oy0 + oy) * g.ow..(oy0 + oy + 1) * g.ow];
                 let top = oy * sh * span_w;
-                if let (3, 3, 1) = (kh, kw, g.dw) {
-                    // Three rows of three neighbours, each read as an array (no checks per tap).
-                    let k: [i32; 9] = core::array::from_fn(|i| i32::from(w[i]));
-                    let rd = g.dh * span_w;
-                    let three = |at: usize| -> [i32; 3] {
-                        match band.get(at..at + 3).map(<&[i8; 3]>::try_from) {
-                            Some(Ok(r)) => r.map(i32::from),
-                            _ => [0; 3],
-                        }
-                    };
-                    for (ox, v) in yrow.iter_mut().enumerate() {
-                        let at = top + ox * sw;
-                        let (r0, r1, r2) = (three(at), three(at + rd), three(at + 2 * rd));
-                        let mut acc = bias;
-                        acc = acc.wrapping_add(k[0] * r0[0] + k[1] * r0[1] + k[2] * r0[2]);
-                        acc = acc.wrapping_add(k[3] * r1[0] + k[4] * r1[1] + k[5] * r1[2]);
-                        acc = acc.wrapping_add(k[6] * r2[0] + k[7] * r2[1] + k[8] * r2[2]);
-                        *v = finish(acc, ch.requant, zy, clamp);
-                    }
-                } else if let (3, 3) = (kh, kw) {
+                if let (3, 3) = (kh, kw) {
                     let k: [i32; 9] = core::array::from_fn(|i| i32::from(w[i]));
                     let (rd, cd) = (g.dh * span_w, g.dw);
                     for (ox, v) in yrow.iter_mut().enumerate() {

@@ -225,7 +225,6 @@ fn kernel_range(at: usize, pad: usize, d: usize, n_k: usize, n: usize) -> (usize
 /// The convolution, or `false` (nothing written) when [`takes`] refuses the geometry or a
 /// slice is shorter than the geometry says.
 #[allow(clippy::indexing_slicing)] // lengths checked on entry
-#[inline(never)] // its buffers take stack only while it runs
 pub(crate) fn conv2d(
     g: &Geom,
     input: &[i8],
