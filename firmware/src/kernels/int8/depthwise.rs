@@ -33,8 +33,10 @@ fn interior(k: usize, s: usize, d: usize, p: usize, n: usize, out: usize) -> (us
 const BAND: usize = 2048;
 
 /// The convolution: through padded bands when a band of at least one output row fits
-/// [`BAND`], else pixel by pixel ([`direct`]).
+/// [`BAND`], else pixel by pixel ([`direct`]). Not inlined, so that the band takes stack only
+/// while a depthwise convolution runs.
 #[allow(clippy::indexing_slicing)] // geometry and lengths validated at load time
+#[inline(never)]
 pub(crate) fn conv2d(
     g: &Geom,
     input: &[i8],
