@@ -16,6 +16,9 @@
 //! per MAC (torch's count from the manifest) are printed: docs/DEVICE.md records them. Each
 //! report is kept as a profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
 //!
+//! An int8 network of awkward geometries (seeded weights) runs the same way on the Cortex-M4F,
+//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC.
+//!
 //! Needs `qemu-system-arm`, `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler,
 //! `nm` and `readelf`:
 //! `cargo test -p nnblob-tests --test qemu_catalog -- --ignored --nocapture`.
