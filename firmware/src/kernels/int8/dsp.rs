@@ -19,7 +19,7 @@
 //! On the host, the unit tests run this path with a Rust model of the three instructions in
 //! place of the assembly, against the portable kernel.
 
-use super::{finish, record, Ends};
+use super::{finish_with, record, Ends, Rescale};
 use crate::kernels::conv::Geom;
 use nnblob_format::meta::QCHANNEL_LEN;
 
@@ -27,6 +27,9 @@ use nnblob_format::meta::QCHANNEL_LEN;
 /// 3x3 convolution. The patch costs `2 * 2 * MAX_TAPS` = 2,304 bytes of stack.
 pub(crate) const MAX_TAPS: usize = 576;
 const _: () = assert!(MAX_TAPS % 4 == 0);
+
+/// Output channels whose records [`conv2d`] decodes at once (16 bytes each on the stack).
+const CHUNK: usize = 64;
 
 /// The widened taps of two output pixels: for each group `g` of four taps, pixel 0's taps
 /// `4g, 4g + 2, 4g + 1, 4g + 3`, then pixel 1's, as 16-bit values (the last group padded with
@@ -257,30 +260,45 @@ pub(crate) fn conv2d(
     };
     let groups4 = taps.div_ceil(4);
     let mut patch = Patch([0; 2 * MAX_TAPS]);
-    let mut p = 0;
-    while p < npix {
-        // The pair's second pixel (the first again for an odd last one, computed and dropped).
-        let q = if p + 1 < npix { p + 1 } else { p };
-        for grp in 0..groups {
-            fill(&mut patch, &offs, groups4, &g, input, grp * cpg, (p, q), zx);
-            // The group's output channels: weights, records and output planes side by side.
-            let (w0, r0, y0) = (grp * opg * taps, grp * opg * QCHANNEL_LEN, grp * opg * npix);
-            let ws = weight[w0..w0 + opg * taps].chunks_exact(taps);
-            let rs = records[r0..r0 + opg * QCHANNEL_LEN].chunks_exact(QCHANNEL_LEN);
-            let ys = output[y0..y0 + opg * npix].chunks_exact_mut(npix);
-            for ((w, r), y) in ws.zip(rs).zip(ys) {
+    for grp in 0..groups {
+        // The group's output channels a chunk at a time, their records decoded once for every
+        // pixel pair: the patch is filled once per pair and chunk.
+        let mut c0 = grp * opg;
+        while c0 < (grp + 1) * opg {
+            let n = ((grp + 1) * opg - c0).min(CHUNK);
+            let mut chunk = [(0i32, Rescale::default()); CHUNK];
+            let recs =
+                records[c0 * QCHANNEL_LEN..(c0 + n) * QCHANNEL_LEN].chunks_exact(QCHANNEL_LEN);
+            for (c, r) in chunk.iter_mut().zip(recs) {
                 let ch = record(r);
-                let (mut a0, mut a1) = dot(ch.bias, w, &patch, full);
-                for (t, &wt) in w.iter().enumerate().skip(taps - tail) {
-                    let wt = i32::from(wt);
-                    a0 = a0.wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
-                    a1 = a1.wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
-                }
-                y[p] = finish(a0, ch.requant, zy, clamp);
-                y[q] = finish(a1, ch.requant, zy, clamp);
+                *c = (ch.bias, Rescale::new(ch.requant));
             }
+            let ws = &weight[c0 * taps..(c0 + n) * taps];
+            let out = &mut output[c0 * npix..(c0 + n) * npix];
+            let mut p = 0;
+            while p < npix {
+                // The pair's second pixel (the first again for an odd last one, computed and
+                // dropped).
+                let q = if p + 1 < npix { p + 1 } else { p };
+                fill(&mut patch, &offs, groups4, &g, input, grp * cpg, (p, q), zx);
+                let channels = ws
+                    .chunks_exact(taps)
+                    .zip(&chunk)
+                    .zip(out.chunks_exact_mut(npix));
+                for ((w, &(bias, r)), y) in channels {
+                    let (mut a0, mut a1) = dot(bias, w, &patch, full);
+                    for (t, &wt) in w.iter().enumerate().skip(taps - tail) {
+                        let wt = i32::from(wt);
+                        a0 = a0.wrapping_add(wt * i32::from(patch.0[slot(t, 0)]));
+                        a1 = a1.wrapping_add(wt * i32::from(patch.0[slot(t, 1)]));
+                    }
+                    y[p] = finish_with(a0, r, zy, clamp);
+                    y[q] = finish_with(a1, r, zy, clamp);
+                }
+                p += 2;
+            }
+            c0 += n;
         }
-        p += 2;
     }
     true
 }
@@ -417,6 +435,31 @@ mod tests {
             taken += 1;
         }
         assert!(taken > 100, "only {taken} cases taken");
+    }
+
+    /// More output channels per group than a chunk of records (the patch filled once per chunk).
+    #[test]
+    fn channels_past_a_chunk() {
+        let mut rng = Rng(11);
+        for (c_out, groups) in [(super::CHUNK * 2 + 3, 1), (2 * (super::CHUNK + 1), 2)] {
+            let g = geom(
+                (4, 5, 3),
+                c_out,
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                [1, 0, 0, 1],
+                groups,
+            )
+            .unwrap();
+            let c = case(&mut rng, g);
+            let want = portable(&c);
+            let mut got = vec![0; want.len()];
+            assert!(super::conv2d(
+                &c.g, &c.input, &mut got, &c.weight, &c.records, c.ends
+            ));
+            assert_eq!(got, want);
+        }
     }
 
     /// The largest patch, at the extremes of the values: every input and zero point making

@@ -62,7 +62,13 @@ pub(crate) struct Ends {
 /// The output of an accumulator: rescaled, the zero point added, clamped to `[lo, hi]`.
 #[inline]
 pub(crate) fn finish(acc: i32, requant: Requant, zero_point: i32, clamp: [i8; 2]) -> i8 {
-    let y = rescale(acc, requant).saturating_add(zero_point);
+    finish_with(acc, Rescale::new(requant), zero_point, clamp)
+}
+
+/// [`finish`] with the rescaling decoded ahead.
+#[inline]
+pub(crate) fn finish_with(acc: i32, r: Rescale, zero_point: i32, clamp: [i8; 2]) -> i8 {
+    let y = r.apply(acc).saturating_add(zero_point);
     // `max` then `min` rather than `clamp`, which would check `lo <= hi` (validation does).
     y.max(i32::from(clamp[0])).min(i32::from(clamp[1])) as i8
 }
@@ -76,12 +82,50 @@ pub(crate) fn finish(acc: i32, requant: Requant, zero_point: i32, clamp: [i8; 2]
 /// 64-bit ones. The other rescalings take `apply` itself.
 #[inline]
 pub(crate) fn rescale(acc: i32, requant: Requant) -> i32 {
-    let s = (requant.shift as u32).clamp(1, 62);
-    if s >= 33 && requant.multiplier >= 0 {
-        let hi = ((i64::from(acc) * i64::from(requant.multiplier)) >> 32) as i32;
-        (hi + (1 << (s - 33))) >> (s - 32)
-    } else {
-        requant.apply(acc)
+    Rescale::new(requant).apply(acc)
+}
+
+/// A rescaling decoded once for many accumulators ([`rescale`]'s choice made ahead): for
+/// shifts of 33 and more, `round = 2^(s-33)` and `shift = s - 32`; otherwise `round = 0` and
+/// the rescaling itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Rescale {
+    multiplier: i32,
+    shift: i32,
+    round: i32,
+}
+
+impl Rescale {
+    #[inline]
+    pub(crate) fn new(requant: Requant) -> Self {
+        let s = (requant.shift as u32).clamp(1, 62);
+        if s >= 33 && requant.multiplier >= 0 {
+            Rescale {
+                multiplier: requant.multiplier,
+                shift: (s - 32) as i32,
+                round: 1 << (s - 33),
+            }
+        } else {
+            Rescale {
+                multiplier: requant.multiplier,
+                shift: requant.shift,
+                round: 0,
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn apply(self, acc: i32) -> i32 {
+        if self.round != 0 {
+            let hi = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
+            (hi + self.round) >> (self.shift as u32 & 31)
+        } else {
+            Requant {
+                multiplier: self.multiplier,
+                shift: self.shift,
+            }
+            .apply(acc)
+        }
     }
 }
 
