@@ -16,6 +16,9 @@
 //! per MAC (torch's count from the manifest) are printed: docs/DEVICE.md records them. Each
 //! report is kept as a profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
 //!
+//! An int8 network of awkward geometries (seeded weights) runs the same way on the Cortex-M4F,
+//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC.
+//!
 //! Needs `qemu-system-arm`, `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler,
 //! `nm` and `readelf`:
 //! `cargo test -p nnblob-tests --test qemu_catalog -- --ignored --nocapture`.
@@ -24,7 +27,7 @@ use std::path::Path;
 
 use nnblob::blob::{self, WeightDtype};
 use nnblob::emit;
-use nnblob::graph::bind;
+use nnblob::graph::{bind, parse_spec, StateDict, Tensor};
 use nnblob_firmware::Model;
 use nnblob_tests::capi::{convert, Mode};
 use nnblob_tests::qemu::{
@@ -225,6 +228,100 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
             );
         }
     }
+}
+
+/// A network of int8 convolutions in the geometries the catalog lacks, with seeded weights: odd
+/// channel counts, odd pixel counts (the last pair of output pixels of the Cortex-M4F's patch
+/// loop has one pixel), window sums of 45, 63 and 18 taps (groups of four taps and a tail of 1,
+/// 3 and 2), padding, strides of 2, dilation 2, groups of three input channels, a depthwise
+/// and a 1x1 convolution, and one with more taps (585) than the Cortex-M4F's patch holds (which
+/// runs the portable loop there). Calibrated on seeded inputs. Its blob, its first input and
+/// its MACs.
+fn awkward_int8() -> (Vec<u8>, Vec<f32>, u64) {
+    let spec = "\
+input x: [5, 13, 11]
+a = Conv2d(5, 7, 3, stride=2, padding=1)
+b = Conv2d(7, 9, 3, padding=2, dilation=2)
+c = Conv2d(9, 6, (2, 3), stride=(1, 2), padding=(1, 0), groups=3)
+d = Conv2d(6, 6, 3, padding=1, groups=6)
+e = Conv2d(6, 65, 1)
+f = Conv2d(65, 5, 3, padding=1)
+forward:
+    y = relu(a(x))
+    z = relu6(b(y))
+    u = relu(c(z))
+    v = d(u)
+    w = relu(e(v))
+    return f(w)
+";
+    let graph = parse_spec(spec, "awkward.nnspec", "awkward").expect("parses");
+    let shape = graph.shape(graph.inputs[0]).to_vec();
+    let macs = nnblob::graph::summarize(&graph).total_macs;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    let mut sd = StateDict::new();
+    for n in &graph.nodes {
+        for (suffix, pshape) in n.op.params() {
+            let len = pshape.iter().product();
+            let data = (0..len).map(|_| next() * 0.5).collect();
+            let key = format!("{}.{suffix}", n.module.clone().expect("a module"));
+            sd.insert(key, Tensor::new(pshape, data));
+        }
+    }
+    let bound = bind(graph, sd).expect("binds");
+    let len: usize = shape.iter().product();
+    let samples: Vec<Vec<Tensor>> = (0..6)
+        .map(|_| {
+            vec![Tensor::new(
+                shape.clone(),
+                (0..len).map(|_| next() * 1.7).collect(),
+            )]
+        })
+        .collect();
+    let calibration = blob::Calibration {
+        samples: &samples,
+        method: nnblob::quant::RangeMethod::MinMax,
+    };
+    let (built, report, _) =
+        blob::build_int8(bound, [0; 32], WeightDtype::F16, &calibration, |_, _| {})
+            .expect("compiles to int8");
+    assert!(
+        report.float.is_empty(),
+        "ops left in f32: {:?}",
+        report.float
+    );
+    let input = (0..len).map(|_| next() * 1.7).collect();
+    (built.bytes, input, macs)
+}
+
+/// [`awkward_int8`] on the Cortex-M4F (the DSP kernels), the Cortex-M3 and RV32IMAC (the
+/// portable ones): every output bit equals the host's.
+#[test]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
+fn awkward_int8_geometries_on_the_device_are_bit_identical_to_the_host() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog_awkward");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
+    let (bytes, input, macs) = awkward_int8();
+    // A comparison of a few repeated values would be weak.
+    let model = Model::from_bytes(&bytes).expect("the engine accepts the blob");
+    let bits = host_output_bits(&model, &input);
+    let distinct = bits.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert!(distinct >= 20, "only {distinct} distinct outputs");
+    check(
+        "awkward",
+        (bytes, input, macs),
+        "int8",
+        &[&CORTEX_M4F, &CORTEX_M3, &RISCV32],
+        false,
+        &dir,
+        &plugin,
+    );
 }
 
 /// Networks imported from `torch.export` archives (the Slice of `chunk`, ShuffleNet's channel

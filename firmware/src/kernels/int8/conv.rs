@@ -31,9 +31,30 @@ fn valid_outputs(k: usize, s: usize, d: usize, p: usize, n: usize, out: usize) -
     (first, end.max(first))
 }
 
-/// The convolution.
-#[allow(clippy::indexing_slicing)] // geometry and lengths validated at load time
+/// The convolution: depthwise geometries by [`super::depthwise`], on the Cortex-M4F the others
+/// that fit by [`super::dsp`], the rest by [`portable`].
 pub(crate) fn conv2d(
+    g: &Geom,
+    input: &[i8],
+    output: &mut [i8],
+    weight: &[i8],
+    records: &[u8],
+    ends: Ends,
+) {
+    if super::depthwise::takes(g) {
+        super::depthwise::conv2d(g, input, output, weight, records, ends);
+        return;
+    }
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if super::dsp::conv2d(g, input, output, weight, records, ends) {
+        return;
+    }
+    portable(g, input, output, weight, records, ends);
+}
+
+/// The portable loop (any geometry).
+#[allow(clippy::indexing_slicing)] // geometry and lengths validated at load time
+pub(crate) fn portable(
     g: &Geom,
     input: &[i8],
     output: &mut [i8],
