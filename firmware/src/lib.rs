@@ -531,24 +531,9 @@ impl<'a> Model<'a> {
             }
             Op::ConvTranspose2d(c) => {
                 let (it, ot) = (self.t(c.input)?, self.t(c.output)?);
-                let u = |v: u32| v as usize;
-                let g = kernels::conv_transpose::Geom {
-                    c_in: dim(&it, 1),
-                    h: dim(&it, 2),
-                    w: dim(&it, 3),
-                    c_out: dim(&ot, 1),
-                    oh: dim(&ot, 2),
-                    ow: dim(&ot, 3),
-                    kh: u(c.kernel[0]),
-                    kw: u(c.kernel[1]),
-                    sh: u(c.stride[0]),
-                    sw: u(c.stride[1]),
-                    dh: u(c.dilation[0]),
-                    dw: u(c.dilation[1]),
-                    ph: u(c.padding[0]),
-                    pw: u(c.padding[1]),
-                    groups: u(c.groups),
-                };
+                // The convolution's geometry: its padding before each axis is what the
+                // transposed convolution crops from the start.
+                let g = conv_geom(&it, &ot, &c.geometry());
                 let weight = w.matrix(c.weight).ok_or(Error::Internal)?;
                 let bias = c.bias.map(vector).transpose()?;
                 let (r, out) = split(arena, &ot)?;

@@ -218,6 +218,23 @@ impl<M, V> Conv2d<M, V> {
     }
 }
 
+impl<M, V> ConvTranspose2d<M, V> {
+    /// The shape parameters in a convolution's terms: `padding` is cropped from both ends of
+    /// each axis (`output_padding` stays with the op).
+    pub fn geometry(&self) -> ConvGeometry {
+        let [ph, pw] = self.padding;
+        ConvGeometry {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: [ph, pw, ph, pw],
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
 /// Transposed 2-D convolution (format version 4), PyTorch's `ConvTranspose2d`: input pixel
 /// `(iy, ix)` adds `x * w[ic][o % opg][ky][kx]` to output pixel `(iy * sh - ph + ky * dh, ix * sw -
 /// pw + kx * dw)`. The output is `(in - 1) * s - 2 * p + d * (k - 1) + output_padding + 1` long on

@@ -9,28 +9,8 @@
 //! reaches a run of input pixels whose outputs step by the stride, found without a division per
 //! pixel.
 
+use crate::kernels::conv::Geom;
 use crate::weights::{Matrix, Vector};
-
-/// The geometry, validated (`crate::validate`): shapes agree with the output-length rule, the
-/// groups divide both channel counts.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Geom {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    pub groups: usize,
-}
 
 /// Along one axis, the input pixels `i` that tap `k` brings inside an output of length `out`,
 /// `o = i * s + k * d - p`: `(first i, its o, how many)`, consecutive `i` stepping `o` by `s`.
@@ -68,12 +48,12 @@ pub(crate) fn conv_transpose2d(
         for ic in group * ipg..(group + 1) * ipg {
             let x = &input[ic * g.h * g.w..(ic + 1) * g.h * g.w];
             for ky in 0..g.kh {
-                let (iy0, oy0, rows) = reach(ky, g.sh, g.dh, g.ph, g.h, g.oh);
+                let (iy0, oy0, rows) = reach(ky, g.sh, g.dh, g.pt, g.h, g.oh);
                 for kx in 0..g.kw {
                     let mut wv = [0.0f32];
                     weight.decode(((ic * opg + oc) * g.kh + ky) * g.kw + kx, &mut wv);
                     let wv = wv[0];
-                    let (ix0, ox0, cols) = reach(kx, g.sw, g.dw, g.pw, g.w, g.ow);
+                    let (ix0, ox0, cols) = reach(kx, g.sw, g.dw, g.pl, g.w, g.ow);
                     for r in 0..rows {
                         let (iy, oy) = (iy0 + r, oy0 + r * g.sh);
                         let xs = &x[iy * g.w + ix0..iy * g.w + ix0 + cols];
