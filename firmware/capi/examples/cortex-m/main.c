@@ -1,5 +1,5 @@
 /*
- * A C firmware running an nnblob model on a Cortex-M4F, the way a C project would (docs/C.md):
+ * A C firmware running an nnblob model on a Cortex-M4F or M3, the way a C project would (docs/C.md):
  * the blob is the array `nnblob emit --c DIR --name model` writes (model.h, model.c), the engine
  * is libnnblob_capi.a, and nothing else is linked: no C library, no allocator.
  *
@@ -36,7 +36,8 @@ static const float input_values[MODEL_INPUT_LEN]; /* zeros */
 _Static_assert(MODEL_INPUT_COUNT == 1u && MODEL_OUTPUT_COUNT == 1u, "one input, one output");
 _Static_assert(sizeof input_values / sizeof input_values[0] == MODEL_INPUT_LEN, "input length");
 
-/* The MPS2 boards' core clock, and instructions per tick under -icount shift=0. */
+/* The MPS2 boards' core clock (AN385 and AN386 alike), and instructions per tick under
+ * -icount shift=0. */
 #define CORE_HZ 25000000u
 #define INSNS_PER_TICK (1000000000u / CORE_HZ)
 

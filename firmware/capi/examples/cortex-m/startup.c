@@ -1,5 +1,5 @@
 /*
- * Start-up code of the C firmware on a Cortex-M4F (the example of docs/C.md): the vector
+ * Start-up code of the C firmware on a Cortex-M4F or M3 (the example of docs/C.md): the vector
  * table, the reset handler that sets up C's memory and the FPU before main, and semihosting
  * output and exit (what QEMU's `-semihosting` and a debugger give). Vendor SDKs (STM32Cube,
  * nRF Connect, Zephyr) bring their own start-up code; this one is what a bare project needs.
@@ -9,7 +9,7 @@
 
 #include "firmware.h"
 
-/* From the linker script (mps2-an386.ld). */
+/* From the linker script (mps2.ld). */
 extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
 /* The initial stack pointer, declared as a handler so that it fits the table's type: the
  * table's first word is this address. */
@@ -45,10 +45,12 @@ void reset_handler(void) {
     uint32_t *src = __data_load, *dst;
     for (dst = __data_start; dst < __data_end; dst++) *dst = *src++;
     for (dst = __bss_start; dst < __bss_end; dst++) *dst = 0;
+#ifdef __ARM_FP
     /* Full access to the FPU before any float instruction runs (the engine's kernels use it;
      * its reset settings — no flush-to-zero, no default NaN — are what the engine assumes). */
     CPACR |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     semihost_exit(main() == 0);
 }
 
