@@ -158,11 +158,6 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// LeNet-5's blob converted from its committed fixture, and the fixture's inputs.
-fn lenet5(mode: Mode) -> Converted {
-    convert("lenet5", mode)
-}
-
 #[test]
 fn header_functions_are_the_librarys_symbols() {
     let o = Command::new("nm")
@@ -295,7 +290,7 @@ fn c_program_on_armv7_linux_gives_the_hosts_bits() {
 fn hostile_calls_return_their_codes() {
     let exe = tmp("hostile");
     compile(&Toolchain::host(), "tests/hostile.c", &exe);
-    let Converted { bytes, inputs, .. } = lenet5(Mode::Weights(WeightDtype::F16));
+    let Converted { bytes, inputs, .. } = convert("lenet5", Mode::Weights(WeightDtype::F16));
     let blob_path = tmp("hostile.nnb");
     let input_path = tmp("hostile.f32");
     std::fs::write(&blob_path, &bytes).expect("writes");

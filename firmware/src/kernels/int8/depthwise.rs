@@ -232,6 +232,10 @@ pub(crate) fn direct(
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
+    extern crate std;
+    use super::super::cases::{case, geom, portable, Rng};
+    use std::vec;
+
     /// Maps wider than a band (the pixel-by-pixel path) and taller than one (several bands,
     /// windows across their seams), against the portable loop.
     #[test]
@@ -252,10 +256,6 @@ mod tests {
             }
         }
     }
-
-    extern crate std;
-    use super::super::cases::{case, geom, portable, Rng};
-    use std::vec;
 
     /// 3x3 and other kernels, channel multipliers, strides, dilations, padding wider than the
     /// kernel's reach and maps smaller than the window: the same bits as the portable loop.
