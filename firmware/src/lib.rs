@@ -40,7 +40,7 @@ pub use nnblob_format::meta::{ElemType, OpKind, Quant, TensorDesc};
 pub use nnblob_format::WeightDtype;
 
 use kernels::elementwise::BinOp;
-use nnblob_format::meta::{Activation, Binary, ByteRef, Op, VectorRef, WireOp};
+use nnblob_format::meta::{Activation, Binary, ByteRef, Op, ResizeMode, VectorRef, WireOp};
 use nnblob_format::BlobView;
 use weights::Weights;
 
@@ -620,6 +620,32 @@ impl<'a> Model<'a> {
                             let z = it.zero_point();
                             kernels::int8::pool::adaptive_avg_pool(&g, z, r.get(&it)?, out);
                         }
+                    }
+                }
+            }
+            Op::Resize(z) => {
+                let (it, ot) = (self.t(z.input)?, self.t(z.output)?);
+                let g = kernels::resize::Geom {
+                    c: dim(&it, 1),
+                    h: dim(&it, 2),
+                    w: dim(&it, 3),
+                    oh: dim(&ot, 2),
+                    ow: dim(&ot, 3),
+                    align_corners: z.align_corners,
+                    scale: z.scale,
+                };
+                match (z.mode, ot.elem) {
+                    (ResizeMode::Linear, _) => {
+                        let (r, out) = split(arena, &ot)?;
+                        kernels::resize::linear(&g, r.get(&it)?, out);
+                    }
+                    (ResizeMode::Nearest, ElemType::F32) => {
+                        let (r, out) = split::<f32>(arena, &ot)?;
+                        kernels::resize::nearest(&g, r.get(&it)?, out);
+                    }
+                    (ResizeMode::Nearest, ElemType::I8) => {
+                        let (r, out) = split::<i8>(arena, &ot)?;
+                        kernels::resize::nearest(&g, r.get(&it)?, out);
                     }
                 }
             }

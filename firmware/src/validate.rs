@@ -5,8 +5,8 @@
 use crate::weights::Weights;
 use crate::{Error, Tensor};
 use nnblob_format::meta::{
-    Activation, Broadcast, ByteRef, ConvGeometry, ElemType, MatrixRef, Op, Requant, VectorRef,
-    WireOp, QCHANNEL_LEN,
+    Activation, Broadcast, ByteRef, ConvGeometry, ElemType, MatrixRef, Op, Requant, ResizeMode,
+    VectorRef, WireOp, QCHANNEL_LEN,
 };
 use nnblob_format::BlobView;
 
@@ -33,6 +33,7 @@ fn types(op: &WireOp<'_>) -> Types {
         | Op::Add(_)
         | Op::Mul(_)
         | Op::Softmax { .. } => Types::F32,
+        Op::Resize(r) if r.mode == ResizeMode::Linear => Types::F32,
         Op::QConv2d(_) | Op::QLinear(_) | Op::QAdd(_) => Types::I8,
         Op::Quantize { .. } => Types::Convert(ElemType::F32, ElemType::I8),
         Op::Dequantize { .. } => Types::Convert(ElemType::I8, ElemType::F32),
@@ -44,7 +45,8 @@ fn types(op: &WireOp<'_>) -> Types {
         | Op::Concat { .. }
         | Op::Permute { .. }
         | Op::Copy { .. }
-        | Op::Slice { .. } => Types::Same,
+        | Op::Slice { .. }
+        | Op::Resize(_) => Types::Same,
     }
 }
 
@@ -56,6 +58,7 @@ fn for_each_input(
     match op {
         Op::Conv2d(c) => f(c.input),
         Op::ConvTranspose2d(c) => f(c.input),
+        Op::Resize(r) => f(r.input),
         Op::Linear(l) => f(l.input),
         Op::ChannelAffine(a) => f(a.input),
         Op::Activation(u) => f(u.input),
@@ -427,6 +430,22 @@ impl Checker<'_, '_> {
                 )?;
                 self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
                 self.disjoint((p.input, &it), &ot, false)
+            }
+            Op::Resize(r) => {
+                let (it, ot) = (self.tensor(r.input)?, self.tensor(r.output)?);
+                let [c, h, w] = self.nchw(&it, r.input)?;
+                let [oc, oh, ow] = self.nchw(&ot, r.output)?;
+                self.ensure(
+                    c == oc && h > 0 && w > 0 && oh > 0 && ow > 0,
+                    self.shape(r.output),
+                )?;
+                let scale_ok = r.scale.iter().all(|s| s.is_finite() && *s >= 0.0);
+                self.ensure(scale_ok, self.param("scale"))?;
+                self.ensure(
+                    r.mode == ResizeMode::Linear || !r.align_corners,
+                    self.param("align_corners"),
+                )?;
+                self.disjoint((r.input, &it), &ot, false)
             }
             Op::AdaptiveAvgPool2d { input, output } | Op::AdaptiveMaxPool2d { input, output } => {
                 let (it, ot) = (self.tensor(*input)?, self.tensor(*output)?);

@@ -6,7 +6,7 @@ use common::*;
 use nnblob_firmware::{Error, Model};
 use nnblob_format::encode::ModelRepr;
 use nnblob_format::header::{blob_crc, field};
-use nnblob_format::meta::{Activation, Conv2d, ConvTranspose2d, Op, Pool2d};
+use nnblob_format::meta::{Activation, Conv2d, ConvTranspose2d, Op, Pool2d, Resize, ResizeMode};
 use nnblob_format::WeightDtype;
 
 /// A small real model: conv 3x3 (f16) + ReLU fused, then global average pool.
@@ -91,10 +91,11 @@ fn header_faults_have_their_own_errors() {
         Error::Blob(nnblob_format::Error::BadMagic)
     );
     let mut b = blob.clone();
-    b[field::VERSION].copy_from_slice(&5u16.to_le_bytes());
+    let next = nnblob_format::header::VERSION + 1;
+    b[field::VERSION].copy_from_slice(&next.to_le_bytes());
     assert_eq!(
         Model::from_bytes(&b).unwrap_err(),
-        Error::Blob(nnblob_format::Error::UnsupportedVersion(5))
+        Error::Blob(nnblob_format::Error::UnsupportedVersion(next))
     );
     let mut b = blob.clone();
     b[field::VERSION].copy_from_slice(&0u16.to_le_bytes());
@@ -401,12 +402,62 @@ fn transposed_convolutions_are_checked_field_by_field() {
     );
 }
 
+/// A resize `[1, 2, 3, 4]` -> `[1, 2, 7, 9]` by sizes (PyTorch's factors `in / out`).
+fn resizer(mode: ResizeMode) -> ModelRepr {
+    let op = Op::Resize(Resize {
+        input: 0,
+        output: 1,
+        mode,
+        align_corners: false,
+        scale: [3.0 / 7.0, 4.0 / 9.0],
+    });
+    let shapes: [&[u32]; 2] = [&[1, 2, 3, 4], &[1, 2, 7, 9]];
+    model(WeightDtype::F32, &shapes, &[0], &[1], vec![op])
+}
+
+#[test]
+fn resizes_are_checked_field_by_field() {
+    for mode in [ResizeMode::Nearest, ResizeMode::Linear] {
+        let input = Rng(4).vec(24);
+        let out = &run(&resizer(mode), &[&input])[0];
+        assert_eq!(out.len(), 126);
+        // Every output lies within its inputs' range (linear taps are a convex combination).
+        let (lo, hi) = input
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(out.iter().all(|&v| (lo..=hi).contains(&v)), "{mode:?}");
+    }
+    let refused = |mode, f: &dyn Fn(&mut Resize)| {
+        let mut m = resizer(mode);
+        if let Op::Resize(r) = &mut m.ops[0] {
+            f(r);
+        }
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
+    };
+    let param = |field| Error::OpParam { op: 0, field };
+    for bad in [f32::NAN, f32::INFINITY, -0.5] {
+        assert_eq!(
+            refused(ResizeMode::Linear, &|r| r.scale[1] = bad),
+            param("scale")
+        );
+    }
+    assert_eq!(
+        refused(ResizeMode::Nearest, &|r| r.align_corners = true),
+        param("align_corners")
+    );
+    assert_eq!(
+        refused(ResizeMode::Linear, &|r| r.output = 0),
+        Error::OpOverlap { op: 0, tensor: 0 }
+    );
+}
+
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
     write_fuzz_seed("small", &small());
     write_fuzz_seed("pools-1d", &pools_1d());
     write_fuzz_seed("conv-transpose", &upsampler());
+    write_fuzz_seed("resize-linear", &resizer(ResizeMode::Linear));
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.
@@ -483,6 +534,9 @@ fn blobs_may_not_hold_ops_newer_than_their_version() {
     let mut newer = newer.to_vec();
     if let Some(op) = upsampler().ops.pop() {
         newer.push((op, 3));
+    }
+    if let Some(op) = resizer(ResizeMode::Nearest).ops.pop() {
+        newer.push((op, 4));
     }
     for (op, version) in newer {
         let mut m = model(WeightDtype::F32, &[], &[], &[], vec![op]);

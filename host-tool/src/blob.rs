@@ -19,6 +19,8 @@
 //!   `[top, left, bottom, right]`. The 1-d pools likewise are the 2-d pool ops of height 1.
 //! - **ConvTranspose1d/2d** is the format's `ConvTranspose2d` (version 4; a 1-d one of height 1),
 //!   its weight in PyTorch's layout.
+//! - **Upsample** (nearest, linear, bilinear) is the format's `Resize` (version 5; a 1-d one of
+//!   height 1), with PyTorch's f32 coordinate factor of each axis.
 //! - **Fused activations** go into the op's `act` field (Conv2d, ConvTranspose2d, Linear,
 //!   ChannelAffine, Add, Mul);
 //!   an op without such a field is followed by an in-place `Activation` op.
@@ -646,6 +648,21 @@ impl Lowering<'_> {
                     PoolKind::Max => wire::Op::AdaptiveMaxPool2d { input, output },
                     PoolKind::Avg => wire::Op::AdaptiveAvgPool2d { input, output },
                 })
+            }
+            Op::Upsample(u) => {
+                let x = x()?;
+                let rank = g.shape(x).len() - 2;
+                let scale = u
+                    .coord_scales(g.shape(x), g.shape(node.output))
+                    .map_err(unsupported)?;
+                let (input, output) = self.height_one(rank, x, node.output)?;
+                Some(wire::Op::Resize(wire::Resize {
+                    input,
+                    output,
+                    mode: u.mode.wire(),
+                    align_corners: u.align_corners,
+                    scale,
+                }))
             }
             Op::ZeroPad(z) => {
                 let pd = &z.padding;

@@ -6,9 +6,10 @@
 
 use crate::graph::ops::{
     broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv,
-    ConvTranspose, Op, Pool, PoolKind,
+    ConvTranspose, Op, Pool, PoolKind, Upsample,
 };
 use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
+use nnblob_format::meta::{resize_taps, ResizeMode};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
@@ -134,6 +135,7 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
         Op::Softmax(s) => softmax(x, resolve_dim(s.dim, x.shape.len()).unwrap_or(0)),
         Op::Pool(pool_op) => pool(pool_op, x, &out_shape),
         Op::AdaptivePool(a) => adaptive_pool(a, x, &out_shape),
+        Op::Upsample(u) => upsample(u, x, &out_shape),
         Op::ZeroPad(z) => {
             let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
             let (oh, ow) = (out_shape[2], out_shape[3]);
@@ -469,6 +471,38 @@ fn adaptive_pool(a: &AdaptivePool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> 
                         let sum: f64 = bin.map(|i| x.data[i] as f64).sum();
                         sum / ((ye - ys) * (xe - xs)) as f64
                     }
+                };
+                y.push(v as f32);
+            }
+        }
+    }
+    y
+}
+
+/// PyTorch's taps for each axis (the format's definition, in f32 as PyTorch computes them), then
+/// the weighted sum of the (up to) four input elements in f64.
+fn upsample(u: &Upsample, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let (c, [h, w], [oh, ow]) = pool_dims(x.shape.len() - 2, x, out_shape);
+    let scale = u
+        .coord_scales(&x.shape, out_shape)
+        .expect("shapes were inferred");
+    let mode = u.mode.wire();
+    let tap = |axis: usize, inp: usize, out: usize, o: usize| {
+        let (i0, i1, w0, w1) = resize_taps(mode, u.align_corners, scale[axis], inp, out, o);
+        (i0, i1, f64::from(w0), f64::from(w1))
+    };
+    let mut y = Vec::with_capacity(c * oh * ow);
+    for ch in 0..c {
+        for oy in 0..oh {
+            let (y0, y1, wy0, wy1) = tap(0, h, oh, oy);
+            for ox in 0..ow {
+                let (x0, x1, wx0, wx1) = tap(1, w, ow, ox);
+                let at = |iy: usize, ix: usize| f64::from(x.data[(ch * h + iy) * w + ix]);
+                let v = if mode == ResizeMode::Nearest {
+                    at(y0, x0)
+                } else {
+                    (at(y0, x0) * wx0 + at(y0, x1) * wx1) * wy0
+                        + (at(y1, x0) * wx0 + at(y1, x1) * wx1) * wy1
                 };
                 y.push(v as f32);
             }

@@ -33,7 +33,7 @@ use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
-use crate::graph::ops::{Activation, BinaryKind, Op, PoolKind};
+use crate::graph::ops::{Activation, BinaryKind, Op, PoolKind, ResampleMode, Target};
 use crate::graph::{Graph, GraphError, Node, Tensor};
 
 /// The ONNX operator set the export targets (the one `torch.onnx.export` defaults to).
@@ -373,6 +373,47 @@ impl<'g> Builder<'g> {
                     self.push("Identity", name, &[&x], &output, vec![]);
                 }
             }
+            Op::Upsample(u) => {
+                // Resize with PyTorch's coordinate rules: a given scale factor travels as the
+                // `scales` input (ONNX then maps by `1 / scale`, as PyTorch does), a size or a
+                // recomputed factor as `sizes` (mapping by `in / out`), and so does any factor
+                // with align_corners, whose mapping PyTorch takes from the sizes alone.
+                let attrs = match u.mode {
+                    ResampleMode::Nearest => vec![
+                        Attr::str("mode", "nearest"),
+                        Attr::str("coordinate_transformation_mode", "asymmetric"),
+                        Attr::str("nearest_mode", "floor"),
+                    ],
+                    _ => vec![
+                        Attr::str("mode", "linear"),
+                        Attr::str(
+                            "coordinate_transformation_mode",
+                            if u.align_corners {
+                                "align_corners"
+                            } else {
+                                "pytorch_half_pixel"
+                            },
+                        ),
+                    ],
+                };
+                let resize = match &u.target {
+                    Target::ScaleFactor(f) if !u.recompute_scale_factor && !u.align_corners => {
+                        let spatial = in_shape.len() - 2;
+                        let mut scales = vec![1.0f32; 2];
+                        scales.extend((0..spatial).map(|i| f[i.min(f.len() - 1)] as f32));
+                        let scales =
+                            self.float_const(&format!("{name}.scales"), &[scales.len()], &scales);
+                        vec![x.clone(), String::new(), scales]
+                    }
+                    _ => {
+                        let sizes: Vec<i64> = out_shape.iter().map(|&d| d as i64).collect();
+                        let sizes = self.int_const(&format!("{name}.sizes"), &sizes);
+                        vec![x.clone(), String::new(), String::new(), sizes]
+                    }
+                };
+                let inputs: Vec<&str> = resize.iter().map(String::as_str).collect();
+                self.push("Resize", name, &inputs, &output, attrs);
+            }
             Op::ZeroPad(z) => {
                 let p = &z.padding;
                 let pads = [0, 0, p.top, p.left, 0, 0, p.bottom, p.right].map(|v| v as i64);
@@ -627,6 +668,7 @@ enum Attr {
     Int(&'static str, i64),
     Ints(&'static str, Vec<i64>),
     Float(&'static str, f32),
+    Str(&'static str, &'static str),
 }
 
 impl Attr {
@@ -640,6 +682,10 @@ impl Attr {
 
     fn float(name: &'static str, value: f32) -> Attr {
         Attr::Float(name, value)
+    }
+
+    fn str(name: &'static str, value: &'static str) -> Attr {
+        Attr::Str(name, value)
     }
 
     fn into_proto(self) -> pb::AttributeProto {
@@ -661,6 +707,12 @@ impl Attr {
                 name: name.into(),
                 r#type: AttributeType::Float as i32,
                 f,
+                ..Default::default()
+            },
+            Attr::Str(name, s) => pb::AttributeProto {
+                name: name.into(),
+                r#type: AttributeType::String as i32,
+                s: s.as_bytes().to_vec(),
                 ..Default::default()
             },
         }

@@ -251,6 +251,33 @@ forward:
 ";
     let graph = parse_spec(spec, "t.nnspec", "awkward").unwrap();
     let shape = graph.shape(graph.inputs[0]).to_vec();
+    let g = with_seeded_weights(graph);
+    check_bits("awkward", g, &seeded(&shape, 8), &seeded(&shape, 3));
+}
+
+/// Nearest upsampling moves int8 values as they are (no conversion to f32 around it), by
+/// factor and by size, 2-d and 1-d.
+#[test]
+fn nearest_upsampling_runs_in_int8() {
+    let spec = "\
+input x: [3, 5, 6]
+a = Conv2d(3, 4, 3, padding=1)
+b = Conv2d(4, 2, 3, padding=1)
+c = Conv1d(2, 2, 3)
+forward:
+    y = relu(a(x))
+    z = interpolate(y, scale_factor=2)
+    w = b(interpolate(z, size=(7, 13), mode='nearest'))
+    return c(interpolate(flatten(w, 2), scale_factor=1.5))
+";
+    let graph = parse_spec(spec, "t.nnspec", "upsample").unwrap();
+    let shape = graph.shape(graph.inputs[0]).to_vec();
+    let g = with_seeded_weights(graph);
+    check_bits("upsample", g, &seeded(&shape, 8), &seeded(&shape, 3));
+}
+
+/// The graph bound to weights drawn from a fixed seed, in [-0.5, 0.5).
+fn with_seeded_weights(graph: Graph) -> Graph {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -267,6 +294,5 @@ forward:
             sd.insert(key, Tensor::new(pshape, data));
         }
     }
-    let g = bind(graph, sd).unwrap_or_else(|e| panic!("{e}"));
-    check_bits("awkward", g, &seeded(&shape, 8), &seeded(&shape, 3));
+    bind(graph, sd).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -263,6 +263,74 @@ pub struct ConvTranspose2d<M, V> {
     pub act: Activation<V>,
 }
 
+/// How [`Resize`] reads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResizeMode {
+    /// Each output element is one input element: f32 or int8 (of the input's quantization).
+    Nearest,
+    /// Linear along each axis (PyTorch's `linear` and `bilinear`); f32 only.
+    Linear,
+}
+
+/// Resampling (format version 5), PyTorch's `F.interpolate` / `nn.Upsample` in modes `nearest`,
+/// `linear` and `bilinear`: `[1, C, H, W]` -> `[1, C, OH, OW]`, each axis mapped on its own by
+/// [`resize_taps`]. Linear output pixel `(y, x)` with taps `(y0, y1, wy0, wy1)` and `(x0, x1,
+/// wx0, wx1)` is, in f32 and in this order,
+/// `(in[y0][x0] * wx0 + in[y0][x1] * wx1) * wy0 + (in[y1][x0] * wx0 + in[y1][x1] * wx1) * wy1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resize {
+    pub input: u32,
+    pub output: u32,
+    pub mode: ResizeMode,
+    /// PyTorch's `align_corners` (linear only; always false for nearest).
+    pub align_corners: bool,
+    /// `[height, width]`: PyTorch's f32 factor from output to input coordinates, finite and not
+    /// negative: `1 / scale_factor` when a scale factor was given, `in / out` otherwise, and
+    /// `(in - 1) / (out - 1)` (0 for one output) with `align_corners`.
+    pub scale: [f32; 2],
+}
+
+/// The input elements output index `o` of one resized axis reads, `(i0, i1, w0, w1)`: the value
+/// is `in[i0] * w0 + in[i1] * w1` (nearest: `i1 == i0`, `w0 == 1`, `w1 == 0`). PyTorch's rules
+/// in its f32 arithmetic (`nearest_idx`; `area_pixel_compute_source_index` and
+/// `guard_index_and_lambda` for linear), its special cases included: an axis that keeps its
+/// length is copied, and nearest doubling reads `o / 2`. `in_len` must be at least 1.
+pub fn resize_taps(
+    mode: ResizeMode,
+    align_corners: bool,
+    scale: f32,
+    in_len: usize,
+    out_len: usize,
+    o: usize,
+) -> (usize, usize, f32, f32) {
+    let last = in_len.saturating_sub(1);
+    if out_len == in_len {
+        return (o, o, 1.0, 0.0);
+    }
+    match mode {
+        ResizeMode::Nearest => {
+            let i = if out_len == 2 * in_len {
+                o >> 1
+            } else {
+                // Not negative: truncation is `floor`.
+                ((o as f32 * scale) as usize).min(last)
+            };
+            (i, i, 1.0, 0.0)
+        }
+        ResizeMode::Linear => {
+            let real = if align_corners {
+                scale * o as f32
+            } else {
+                (scale * (o as f32 + 0.5) - 0.5).max(0.0)
+            };
+            let i0 = (real as usize).min(last);
+            let w1 = (real - i0 as f32).clamp(0.0, 1.0);
+            let i1 = if i0 < last { i0 + 1 } else { i0 };
+            (i0, i1, 1.0 - w1, w1)
+        }
+    }
+}
+
 /// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
 ///
 /// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
@@ -565,6 +633,7 @@ pub enum Op<M, V, L, B> {
         output: u32,
     },
     ConvTranspose2d(ConvTranspose2d<M, V>),
+    Resize(Resize),
 }
 
 /// An op as stored in a blob.
@@ -595,6 +664,7 @@ pub enum OpKind {
     QAdd,
     AdaptiveMaxPool2d,
     ConvTranspose2d,
+    Resize,
 }
 
 impl OpKind {
@@ -608,6 +678,7 @@ impl OpKind {
             | OpKind::QLinear
             | OpKind::QAdd => 3,
             OpKind::AdaptiveMaxPool2d | OpKind::ConvTranspose2d => 4,
+            OpKind::Resize => 5,
             _ => 1,
         }
     }
@@ -637,6 +708,7 @@ impl OpKind {
             OpKind::QAdd => "QAdd",
             OpKind::AdaptiveMaxPool2d => "AdaptiveMaxPool2d",
             OpKind::ConvTranspose2d => "ConvTranspose2d",
+            OpKind::Resize => "Resize",
         }
     }
 }
@@ -687,6 +759,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QAdd(_) => OpKind::QAdd,
             Op::AdaptiveMaxPool2d { .. } => OpKind::AdaptiveMaxPool2d,
             Op::ConvTranspose2d(_) => OpKind::ConvTranspose2d,
+            Op::Resize(_) => OpKind::Resize,
         }
     }
 
@@ -713,6 +786,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QLinear(l) => l.output,
             Op::QAdd(a) => a.output,
             Op::ConvTranspose2d(c) => c.output,
+            Op::Resize(r) => r.output,
         }
     }
 
@@ -852,6 +926,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 bias: c.bias.map(&mut *v).transpose()?,
                 act: c.act.map(v)?,
             }),
+            Op::Resize(r) => Op::Resize(r),
         })
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod int8;
 pub(crate) mod linear;
 mod micro;
 pub(crate) mod pool;
+pub(crate) mod resize;
 pub(crate) mod shape;
 pub mod simd;
 

@@ -20,8 +20,8 @@ use std::fmt;
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
     resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv,
-    ConvTranspose, Flatten, Linear, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Slice,
-    Softmax, ZeroPad,
+    ConvTranspose, Flatten, Linear, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode, Reshape,
+    Slice, Softmax, Target, Upsample, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
 
@@ -1268,6 +1268,54 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             for o in n.outputs.iter().skip(1).flatten() {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }
+        }
+        "aten.upsample_nearest1d"
+        | "aten.upsample_nearest2d"
+        | "aten.upsample_linear1d"
+        | "aten.upsample_bilinear2d" => {
+            let mode = match base {
+                "aten.upsample_linear1d" => ResampleMode::Linear,
+                "aten.upsample_bilinear2d" => ResampleMode::Bilinear,
+                _ => ResampleMode::Nearest,
+            };
+            let align_corners = mode != ResampleMode::Nearest && a.flag("align_corners", false)?;
+            // `.vec` takes PyTorch's factors as `scale_factors` (or an `output_size`); the
+            // default overload an `output_size` and the factors one per axis.
+            let factors: Vec<f64> = match a.get("scale_factors") {
+                Some(Arg::Floats(f)) => f.clone(),
+                Some(other) => return Err(format!("scale_factors is {other:?}, expected numbers")),
+                None => {
+                    let keys: &[&str] = if base.ends_with("2d") {
+                        &["scales_h", "scales_w"]
+                    } else {
+                        &["scales"]
+                    };
+                    let given: Vec<f64> = keys
+                        .iter()
+                        .filter(|k| a.get(k).is_some())
+                        .map(|k| a.float(k, 0.0))
+                        .collect::<NodeResult<_>>()?;
+                    if !given.is_empty() && given.len() != keys.len() {
+                        return Err("a scale factor for one axis only is not supported".into());
+                    }
+                    given
+                }
+            };
+            let size = a.ints("output_size", &[])?;
+            let target = match (factors.is_empty(), size.is_empty()) {
+                (false, _) => Target::ScaleFactor(factors),
+                (true, false) if size.iter().all(|&d| d > 0) => {
+                    Target::Size(size.into_iter().map(|d| d as usize).collect())
+                }
+                _ => return Err(format!("output_size {size:?} and no scale factors")),
+            };
+            let op = Op::Upsample(Upsample {
+                mode,
+                target,
+                align_corners,
+                recompute_scale_factor: false,
+            });
+            simple(lw, op)?;
         }
         "aten.mean" => {
             let x = value(lw, a.tensor("self")?)?;

@@ -27,7 +27,7 @@ pub use calibrate::{RangeMethod, Stats};
 
 use nnblob_format::meta::{Quant, Requant, QADD_LEFT_SHIFT};
 
-use crate::graph::ops::BinaryKind;
+use crate::graph::ops::{BinaryKind, ResampleMode};
 use crate::graph::{numel, Activation, Graph, Node, Op, ValueId};
 
 /// The int8 form of an op, as the quantization pass leaves it on the node.
@@ -115,6 +115,10 @@ fn kind(g: &Graph, n: &Node) -> Result<Kind, &'static str> {
         {
             Ok(Kind::PassThrough)
         }
+        Op::Upsample(u) if u.mode == ResampleMode::Nearest && n.fused.is_none() => {
+            Ok(Kind::PassThrough)
+        }
+        Op::Upsample(_) => Err("linear resampling runs in f32"),
         Op::Binary(_) => Err("element-wise products run in f32"),
         Op::Concat(_) => Err("concatenation runs in f32 (its inputs have their own scales)"),
         Op::Softmax(_) => Err("softmax runs in f32"),

@@ -442,6 +442,48 @@ class PastedSlices(nn.Module):
         return p + r, q, s, t, u, parts[-1], x.split(5, dim=1)[1]
 
 
+class Upsample2d(nn.Module):
+    """Every 2-d resampling form: modules and F.interpolate, nearest and bilinear, align_corners,
+    sizes and factors (integer, fractional, per axis, below 1), recompute_scale_factor."""
+    inputs = [(3, 5, 7)]
+
+    def __init__(self):
+        super().__init__()
+        self.near = nn.Upsample(scale_factor=2)
+        self.bil = nn.Upsample(size=(8, 11), mode='bilinear')
+        self.corners = nn.UpsamplingBilinear2d(scale_factor=(1.5, 2.5))
+        self.nn2d = nn.UpsamplingNearest2d(size=(6, 13))
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        a = self.near(x)
+        b = self.bil(self.conv(x))
+        c = self.corners(x)
+        d = F.interpolate(x, scale_factor=1.7, mode='nearest')
+        e = F.interpolate(x, size=(4, 3), mode='bilinear', align_corners=False)
+        f = F.interpolate(x, scale_factor=(0.6, 1.3), mode='bilinear', recompute_scale_factor=True)
+        g = F.interpolate(x, size=9)
+        h = F.interpolate(x, scale_factor=3, mode='bilinear', align_corners=True)
+        return a, b, c, self.nn2d(x), d, e, f, g, h
+
+
+class Upsample1d(nn.Module):
+    """1-d resampling: nearest and linear (align_corners both ways), by factor and by size."""
+    inputs = [(4, 9)]
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=3, mode='linear')
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        a = self.up(x)
+        b = F.interpolate(self.conv(x), size=14, mode='linear', align_corners=True)
+        c = F.interpolate(x, scale_factor=2.5, mode='nearest')
+        d = F.interpolate(x, size=4, mode='linear')
+        return a, b, c, d
+
+
 def body(function):
     """The lines of a function's body as written, indented (the `def` line dropped)."""
     return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
@@ -483,6 +525,8 @@ CASES = {
     "sensor_cnn_1d": SensorCnn1d,
     "conv_transpose_2d_bn_relu": ConvTranspose2dCase,
     "conv_transpose_1d_bn": ConvTranspose1dCase,
+    "upsample_2d": Upsample2d,
+    "upsample_1d": Upsample1d,
 }
 
 

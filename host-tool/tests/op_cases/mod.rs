@@ -26,6 +26,9 @@ pub fn tensor(v: &Value) -> Tensor {
     Tensor::new(shape, data)
 }
 
+/// How many cases `make_cases.py` writes: a shorter file lost some.
+const CASES: usize = 19;
+
 /// Every case, by name.
 pub fn cases() -> Vec<(String, Value)> {
     let text = std::fs::read_to_string(concat!(
@@ -34,6 +37,7 @@ pub fn cases() -> Vec<(String, Value)> {
     ))
     .unwrap();
     let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(all.len(), CASES, "cases.json lost cases");
     all.into_iter().collect()
 }
 

@@ -10,6 +10,7 @@ mod elementwise;
 mod linear;
 mod norm;
 mod pool;
+mod resample;
 mod shape;
 
 pub use activation::{Activation, PRelu, Softmax};
@@ -18,6 +19,7 @@ pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
 pub use norm::{BatchNorm, ScaleShift};
 pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
+pub use resample::{ResampleMode, Target, Upsample};
 pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 
 /// Every op the graph can hold.
@@ -34,6 +36,7 @@ pub enum Op {
     Softmax(Softmax),
     Pool(Pool),
     AdaptivePool(AdaptivePool),
+    Upsample(Upsample),
     ZeroPad(ZeroPad),
     Flatten(Flatten),
     Reshape(Reshape),
@@ -100,6 +103,7 @@ impl Op {
             Op::Softmax(_) => "Softmax".into(),
             Op::Pool(p) => format!("{}Pool{}d", p.kind.name(), p.rank),
             Op::AdaptivePool(p) => format!("Adaptive{}Pool{}d", p.kind.name(), p.rank),
+            Op::Upsample(_) => "Upsample".into(),
             Op::ZeroPad(_) => "ZeroPad2d".into(),
             Op::Flatten(_) => "Flatten".into(),
             Op::Reshape(_) => "Reshape".into(),
@@ -139,6 +143,7 @@ impl Op {
             Op::Softmax(op) => op.infer(inputs),
             Op::Pool(op) => op.infer(inputs),
             Op::AdaptivePool(op) => op.infer(inputs),
+            Op::Upsample(op) => op.infer(inputs),
             Op::ZeroPad(op) => op.infer(inputs),
             Op::Flatten(op) => op.infer(inputs),
             Op::Reshape(op) => op.infer(inputs),

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
-use crate::graph::ops::{Activation, Conv, Padding, PoolKind};
+use crate::graph::ops::{Activation, Conv, Padding, PoolKind, ResampleMode, Target};
 use crate::graph::{Graph, Node, Op};
 
 /// The spec text of `graph`; `header` lines go first, as comments.
@@ -286,6 +286,30 @@ fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> 
                     size(a.output[1])
                 )
             }
+        }
+        Op::Upsample(u) => {
+            let tuple = |v: Vec<String>| match v.len() {
+                1 => v[0].clone(),
+                _ => format!("({})", v.join(", ")),
+            };
+            let target = match &u.target {
+                Target::Size(v) => {
+                    format!("size={}", tuple(v.iter().map(usize::to_string).collect()))
+                }
+                Target::ScaleFactor(f) => format!(
+                    "scale_factor={}",
+                    tuple(f.iter().map(|v| format!("{v:?}")).collect())
+                ),
+            };
+            let mut s = format!("interpolate({x}, {target}, mode='{}'", u.mode.name());
+            if u.mode != ResampleMode::Nearest {
+                let align = if u.align_corners { "True" } else { "False" };
+                let _ = write!(s, ", align_corners={align}");
+            }
+            if u.recompute_scale_factor {
+                s.push_str(", recompute_scale_factor=True");
+            }
+            s + ")"
         }
         Op::ZeroPad(z) => {
             let p = &z.padding;

@@ -3,7 +3,8 @@
 
 use crate::graph::ops::{
     Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
-    Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, Reshape, Softmax, ZeroPad,
+    Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode, Reshape, Softmax, Target,
+    Upsample, ZeroPad,
 };
 
 /// A constant argument value.
@@ -139,6 +140,16 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
         "AdaptiveMaxPool1d" | "AdaptiveMaxPool2d" => {
             vec![req("output_size"), boolean("return_indices", false)]
         }
+        "Upsample" => vec![
+            none("size"),
+            none("scale_factor"),
+            string("mode", "nearest"),
+            none("align_corners"),
+            none("recompute_scale_factor"),
+        ],
+        "UpsamplingNearest2d" | "UpsamplingBilinear2d" => {
+            vec![none("size"), none("scale_factor")]
+        }
         "ZeroPad2d" => vec![req("padding")],
         "Flatten" => vec![int("start_dim", 1), int("end_dim", -1)],
         "Dropout" | "Dropout1d" | "Dropout2d" => vec![float("p", 0.5), boolean("inplace", false)],
@@ -221,6 +232,25 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
         "adaptive_max_pool2d" => (
             "AdaptiveMaxPool2d",
             vec![req("output_size"), boolean("return_indices", false)],
+        ),
+        "interpolate" | "upsample" => (
+            "Upsample",
+            vec![
+                none("size"),
+                none("scale_factor"),
+                string("mode", "nearest"),
+                none("align_corners"),
+                none("recompute_scale_factor"),
+                boolean("antialias", false),
+            ],
+        ),
+        "upsample_nearest" => (
+            "UpsamplingNearest2d",
+            vec![none("size"), none("scale_factor")],
+        ),
+        "upsample_bilinear" => (
+            "UpsamplingBilinear2d",
+            vec![none("size"), none("scale_factor")],
         ),
         "pad" => (
             "pad",
@@ -446,6 +476,9 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
         "AdaptiveAvgPool1d" | "AdaptiveAvgPool2d" | "AdaptiveMaxPool1d" | "AdaptiveMaxPool2d" => {
             Op::AdaptivePool(adaptive_pool(kind, a)?)
         }
+        "Upsample" | "UpsamplingNearest2d" | "UpsamplingBilinear2d" => {
+            Op::Upsample(upsample(kind, a)?)
+        }
         "ZeroPad2d" => Op::ZeroPad(ZeroPad {
             padding: four_sided(a, "padding")?,
         }),
@@ -639,6 +672,87 @@ fn conv_transpose(kind: &str, a: &Args) -> Result<ConvTranspose, String> {
         output_padding: to2(rank, &a.per_axis("output_padding", rank, 0)?, 0),
         groups,
         bias: a.flag("bias")?,
+    })
+}
+
+/// `Upsample` / `interpolate` (`UpsamplingNearest2d`: nearest; `UpsamplingBilinear2d`: bilinear
+/// with `align_corners=True`): exactly one of `size` and `scale_factor`, each an integer (a number
+/// for the factor) or one per spatial axis.
+fn upsample(kind: &str, a: &Args) -> Result<Upsample, String> {
+    let (mode, align_corners) = match kind {
+        "UpsamplingNearest2d" => (ResampleMode::Nearest, false),
+        "UpsamplingBilinear2d" => (ResampleMode::Bilinear, true),
+        _ => {
+            let mode = match a.string("mode")? {
+                "nearest" => ResampleMode::Nearest,
+                "linear" => ResampleMode::Linear,
+                "bilinear" => ResampleMode::Bilinear,
+                other => {
+                    return Err(format!(
+                        "{}(): mode='{other}' is not supported (nearest, linear and bilinear are)",
+                        a.callee
+                    ))
+                }
+            };
+            let align = match a.get("align_corners") {
+                Lit::None => false,
+                _ if mode == ResampleMode::Nearest => {
+                    return Err(format!(
+                        "{}(): align_corners can only be set with mode 'linear' or 'bilinear'",
+                        a.callee
+                    ))
+                }
+                _ => a.flag("align_corners")?,
+            };
+            (mode, align)
+        }
+    };
+    if *a.get("antialias") == Lit::Bool(true) {
+        return Err(format!("{}(): antialias=True is not supported", a.callee));
+    }
+    let recompute_scale_factor = match a.get("recompute_scale_factor") {
+        Lit::None => false,
+        _ => a.flag("recompute_scale_factor")?,
+    };
+    let target = match (a.get("size"), a.get("scale_factor")) {
+        (Lit::None, Lit::None) => {
+            return Err(format!(
+                "{}(): either size or scale_factor should be defined",
+                a.callee
+            ))
+        }
+        (Lit::None, factor) => {
+            let one = |l: &Lit| match l {
+                Lit::Float(f) if f.is_finite() && *f > 0.0 => Ok(*f),
+                Lit::Int(i) if *i > 0 => Ok(*i as f64),
+                _ => Err(a.bad("scale_factor", "a positive number or a tuple of them")),
+            };
+            Target::ScaleFactor(match factor {
+                Lit::Tuple(items) if !items.is_empty() => {
+                    items.iter().map(one).collect::<Result<_, _>>()?
+                }
+                single => vec![one(single)?],
+            })
+        }
+        (_, Lit::None) => {
+            let sizes = a.ints("size")?;
+            if sizes.is_empty() || sizes.iter().any(|&d| d < 1) {
+                return Err(a.bad("size", "a positive integer or a tuple of them"));
+            }
+            Target::Size(sizes.into_iter().map(|d| d as usize).collect())
+        }
+        _ => {
+            return Err(format!(
+                "{}(): only one of size or scale_factor should be defined",
+                a.callee
+            ))
+        }
+    };
+    Ok(Upsample {
+        mode,
+        target,
+        align_corners,
+        recompute_scale_factor,
     })
 }
 
