@@ -623,6 +623,18 @@ impl<'a> Model<'a> {
                     }
                 }
             }
+            Op::Norm(n) => {
+                let ot = self.t(n.output)?;
+                let g = kernels::norm::Geom {
+                    group_len: n.group_len as usize,
+                    repeat: n.repeat as usize,
+                    eps: n.eps,
+                };
+                let weight = n.weight.map(vector).transpose()?;
+                let bias = n.bias.map(vector).transpose()?;
+                let (r, out) = split(arena, &ot)?;
+                kernels::norm::norm(&g, weight, bias, r.get(&self.t(n.input)?)?, out);
+            }
             Op::Resize(z) => {
                 let (it, ot) = (self.t(z.input)?, self.t(z.output)?);
                 let g = kernels::resize::Geom {

@@ -32,7 +32,8 @@ fn types(op: &WireOp<'_>) -> Types {
         | Op::Activation(_)
         | Op::Add(_)
         | Op::Mul(_)
-        | Op::Softmax { .. } => Types::F32,
+        | Op::Softmax { .. }
+        | Op::Norm(_) => Types::F32,
         Op::Resize(r) if r.mode == ResizeMode::Linear => Types::F32,
         Op::QConv2d(_) | Op::QLinear(_) | Op::QAdd(_) => Types::I8,
         Op::Quantize { .. } => Types::Convert(ElemType::F32, ElemType::I8),
@@ -59,6 +60,7 @@ fn for_each_input(
         Op::Conv2d(c) => f(c.input),
         Op::ConvTranspose2d(c) => f(c.input),
         Op::Resize(r) => f(r.input),
+        Op::Norm(n) => f(n.input),
         Op::Linear(l) => f(l.input),
         Op::ChannelAffine(a) => f(a.input),
         Op::Activation(u) => f(u.input),
@@ -430,6 +432,26 @@ impl Checker<'_, '_> {
                 )?;
                 self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
                 self.disjoint((p.input, &it), &ot, false)
+            }
+            Op::Norm(n) => {
+                let (it, ot) = (self.tensor(n.input)?, self.tensor(n.output)?);
+                self.ensure(it.dims == ot.dims, self.shape(n.output))?;
+                let (group, repeat) = (n.group_len as usize, n.repeat as usize);
+                self.ensure(group > 0 && it.count % group == 0, self.param("group_len"))?;
+                self.ensure(n.eps.is_finite() && n.eps >= 0.0, self.param("eps"))?;
+                // One period of the affine vectors (`repeat` elements per entry) tiles the tensor.
+                let len = n.weight.or(n.bias).map_or(1, |v| v.len as usize);
+                let tiles = repeat
+                    .checked_mul(len)
+                    .is_some_and(|p| p > 0 && it.count % p == 0);
+                self.ensure(tiles, self.param("repeat"))?;
+                if let Some(w) = &n.weight {
+                    self.vector(w, len, "norm weight")?;
+                }
+                if let Some(b) = &n.bias {
+                    self.vector(b, len, "norm bias")?;
+                }
+                self.disjoint((n.input, &it), &ot, false)
             }
             Op::Resize(r) => {
                 let (it, ot) = (self.tensor(r.input)?, self.tensor(r.output)?);

@@ -6,7 +6,9 @@ use common::*;
 use nnblob_firmware::{Error, Model};
 use nnblob_format::encode::ModelRepr;
 use nnblob_format::header::{blob_crc, field};
-use nnblob_format::meta::{Activation, Conv2d, ConvTranspose2d, Op, Pool2d, Resize, ResizeMode};
+use nnblob_format::meta::{
+    Activation, Conv2d, ConvTranspose2d, Norm, Op, Pool2d, Resize, ResizeMode,
+};
 use nnblob_format::WeightDtype;
 
 /// A small real model: conv 3x3 (f16) + ReLU fused, then global average pool.
@@ -451,6 +453,68 @@ fn resizes_are_checked_field_by_field() {
     );
 }
 
+/// A GroupNorm `[1, 4, 3, 5]`: 2 groups of 2 channels, one weight and bias per channel.
+fn group_norm() -> ModelRepr {
+    let op = Op::Norm(Norm {
+        input: 0,
+        output: 1,
+        group_len: 30,
+        repeat: 15,
+        eps: 1e-5,
+        weight: Some(vec![0.5, 1.0, 1.5, 2.0]),
+        bias: Some(vec![0.0, 0.1, 0.2, 0.3]),
+    });
+    let shapes: [&[u32]; 2] = [&[1, 4, 3, 5], &[1, 4, 3, 5]];
+    model(WeightDtype::F32, &shapes, &[0], &[1], vec![op])
+}
+
+#[test]
+fn normalizations_are_checked_field_by_field() {
+    let out = &run(&group_norm(), &[&Rng(6).vec(60)])[0];
+    // Undoing each channel's weight and bias leaves each group of two channels with mean 0
+    // and variance 1.
+    let (w, b) = ([0.5, 1.0, 1.5, 2.0], [0.0, 0.1, 0.2, 0.3]);
+    for group in out.chunks(30).enumerate() {
+        let z: Vec<f64> = (0..30)
+            .map(|j| {
+                let c = (group.0 * 30 + j) / 15;
+                (f64::from(group.1[j]) - b[c]) / w[c]
+            })
+            .collect();
+        let mean = z.iter().sum::<f64>() / 30.0;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 30.0;
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-4,
+            "{mean} {var}"
+        );
+    }
+    let refused = |f: &dyn Fn(&mut Norm<Vec<f32>>)| {
+        let mut m = group_norm();
+        if let Op::Norm(n) = &mut m.ops[0] {
+            f(n);
+        }
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
+    };
+    let param = |field| Error::OpParam { op: 0, field };
+    assert_eq!(refused(&|n| n.group_len = 0), param("group_len"));
+    assert_eq!(refused(&|n| n.group_len = 7), param("group_len"));
+    assert_eq!(refused(&|n| n.repeat = 0), param("repeat"));
+    assert_eq!(refused(&|n| n.repeat = 7), param("repeat"));
+    assert_eq!(refused(&|n| n.eps = f32::NAN), param("eps"));
+    assert_eq!(refused(&|n| n.eps = -1.0), param("eps"));
+    assert_eq!(
+        refused(&|n| n.bias = Some(vec![0.0; 3])),
+        Error::OpWeight {
+            op: 0,
+            field: "norm bias"
+        }
+    );
+    assert_eq!(
+        refused(&|n| n.output = 0),
+        Error::OpOverlap { op: 0, tensor: 0 }
+    );
+}
+
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
@@ -458,6 +522,7 @@ fn write_fuzz_seeds() {
     write_fuzz_seed("pools-1d", &pools_1d());
     write_fuzz_seed("conv-transpose", &upsampler());
     write_fuzz_seed("resize-linear", &resizer(ResizeMode::Linear));
+    write_fuzz_seed("group-norm", &group_norm());
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.
@@ -536,6 +601,9 @@ fn blobs_may_not_hold_ops_newer_than_their_version() {
         newer.push((op, 3));
     }
     if let Some(op) = resizer(ResizeMode::Nearest).ops.pop() {
+        newer.push((op, 4));
+    }
+    if let Some(op) = group_norm().ops.pop() {
         newer.push((op, 4));
     }
     for (op, version) in newer {

@@ -19,6 +19,9 @@
 //!   `[top, left, bottom, right]`. The 1-d pools likewise are the 2-d pool ops of height 1.
 //! - **ConvTranspose1d/2d** is the format's `ConvTranspose2d` (version 4; a 1-d one of height 1),
 //!   its weight in PyTorch's layout.
+//! - **LayerNorm** and **GroupNorm** are the format's `Norm` (version 5): runs of the normalized
+//!   shape's elements with an affine period of 1, or a group's channels times the positions with
+//!   one affine entry per channel.
 //! - **Upsample** (nearest, linear, bilinear) is the format's `Resize` (version 5; a 1-d one of
 //!   height 1), with PyTorch's f32 coordinate factor of each axis.
 //! - **Fused activations** go into the op's `act` field (Conv2d, ConvTranspose2d, Linear,
@@ -648,6 +651,29 @@ impl Lowering<'_> {
                     PoolKind::Max => wire::Op::AdaptiveMaxPool2d { input, output },
                     PoolKind::Avg => wire::Op::AdaptiveAvgPool2d { input, output },
                 })
+            }
+            Op::LayerNorm(l) => Some(wire::Op::Norm(wire::Norm {
+                input: self.tensor(x()?)?,
+                output: out,
+                group_len: u32_of(numel(&l.shape))?,
+                repeat: 1,
+                eps: l.eps as f32,
+                weight: p.first().map(|t| t.data.clone()),
+                bias: p.get(1).map(|t| t.data.clone()),
+            })),
+            Op::GroupNorm(gn) => {
+                let x = x()?;
+                let shape = g.shape(x);
+                let spatial = numel(&shape[2..]);
+                Some(wire::Op::Norm(wire::Norm {
+                    input: self.tensor(x)?,
+                    output: out,
+                    group_len: u32_of(shape[1] / gn.groups * spatial)?,
+                    repeat: u32_of(spatial)?,
+                    eps: gn.eps as f32,
+                    weight: p.first().map(|t| t.data.clone()),
+                    bias: p.get(1).map(|t| t.data.clone()),
+                }))
             }
             Op::Upsample(u) => {
                 let x = x()?;

@@ -115,6 +115,21 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             let inv = 1.0 / (p[3].data[c] as f64 + b.eps).sqrt();
             (v - p[2].data[c] as f64) * inv * p[0].data[c] as f64 + p[1].data[c] as f64
         }),
+        Op::LayerNorm(l) => {
+            let n = numel(&l.shape);
+            let param = |k: usize, i: usize| p.get(k).map(|t| f64::from(t.data[i % n]));
+            normalize(x, n, l.eps, |i| {
+                (param(0, i).unwrap_or(1.0), param(1, i).unwrap_or(0.0))
+            })
+        }
+        Op::GroupNorm(g) => {
+            let spatial = numel(&x.shape[2..]);
+            let channel = |i: usize| (i / spatial) % x.shape[1];
+            let param = |k: usize, i: usize| p.get(k).map(|t| f64::from(t.data[channel(i)]));
+            normalize(x, x.data.len() / g.groups, g.eps, |i| {
+                (param(0, i).unwrap_or(1.0), param(1, i).unwrap_or(0.0))
+            })
+        }
         Op::ScaleShift(_) => per_channel(x, |c, v| v * p[0].data[c] as f64 + p[1].data[c] as f64),
         Op::PRelu(_) => per_channel(x, |c, v| {
             let slope = p[0].data[if p[0].data.len() == 1 { 0 } else { c }] as f64;
@@ -474,6 +489,26 @@ fn adaptive_pool(a: &AdaptivePool, x: &Tensor, out_shape: &[usize]) -> Vec<f32> 
                 };
                 y.push(v as f32);
             }
+        }
+    }
+    y
+}
+
+/// Each run of `group` elements normalized by its mean and biased variance, then
+/// `* weight + bias` with the pair `affine(i)` gives element `i`.
+fn normalize(x: &Tensor, group: usize, eps: f64, affine: impl Fn(usize) -> (f64, f64)) -> Vec<f32> {
+    let mut y = Vec::with_capacity(x.data.len());
+    for (g, run) in x.data.chunks(group).enumerate() {
+        let mean = run.iter().map(|&v| f64::from(v)).sum::<f64>() / group as f64;
+        let var = run
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / group as f64;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (j, &v) in run.iter().enumerate() {
+            let (w, b) = affine(g * group + j);
+            y.push(((f64::from(v) - mean) * inv * w + b) as f32);
         }
     }
     y

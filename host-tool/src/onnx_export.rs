@@ -177,6 +177,15 @@ impl<'g> Builder<'g> {
         self.float_const(&format!("{prefix}.{suffix}"), &shape, &t.data)
     }
 
+    /// `x * scale + shift` with parameters 0 and 1 of `node` per channel of a `rank`-d `x`.
+    fn channel_affine(&mut self, node: &Node, name: &str, x: &str, output: &str, rank: usize) {
+        let scale = self.channel_param(node, 0, rank);
+        let shift = self.channel_param(node, 1, rank);
+        let scaled = self.fresh(&format!("{name}.scaled"));
+        self.push("Mul", &scaled, &[x, &scale], &scaled, vec![]);
+        self.push("Add", name, &[&scaled, &shift], output, vec![]);
+    }
+
     /// Emits the ONNX nodes of one graph node.
     fn node(&mut self, node: &Node) -> Result<(), ExportError> {
         let graph = self.graph;
@@ -278,12 +287,53 @@ impl<'g> Builder<'g> {
                     vec![Attr::float("epsilon", bn.eps as f32)],
                 );
             }
-            Op::ScaleShift(_) => {
-                let scale = self.channel_param(node, 0, in_shape.len());
-                let shift = self.channel_param(node, 1, in_shape.len());
-                let scaled = self.fresh(&format!("{name}.scaled"));
-                self.push("Mul", &scaled, &[&x, &scale], &scaled, vec![]);
-                self.push("Add", name, &[&scaled, &shift], &output, vec![]);
+            Op::ScaleShift(_) => self.channel_affine(node, name, &x, &output, in_shape.len()),
+            Op::LayerNorm(l) => {
+                // LayerNormalization needs a scale: ones when the module has none.
+                let n: usize = l.shape.iter().product();
+                let scale = match node.params.first() {
+                    Some(_) => self.param(node, 0),
+                    None => self.float_const(&format!("{name}.ones"), &l.shape, &vec![1.0; n]),
+                };
+                let mut inputs = vec![x.clone(), scale];
+                if node.params.len() > 1 {
+                    inputs.push(self.param(node, 1));
+                }
+                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                let attrs = vec![
+                    Attr::int("axis", -(l.shape.len() as i64)),
+                    Attr::float("epsilon", l.eps as f32),
+                ];
+                self.push("LayerNormalization", name, &inputs, &output, attrs);
+            }
+            Op::GroupNorm(g) => {
+                // InstanceNormalization of the [1, groups, rest] view, then the per-channel
+                // affine (GroupNormalization needs opset 18).
+                let groups = g.groups;
+                let view = self.int_const(&format!("{name}.groups"), &[1, groups as i64, -1]);
+                let grouped = self.fresh(&format!("{name}.grouped"));
+                self.push("Reshape", &grouped, &[&x, &view], &grouped, vec![]);
+                let ones = self.float_const(&format!("{name}.ones"), &[groups], &vec![1.0; groups]);
+                let zeros =
+                    self.float_const(&format!("{name}.zeros"), &[groups], &vec![0.0; groups]);
+                let normed = self.fresh(&format!("{name}.normed"));
+                let eps = vec![Attr::float("epsilon", g.eps as f32)];
+                self.push(
+                    "InstanceNormalization",
+                    &normed,
+                    &[&grouped, &ones, &zeros],
+                    &normed,
+                    eps,
+                );
+                let back: Vec<i64> = in_shape.iter().map(|&d| d as i64).collect();
+                let back = self.int_const(&format!("{name}.shape"), &back);
+                if node.params.is_empty() {
+                    self.push("Reshape", name, &[&normed, &back], &output, vec![]);
+                } else {
+                    let shaped = self.fresh(&format!("{name}.shaped"));
+                    self.push("Reshape", &shaped, &[&normed, &back], &shaped, vec![]);
+                    self.channel_affine(node, name, &shaped, &output, in_shape.len());
+                }
             }
             Op::Activation(a) => self.activation(name, *a, &x, &output),
             Op::PRelu(_) => {

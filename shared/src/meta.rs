@@ -331,6 +331,27 @@ pub fn resize_taps(
     }
 }
 
+/// Normalization by the input's own statistics (format version 5), PyTorch's `LayerNorm` and
+/// `GroupNorm`: the f32 input is runs of `group_len` contiguous elements, each normalized by its
+/// own mean and biased variance, then scaled and shifted: element `i` of the tensor becomes
+/// `(x - mean) * rstd * weight[a] + bias[a]` with `a = (i / repeat) % weight.len`, each factor
+/// absent when its vector is. `mean` and the variance are compensated (Kahan) f32 sums in index
+/// order divided by `group_len`, the variance's of `(x - mean)²`; `rstd = 1 / sqrt(var + eps)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Norm<V> {
+    pub input: u32,
+    pub output: u32,
+    /// Elements normalized together: LayerNorm's normalized shape; a GroupNorm group's channels
+    /// times its positions.
+    pub group_len: u32,
+    /// Consecutive elements sharing one entry of `weight` and `bias`: 1 for LayerNorm, the
+    /// positions of a channel for GroupNorm.
+    pub repeat: u32,
+    pub eps: f32,
+    pub weight: Option<V>,
+    pub bias: Option<V>,
+}
+
 /// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
 ///
 /// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
@@ -634,6 +655,7 @@ pub enum Op<M, V, L, B> {
     },
     ConvTranspose2d(ConvTranspose2d<M, V>),
     Resize(Resize),
+    Norm(Norm<V>),
 }
 
 /// An op as stored in a blob.
@@ -665,6 +687,7 @@ pub enum OpKind {
     AdaptiveMaxPool2d,
     ConvTranspose2d,
     Resize,
+    Norm,
 }
 
 impl OpKind {
@@ -678,7 +701,7 @@ impl OpKind {
             | OpKind::QLinear
             | OpKind::QAdd => 3,
             OpKind::AdaptiveMaxPool2d | OpKind::ConvTranspose2d => 4,
-            OpKind::Resize => 5,
+            OpKind::Resize | OpKind::Norm => 5,
             _ => 1,
         }
     }
@@ -709,6 +732,7 @@ impl OpKind {
             OpKind::AdaptiveMaxPool2d => "AdaptiveMaxPool2d",
             OpKind::ConvTranspose2d => "ConvTranspose2d",
             OpKind::Resize => "Resize",
+            OpKind::Norm => "Norm",
         }
     }
 }
@@ -760,6 +784,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::AdaptiveMaxPool2d { .. } => OpKind::AdaptiveMaxPool2d,
             Op::ConvTranspose2d(_) => OpKind::ConvTranspose2d,
             Op::Resize(_) => OpKind::Resize,
+            Op::Norm(_) => OpKind::Norm,
         }
     }
 
@@ -787,6 +812,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::QAdd(a) => a.output,
             Op::ConvTranspose2d(c) => c.output,
             Op::Resize(r) => r.output,
+            Op::Norm(n) => n.output,
         }
     }
 
@@ -927,6 +953,15 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 act: c.act.map(v)?,
             }),
             Op::Resize(r) => Op::Resize(r),
+            Op::Norm(n) => Op::Norm(Norm {
+                input: n.input,
+                output: n.output,
+                group_len: n.group_len,
+                repeat: n.repeat,
+                eps: n.eps,
+                weight: n.weight.map(&mut *v).transpose()?,
+                bias: n.bias.map(v).transpose()?,
+            }),
         })
     }
 }

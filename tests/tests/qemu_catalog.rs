@@ -349,8 +349,9 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
         );
     }
     // A 1-d sensor CNN (Conv1d, MaxPool1d, AdaptiveAvgPool1d) on every board (it fits the
-    // micro:bit's 16 KiB), the convolutional autoencoders (ConvTranspose2d, ConvTranspose1d) and
-    // the U-Net (bilinear and nearest upsampling, skip concatenations) on the boards with 4 MiB.
+    // micro:bit's 16 KiB); the convolutional autoencoders (ConvTranspose2d, ConvTranspose1d), the
+    // U-Net (bilinear and nearest upsampling, skip concatenations) and the GroupNorm / LayerNorm
+    // CNN on the boards with 4 MiB.
     let every: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32];
     let big_ram: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &RISCV32];
     for (network, boards) in [
@@ -358,6 +359,7 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
         ("conv_autoencoder", big_ram),
         ("conv_autoencoder_1d", big_ram),
         ("unet_tiny", big_ram),
+        ("norm_cnn", big_ram),
     ] {
         for (dtype, label) in [(WeightDtype::F16, "F16"), (WeightDtype::F32, "F32")] {
             let model = convert_pt2(network, dtype);

@@ -9,6 +9,7 @@ pub(crate) mod elementwise;
 pub(crate) mod int8;
 pub(crate) mod linear;
 mod micro;
+pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod resize;
 pub(crate) mod shape;

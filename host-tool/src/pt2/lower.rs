@@ -20,8 +20,8 @@ use std::fmt;
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
     resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv,
-    ConvTranspose, Flatten, Linear, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode, Reshape,
-    Slice, Softmax, Target, Upsample, ZeroPad,
+    ConvTranspose, Flatten, GroupNorm, LayerNorm, Linear, PRelu, Padding, Permute, Pool, PoolKind,
+    ResampleMode, Reshape, Slice, Softmax, Target, Upsample, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
 
@@ -1135,6 +1135,56 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             let v = lw.push(&module, Some(module.clone()), op, vec![x], &out, true)?;
             lw.slots.insert(out, Slot::Value(v));
             // Saved mean and inverse std of the decomposed form: not computed in eval mode.
+            for o in n.outputs.iter().skip(1).flatten() {
+                lw.slots.insert(o.clone(), Slot::Missing);
+            }
+        }
+        "aten.layer_norm"
+        | "aten.native_layer_norm"
+        | "aten.group_norm"
+        | "aten.native_group_norm" => {
+            let x = value(lw, a.tensor("input")?)?;
+            let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+            let eps = a.float("eps", 1e-5)?;
+            let op = if base.ends_with("layer_norm") {
+                let shape = a.ints("normalized_shape", &[])?;
+                if shape.iter().any(|&d| d < 1) {
+                    return Err(format!("normalized_shape {shape:?} is not a shape"));
+                }
+                if w.is_none() && b.is_some() {
+                    return Err("a LayerNorm bias without a weight is not supported".into());
+                }
+                Op::LayerNorm(LayerNorm {
+                    shape: shape.into_iter().map(|d| d as usize).collect(),
+                    eps,
+                    affine: w.is_some(),
+                    bias: b.is_some(),
+                })
+            } else {
+                // The export form names the groups `num_groups`, the core form `group`.
+                let groups = a.int("num_groups", a.int("group", 0)?)?;
+                if w.is_some() != b.is_some() || groups < 1 {
+                    return Err(
+                        "GroupNorm needs a group count and both or neither of weight and bias"
+                            .into(),
+                    );
+                }
+                let c = lw.graph.shape(x).get(1).copied();
+                Op::GroupNorm(GroupNorm {
+                    groups: groups as usize,
+                    channels: c.filter(|_| w.is_some()),
+                    eps,
+                    affine: w.is_some(),
+                })
+            };
+            let module = match w {
+                Some(_) => Some(owning_module(lw, &[("weight", w), ("bias", b)])?),
+                None => None,
+            };
+            let name = module.clone().unwrap_or_else(|| n.name.clone());
+            let v = lw.push(&name, module, op, vec![x], &out, true)?;
+            lw.slots.insert(out, Slot::Value(v));
+            // The decomposed forms' saved mean and inverse std: not computed.
             for o in n.outputs.iter().skip(1).flatten() {
                 lw.slots.insert(o.clone(), Slot::Missing);
             }

@@ -29,6 +29,11 @@ def randomize(m):
             mod.bias.data.uniform_(-0.5, 0.5)
         if isinstance(mod, nn.PReLU):
             mod.weight.data.uniform_(0.05, 0.5)
+        if isinstance(mod, (nn.LayerNorm, nn.GroupNorm)):
+            if mod.weight is not None:
+                mod.weight.data.uniform_(0.5, 1.5)
+            if mod.bias is not None:
+                mod.bias.data.uniform_(-0.5, 0.5)
     return m.eval()
 
 
@@ -484,6 +489,31 @@ class Upsample1d(nn.Module):
         return a, b, c, d
 
 
+class Norms(nn.Module):
+    """LayerNorm over the last axis and over two, without bias, and F.layer_norm without weights;
+    GroupNorm on 4-d and 3-d inputs, with and without affine parameters, and F.group_norm."""
+    inputs = [(6, 5, 8)]
+
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(8)
+        self.ln2 = nn.LayerNorm((5, 8), eps=1e-3, bias=False)
+        self.gn = nn.GroupNorm(3, 6)
+        self.gn1 = nn.GroupNorm(2, 6, affine=False)
+        self.conv = nn.Conv1d(6, 4, 3)
+        self.gn3 = nn.GroupNorm(4, 4, eps=1e-4)
+
+    def forward(self, x):
+        a = self.ln(x)
+        b = self.ln2(x)
+        c = F.layer_norm(x, [8], eps=1e-6)
+        d = self.gn(x)
+        e = self.gn1(x)
+        f = self.gn3(self.conv(x.flatten(2)))
+        g = F.group_norm(x, 2)
+        return a, b, c, d, e, f, g
+
+
 def body(function):
     """The lines of a function's body as written, indented (the `def` line dropped)."""
     return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
@@ -527,6 +557,7 @@ CASES = {
     "conv_transpose_1d_bn": ConvTranspose1dCase,
     "upsample_2d": Upsample2d,
     "upsample_1d": Upsample1d,
+    "layer_norm_group_norm": Norms,
 }
 
 

@@ -17,7 +17,7 @@ pub use activation::{Activation, PRelu, Softmax};
 pub use conv::{check_window, Conv, ConvTranspose, Padding};
 pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
 pub use linear::Linear;
-pub use norm::{BatchNorm, ScaleShift};
+pub use norm::{BatchNorm, GroupNorm, LayerNorm, ScaleShift};
 pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
 pub use resample::{ResampleMode, Target, Upsample};
 pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
@@ -31,6 +31,8 @@ pub enum Op {
     BatchNorm(BatchNorm),
     /// Per-channel `y = x * scale + shift`: a BatchNorm that could not be folded.
     ScaleShift(ScaleShift),
+    LayerNorm(LayerNorm),
+    GroupNorm(GroupNorm),
     Activation(Activation),
     PRelu(PRelu),
     Softmax(Softmax),
@@ -98,6 +100,8 @@ impl Op {
             Op::Linear(_) => "Linear".into(),
             Op::BatchNorm(b) => format!("BatchNorm{}d", b.rank),
             Op::ScaleShift(_) => "ScaleShift".into(),
+            Op::LayerNorm(_) => "LayerNorm".into(),
+            Op::GroupNorm(_) => "GroupNorm".into(),
             Op::Activation(a) => a.name().into(),
             Op::PRelu(_) => "PReLU".into(),
             Op::Softmax(_) => "Softmax".into(),
@@ -135,6 +139,8 @@ impl Op {
             Op::Linear(op) => op.infer(inputs),
             Op::BatchNorm(op) => op.infer(inputs),
             Op::ScaleShift(op) => op.infer(inputs),
+            Op::LayerNorm(op) => op.infer(inputs),
+            Op::GroupNorm(op) => op.infer(inputs),
             Op::Activation(_) | Op::Dropout | Op::Quantize | Op::Dequantize => {
                 expect_inputs(inputs, 1)?;
                 Ok(inputs[0].to_vec())
@@ -162,6 +168,8 @@ impl Op {
             Op::ConvTranspose(op) => op.params(),
             Op::Linear(op) => op.params(),
             Op::BatchNorm(op) => op.params(),
+            Op::LayerNorm(op) => op.params(),
+            Op::GroupNorm(op) => op.params(),
             Op::ScaleShift(op) => vec![("scale", vec![op.channels]), ("shift", vec![op.channels])],
             Op::PRelu(op) => vec![("weight", vec![op.num_parameters])],
             _ => Vec::new(),

@@ -216,6 +216,18 @@ fn constructor(n: &Node) -> Result<String, String> {
             if l.bias { "" } else { ", bias=False" }
         ),
         Op::BatchNorm(b) => format!("BatchNorm{}d({}, eps={:?})", b.rank, b.num_features, b.eps),
+        Op::LayerNorm(l) => format!(
+            "LayerNorm({}, eps={:?}{})",
+            normalized_shape(&l.shape),
+            l.eps,
+            if l.bias { "" } else { ", bias=False" }
+        ),
+        Op::GroupNorm(g) => format!(
+            "GroupNorm({}, {}, eps={:?})",
+            g.groups,
+            g.channels.unwrap_or(0),
+            g.eps
+        ),
         Op::PRelu(p) => format!("PReLU({})", p.num_parameters),
         Op::ScaleShift(_) => return Err(
             "a folded BatchNorm (ScaleShift) has no spec form: print the graph before the passes"
@@ -223,6 +235,14 @@ fn constructor(n: &Node) -> Result<String, String> {
         ),
         other => return Err(format!("{} does not own parameters", other.kind())),
     })
+}
+
+/// A LayerNorm's `normalized_shape`: one size as an integer, more as a list.
+fn normalized_shape(shape: &[usize]) -> String {
+    match shape {
+        [d] => d.to_string(),
+        _ => list(shape),
+    }
 }
 
 fn list(v: &[impl ToString]) -> String {
@@ -287,6 +307,12 @@ fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> 
                 )
             }
         }
+        Op::LayerNorm(l) => format!(
+            "layer_norm({x}, {}, eps={:?})",
+            normalized_shape(&l.shape),
+            l.eps
+        ),
+        Op::GroupNorm(g) => format!("group_norm({x}, {}, eps={:?})", g.groups, g.eps),
         Op::Upsample(u) => {
             let tuple = |v: Vec<String>| match v.len() {
                 1 => v[0].clone(),

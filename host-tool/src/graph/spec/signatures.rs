@@ -3,8 +3,8 @@
 
 use crate::graph::ops::{
     Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
-    Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode, Reshape, Softmax, Target,
-    Upsample, ZeroPad,
+    GroupNorm, LayerNorm, Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode,
+    Reshape, Softmax, Target, Upsample, ZeroPad,
 };
 
 /// A constant argument value.
@@ -107,6 +107,18 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
             boolean("bias", true),
         ],
         "BatchNorm1d" | "BatchNorm2d" => bn(),
+        "LayerNorm" => vec![
+            req("normalized_shape"),
+            float("eps", 1e-5),
+            boolean("elementwise_affine", true),
+            boolean("bias", true),
+        ],
+        "GroupNorm" => vec![
+            req("num_groups"),
+            req("num_channels"),
+            float("eps", 1e-5),
+            boolean("affine", true),
+        ],
         "ReLU" | "ReLU6" | "SiLU" | "Hardswish" | "Hardsigmoid" => inplace(),
         "LeakyReLU" => vec![float("negative_slope", 0.01), boolean("inplace", false)],
         "PReLU" => vec![int("num_parameters", 1), float("init", 0.25)],
@@ -232,6 +244,24 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
         "adaptive_max_pool2d" => (
             "AdaptiveMaxPool2d",
             vec![req("output_size"), boolean("return_indices", false)],
+        ),
+        "layer_norm" => (
+            "layer_norm",
+            vec![
+                req("normalized_shape"),
+                none("weight"),
+                none("bias"),
+                float("eps", 1e-5),
+            ],
+        ),
+        "group_norm" => (
+            "group_norm",
+            vec![
+                req("num_groups"),
+                none("weight"),
+                none("bias"),
+                float("eps", 1e-5),
+            ],
         ),
         "interpolate" | "upsample" => (
             "Upsample",
@@ -449,10 +479,7 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
                 Lit::Bool(true),
                 "eval mode needs running statistics",
             )?;
-            let eps = a.float("eps")?;
-            if eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                return Err(a.bad("eps", "a positive number"));
-            }
+            let eps = eps(a)?;
             a.float("momentum")?;
             Op::BatchNorm(BatchNorm {
                 rank: if kind == "BatchNorm1d" { 1 } else { 2 },
@@ -460,6 +487,8 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
                 eps,
             })
         }
+        "LayerNorm" | "layer_norm" => Op::LayerNorm(layer_norm(kind, a)?),
+        "GroupNorm" | "group_norm" => Op::GroupNorm(group_norm(kind, a)?),
         "ReLU" | "ReLU6" | "SiLU" | "Hardswish" | "Hardsigmoid" | "Sigmoid" | "Tanh"
         | "LeakyReLU" | "GELU" => Op::Activation(activation(kind, a)?),
         "PReLU" => {
@@ -672,6 +701,68 @@ fn conv_transpose(kind: &str, a: &Args) -> Result<ConvTranspose, String> {
         output_padding: to2(rank, &a.per_axis("output_padding", rank, 0)?, 0),
         groups,
         bias: a.flag("bias")?,
+    })
+}
+
+/// A positive `eps`.
+fn eps(a: &Args) -> Result<f64, String> {
+    let eps = a.float("eps")?;
+    if eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return Err(a.bad("eps", "a positive number"));
+    }
+    Ok(eps)
+}
+
+/// The functional forms take weights as tensors; a spec has constants only, so they come
+/// without (`weight=None, bias=None`): declare the module for an affine normalization.
+fn no_affine(a: &Args) -> Result<(), String> {
+    for name in ["weight", "bias"] {
+        a.require(
+            name,
+            Lit::None,
+            "declare the LayerNorm / GroupNorm module to have weights",
+        )?;
+    }
+    Ok(())
+}
+
+/// `LayerNorm(normalized_shape, eps, elementwise_affine, bias)`, or `layer_norm(x,
+/// normalized_shape, eps=...)` without weights.
+fn layer_norm(kind: &str, a: &Args) -> Result<LayerNorm, String> {
+    let shape = a.ints("normalized_shape")?;
+    if shape.is_empty() || shape.iter().any(|&d| d < 1) {
+        return Err(a.bad("normalized_shape", "positive sizes"));
+    }
+    let (affine, bias) = if kind == "layer_norm" {
+        no_affine(a)?;
+        (false, false)
+    } else {
+        let affine = a.flag("elementwise_affine")?;
+        (affine, affine && a.flag("bias")?)
+    };
+    Ok(LayerNorm {
+        shape: shape.into_iter().map(|d| d as usize).collect(),
+        eps: eps(a)?,
+        affine,
+        bias,
+    })
+}
+
+/// `GroupNorm(num_groups, num_channels, eps, affine)`, or `group_norm(x, num_groups, eps=...)`
+/// without weights (its channel count is the input's).
+fn group_norm(kind: &str, a: &Args) -> Result<GroupNorm, String> {
+    let groups = a.size("num_groups")?;
+    let (channels, affine) = if kind == "group_norm" {
+        no_affine(a)?;
+        (None, false)
+    } else {
+        (Some(a.size("num_channels")?), a.flag("affine")?)
+    };
+    Ok(GroupNorm {
+        groups,
+        channels,
+        eps: eps(a)?,
+        affine,
     })
 }
 
