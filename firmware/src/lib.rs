@@ -623,6 +623,12 @@ impl<'a> Model<'a> {
                     }
                 }
             }
+            Op::MatMul { a, b, output } => {
+                let (at, bt, ot) = (self.t(*a)?, self.t(*b)?, self.t(*output)?);
+                let g = kernels::matmul::Geom::of(&at, &bt, &ot).ok_or(Error::Internal)?;
+                let (r, out) = split(arena, &ot)?;
+                kernels::matmul::matmul(&g, r.get(&at)?, r.get(&bt)?, out);
+            }
             Op::Norm(n) => {
                 let ot = self.t(n.output)?;
                 let g = kernels::norm::Geom {

@@ -33,7 +33,8 @@ fn types(op: &WireOp<'_>) -> Types {
         | Op::Add(_)
         | Op::Mul(_)
         | Op::Softmax { .. }
-        | Op::Norm(_) => Types::F32,
+        | Op::Norm(_)
+        | Op::MatMul { .. } => Types::F32,
         Op::Resize(r) if r.mode == ResizeMode::Linear => Types::F32,
         Op::QConv2d(_) | Op::QLinear(_) | Op::QAdd(_) => Types::I8,
         Op::Quantize { .. } => Types::Convert(ElemType::F32, ElemType::I8),
@@ -61,6 +62,10 @@ fn for_each_input(
         Op::ConvTranspose2d(c) => f(c.input),
         Op::Resize(r) => f(r.input),
         Op::Norm(n) => f(n.input),
+        Op::MatMul { a, b, .. } => {
+            f(*a)?;
+            f(*b)
+        }
         Op::Linear(l) => f(l.input),
         Op::ChannelAffine(a) => f(a.input),
         Op::Activation(u) => f(u.input),
@@ -432,6 +437,13 @@ impl Checker<'_, '_> {
                 )?;
                 self.ensure(e == (Some(oh), Some(ow)), self.shape(p.output))?;
                 self.disjoint((p.input, &it), &ot, false)
+            }
+            Op::MatMul { a, b, output } => {
+                let (at, bt, ot) = (self.tensor(*a)?, self.tensor(*b)?, self.tensor(*output)?);
+                let formed = crate::kernels::matmul::Geom::of(&at, &bt, &ot).is_some();
+                self.ensure(formed, self.shape(*output))?;
+                self.disjoint((*a, &at), &ot, false)?;
+                self.disjoint((*b, &bt), &ot, false)
             }
             Op::Norm(n) => {
                 let (it, ot) = (self.tensor(n.input)?, self.tensor(n.output)?);

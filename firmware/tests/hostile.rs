@@ -515,6 +515,48 @@ fn normalizations_are_checked_field_by_field() {
     );
 }
 
+/// Attention's product `[1, 2, 3, 4] @ [1, 1, 4, 5]`: two heads, one matrix for both.
+fn matmul() -> ModelRepr {
+    let op = Op::MatMul {
+        a: 0,
+        b: 1,
+        output: 2,
+    };
+    let shapes: [&[u32]; 3] = [&[1, 2, 3, 4], &[1, 1, 4, 5], &[1, 2, 3, 5]];
+    model(WeightDtype::F32, &shapes, &[0, 1], &[2], vec![op])
+}
+
+#[test]
+fn matrix_products_are_checked_shape_by_shape() {
+    let (a, b) = (Rng(7).vec(24), Rng(8).vec(20));
+    let out = &run(&matmul(), &[&a, &b])[0];
+    // Row 2 of head 1 against column 4: the sum in order of k, from 0.
+    let want = (0..4).fold(0.0f32, |acc, k| acc + a[12 + 2 * 4 + k] * b[k * 5 + 4]);
+    assert_eq!(out[15 + 2 * 5 + 4].to_bits(), want.to_bits());
+    let refused = |shapes: [&[u32]; 3]| {
+        let mut m = matmul();
+        m.tensors = common::tensors(&shapes).0;
+        m.arena_bytes = common::tensors(&shapes).1;
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
+    };
+    let shape = Error::OpShape { op: 0, tensor: 2 };
+    // Inner dimensions that differ; batch dimensions neither equal nor 1; an output of the
+    // wrong size; operands of different ranks.
+    assert_eq!(
+        refused([&[1, 2, 3, 4], &[1, 1, 3, 5], &[1, 2, 3, 5]]),
+        shape
+    );
+    assert_eq!(
+        refused([&[1, 2, 3, 4], &[1, 3, 4, 5], &[1, 2, 3, 5]]),
+        shape
+    );
+    assert_eq!(
+        refused([&[1, 2, 3, 4], &[1, 1, 4, 5], &[1, 2, 3, 6]]),
+        shape
+    );
+    assert_eq!(refused([&[1, 2, 3, 4], &[4, 5], &[1, 2, 3, 5]]), shape);
+}
+
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.
 #[test]
 fn write_fuzz_seeds() {
@@ -523,6 +565,7 @@ fn write_fuzz_seeds() {
     write_fuzz_seed("conv-transpose", &upsampler());
     write_fuzz_seed("resize-linear", &resizer(ResizeMode::Linear));
     write_fuzz_seed("group-norm", &group_norm());
+    write_fuzz_seed("matmul", &matmul());
 }
 
 /// A model ending in a Slice of channels 1..3 of the pooled output.
@@ -603,7 +646,10 @@ fn blobs_may_not_hold_ops_newer_than_their_version() {
     if let Some(op) = resizer(ResizeMode::Nearest).ops.pop() {
         newer.push((op, 4));
     }
-    if let Some(op) = group_norm().ops.pop() {
+    for op in [group_norm().ops.pop(), matmul().ops.pop()]
+        .into_iter()
+        .flatten()
+    {
         newer.push((op, 4));
     }
     for (op, version) in newer {

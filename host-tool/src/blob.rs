@@ -22,6 +22,8 @@
 //! - **LayerNorm** and **GroupNorm** are the format's `Norm` (version 5): runs of the normalized
 //!   shape's elements with an affine period of 1, or a group's channels times the positions with
 //!   one affine entry per channel.
+//! - **Arithmetic with a constant** (`x * c`, `x + c`, ...) is a `ChannelAffine` with the
+//!   constants in every channel; **matmul** is the format's `MatMul` (version 5).
 //! - **Upsample** (nearest, linear, bilinear) is the format's `Resize` (version 5; a 1-d one of
 //!   height 1), with PyTorch's f32 coordinate factor of each axis.
 //! - **Fused activations** go into the op's `act` field (Conv2d, ConvTranspose2d, Linear,
@@ -605,6 +607,23 @@ impl Lowering<'_> {
                 shift: p[1].data.clone(),
                 act: take_act(),
             })),
+            Op::Affine(f) => {
+                // The engine's per-channel affine with the constants in every channel.
+                let x = x()?;
+                let channels = g.shape(x).get(1).copied().unwrap_or(1);
+                Some(wire::Op::ChannelAffine(wire::ChannelAffine {
+                    input: self.tensor(x)?,
+                    output: out,
+                    scale: vec![f.scale as f32; channels],
+                    shift: vec![f.shift as f32; channels],
+                    act: take_act(),
+                }))
+            }
+            Op::MatMul(_) => Some(wire::Op::MatMul {
+                a: self.tensor(node.inputs[0])?,
+                b: self.tensor(node.inputs[1])?,
+                output: out,
+            }),
             Op::Activation(a) => Some(wire::Op::Activation(wire::Unary {
                 input: self.tensor(x()?)?,
                 output: out,

@@ -207,6 +207,41 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             }
             y
         }
+        Op::Affine(f) => x
+            .data
+            .iter()
+            .map(|&v| (f64::from(v) * f.scale + f.shift) as f32)
+            .collect(),
+        Op::MatMul(_) => {
+            let (a, b) = (ins[0], ins[1]);
+            let r = a.shape.len();
+            let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
+            let batch = numel(&out_shape[..r - 2]);
+            // An operand with one matrix serves every batch.
+            let at = |t: &Tensor, i: usize, len: usize| {
+                if t.data.len() == len {
+                    0
+                } else {
+                    i * len
+                }
+            };
+            let mut y = Vec::with_capacity(batch * m * n);
+            for i in 0..batch {
+                let (ao, bo) = (at(a, i, m * k), at(b, i, k * n));
+                for row in 0..m {
+                    for col in 0..n {
+                        let acc: f64 = (0..k)
+                            .map(|p| {
+                                f64::from(a.data[ao + row * k + p])
+                                    * f64::from(b.data[bo + p * n + col])
+                            })
+                            .sum();
+                        y.push(acc as f32);
+                    }
+                }
+            }
+            y
+        }
         Op::Binary(b) => {
             let (a, c) = (ins[0], ins[1]);
             let shape = broadcast_shapes(&a.shape, &c.shape).expect("shapes were checked");

@@ -288,6 +288,17 @@ impl<'g> Builder<'g> {
                 );
             }
             Op::ScaleShift(_) => self.channel_affine(node, name, &x, &output, in_shape.len()),
+            Op::MatMul(_) => {
+                let b = self.value_names[node.inputs[1]].clone();
+                self.push("MatMul", name, &[&x, &b], &output, vec![]);
+            }
+            Op::Affine(f) => {
+                let scale = self.float_const(&format!("{name}.scale"), &[], &[f.scale as f32]);
+                let shift = self.float_const(&format!("{name}.shift"), &[], &[f.shift as f32]);
+                let scaled = self.fresh(&format!("{name}.scaled"));
+                self.push("Mul", &scaled, &[&x, &scale], &scaled, vec![]);
+                self.push("Add", name, &[&scaled, &shift], &output, vec![]);
+            }
             Op::LayerNorm(l) => {
                 // LayerNormalization needs a scale: ones when the module has none.
                 let n: usize = l.shape.iter().product();

@@ -194,6 +194,8 @@ fn both_forms_lower_to_the_same_ops() {
                 Op::Flatten(_) => "Reshape".into(),
                 _ => format!("{}{}", n.op.kind(), n.fused.map(|a| a.name()).unwrap_or("")),
             })
+            // Free reshapes move nothing: Core ATen's 2-d views around a Linear on a 3-d input.
+            .filter(|k| k != "Reshape")
             .collect()
     };
     let mut compared = 0;

@@ -656,6 +656,14 @@ pub enum Op<M, V, L, B> {
     ConvTranspose2d(ConvTranspose2d<M, V>),
     Resize(Resize),
     Norm(Norm<V>),
+    /// `output = a @ b` (format version 5), f32: `[.., M, K] @ [.., K, N]` over the leading
+    /// (batch) dimensions of the output, which each operand has too or has all 1 (one matrix
+    /// for every batch); each element is `0 + Σ a[m][k] · b[k][n]` with `k` increasing.
+    MatMul {
+        a: u32,
+        b: u32,
+        output: u32,
+    },
 }
 
 /// An op as stored in a blob.
@@ -688,6 +696,7 @@ pub enum OpKind {
     ConvTranspose2d,
     Resize,
     Norm,
+    MatMul,
 }
 
 impl OpKind {
@@ -701,7 +710,7 @@ impl OpKind {
             | OpKind::QLinear
             | OpKind::QAdd => 3,
             OpKind::AdaptiveMaxPool2d | OpKind::ConvTranspose2d => 4,
-            OpKind::Resize | OpKind::Norm => 5,
+            OpKind::Resize | OpKind::Norm | OpKind::MatMul => 5,
             _ => 1,
         }
     }
@@ -733,6 +742,7 @@ impl OpKind {
             OpKind::ConvTranspose2d => "ConvTranspose2d",
             OpKind::Resize => "Resize",
             OpKind::Norm => "Norm",
+            OpKind::MatMul => "MatMul",
         }
     }
 }
@@ -785,6 +795,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::ConvTranspose2d(_) => OpKind::ConvTranspose2d,
             Op::Resize(_) => OpKind::Resize,
             Op::Norm(_) => OpKind::Norm,
+            Op::MatMul { .. } => OpKind::MatMul,
         }
     }
 
@@ -813,6 +824,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::ConvTranspose2d(c) => c.output,
             Op::Resize(r) => r.output,
             Op::Norm(n) => n.output,
+            Op::MatMul { output, .. } => *output,
         }
     }
 
@@ -962,6 +974,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 weight: n.weight.map(&mut *v).transpose()?,
                 bias: n.bias.map(v).transpose()?,
             }),
+            Op::MatMul { a, b, output } => Op::MatMul { a, b, output },
         })
     }
 }

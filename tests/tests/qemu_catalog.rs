@@ -348,14 +348,15 @@ fn imported_networks_on_the_device_are_bit_identical_to_the_host() {
             &plugin,
         );
     }
-    // A 1-d sensor CNN (Conv1d, MaxPool1d, AdaptiveAvgPool1d) on every board (it fits the
-    // micro:bit's 16 KiB); the convolutional autoencoders (ConvTranspose2d, ConvTranspose1d), the
+    // A 1-d sensor CNN (Conv1d, MaxPool1d, AdaptiveAvgPool1d) and a transformer encoder block
+    // (LayerNorm, matmul, softmax) on every board (they fit the micro:bit's 16 KiB); the convolutional autoencoders (ConvTranspose2d, ConvTranspose1d), the
     // U-Net (bilinear and nearest upsampling, skip concatenations) and the GroupNorm / LayerNorm
     // CNN on the boards with 4 MiB.
     let every: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &CORTEX_M0, &RISCV32];
     let big_ram: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &RISCV32];
     for (network, boards) in [
         ("sensor_cnn_1d", every),
+        ("tiny_transformer", every),
         ("conv_autoencoder", big_ram),
         ("conv_autoencoder_1d", big_ram),
         ("unet_tiny", big_ram),

@@ -8,6 +8,7 @@ mod depthwise;
 pub(crate) mod elementwise;
 pub(crate) mod int8;
 pub(crate) mod linear;
+pub(crate) mod matmul;
 mod micro;
 pub(crate) mod norm;
 pub(crate) mod pool;

@@ -19,9 +19,9 @@ use std::fmt;
 
 use super::schema::{self, Arg, InputSpec, Program};
 use crate::graph::ops::{
-    resolve_dim, Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv,
-    ConvTranspose, Flatten, GroupNorm, LayerNorm, Linear, PRelu, Padding, Permute, Pool, PoolKind,
-    ResampleMode, Reshape, Slice, Softmax, Target, Upsample, ZeroPad,
+    resolve_dim, Activation, AdaptivePool, Affine, BatchNorm, Binary, BinaryKind, Concat, Conv,
+    ConvTranspose, Flatten, GroupNorm, LayerNorm, Linear, MatMul, PRelu, Padding, Permute, Pool,
+    PoolKind, ResampleMode, Reshape, Slice, Softmax, Target, Upsample, ZeroPad,
 };
 use crate::graph::{Graph, Op, ValueId};
 
@@ -1409,36 +1409,93 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             };
             lw.slots.insert(out, Slot::Value(v));
         }
-        "aten.add" | "aten.add_" | "aten.mul" | "aten.mul_" => {
-            let kind = if base.starts_with("aten.add") {
-                BinaryKind::Add
-            } else {
-                BinaryKind::Mul
-            };
+        "aten.add" | "aten.add_" | "aten.mul" | "aten.mul_" | "aten.sub" | "aten.div" => {
             let x = value(lw, a.tensor("self")?)?;
-            let y = match a.get("other") {
-                Some(Arg::Tensor(t)) => value(lw, t)?,
-                Some(other) => {
+            let alpha = a.float("alpha", 1.0)?;
+            let op = match (base, a.get("other")) {
+                ("aten.add" | "aten.add_" | "aten.mul" | "aten.mul_", Some(Arg::Tensor(t))) => {
+                    if alpha != 1.0 {
+                        return Err("add with alpha other than 1 is not supported".into());
+                    }
+                    let kind = if base.starts_with("aten.add") {
+                        BinaryKind::Add
+                    } else {
+                        BinaryKind::Mul
+                    };
+                    let y = value(lw, t)?;
+                    let v = lw.push(
+                        &n.name,
+                        None,
+                        Op::Binary(Binary { kind }),
+                        vec![x, y],
+                        &out,
+                        true,
+                    )?;
+                    lw.slots.insert(out, Slot::Value(v));
+                    return Ok(());
+                }
+                (_, Some(Arg::Tensor(_))) => {
                     return Err(format!(
-                        "{} with the constant {:?} is not supported yet (two tensors are)",
-                        kind.name(),
-                        scalar(Some(other)).map_or(format!("{other:?}"), |v| v.to_string())
+                        "{} of two tensors is not supported yet",
+                        op_name(t)
                     ))
                 }
-                None => return Err("argument 'other' is missing".into()),
+                (_, Some(c)) => {
+                    let c = scalar(Some(c))
+                        .ok_or_else(|| format!("argument 'other' is {c:?}, expected a number"))?;
+                    // `x + alpha * c`, `x - alpha * c`, `x * c`, `x / c`.
+                    match base {
+                        "aten.add" | "aten.add_" => Affine {
+                            scale: 1.0,
+                            shift: alpha * c,
+                        },
+                        "aten.sub" => Affine {
+                            scale: 1.0,
+                            shift: -alpha * c,
+                        },
+                        "aten.div" if c != 0.0 && a.get("rounding_mode").is_none() => Affine {
+                            scale: 1.0 / c,
+                            shift: 0.0,
+                        },
+                        "aten.div" => {
+                            return Err("division by zero, or with a rounding mode".into())
+                        }
+                        _ => Affine {
+                            scale: c,
+                            shift: 0.0,
+                        },
+                    }
+                }
+                (_, None) => return Err("argument 'other' is missing".into()),
             };
-            if a.float("alpha", 1.0)? != 1.0 {
-                return Err("add with alpha other than 1 is not supported".into());
-            }
-            let v = lw.push(
-                &n.name,
-                None,
-                Op::Binary(Binary { kind }),
-                vec![x, y],
-                &out,
-                true,
-            )?;
+            simple(lw, Op::Affine(op))?;
+        }
+        "aten.matmul" | "aten.bmm" => {
+            let (x, y) = (
+                value(lw, a.tensor("self")?)?,
+                value(
+                    lw,
+                    a.tensor(if base == "aten.bmm" { "mat2" } else { "other" })?,
+                )?,
+            );
+            let v = lw.push(&n.name, None, Op::MatMul(MatMul), vec![x, y], &out, true)?;
             lw.slots.insert(out, Slot::Value(v));
+        }
+        "aten.expand" => {
+            // Only to the shape the tensor has (Core ATen's matmul writes one before each `bmm`).
+            let input = a.tensor("self")?;
+            let x = value(lw, input)?;
+            let shape = lw.graph.shape(x).to_vec();
+            let want = a.ints("size", &[])?;
+            let same = want.len() == shape.len()
+                && want
+                    .iter()
+                    .zip(&shape)
+                    .all(|(&w, &d)| w == -1 || w == d as i64);
+            if !same {
+                return Err(format!("expand of {shape:?} to {want:?} (a broadcast that copies data) is not supported yet"));
+            }
+            identity(lw, input)?;
         }
         "aten.cat" | "aten.concat" => {
             let Some(Arg::Tensors(ts)) = a.get("tensors") else {

@@ -514,6 +514,36 @@ class Norms(nn.Module):
         return a, b, c, d, e, f, g
 
 
+class Attention(nn.Module):
+    """A transformer encoder block written out by hand: LayerNorm, one Linear for q, k and v,
+    heads by view and transpose, q @ k^T times a constant, softmax over the last axis, @ v
+    (torch.matmul), the heads merged, a projection, residual adds, a GELU MLP; then torch.bmm and
+    constants divided, subtracted and subtracted from."""
+    inputs = [(8, 16)]
+
+    def __init__(self):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(16)
+        self.qkv = nn.Linear(16, 48)
+        self.proj = nn.Linear(16, 16)
+        self.ln2 = nn.LayerNorm(16)
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 16)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+        q = q.view(1, 8, 2, 8).transpose(1, 2)
+        k = k.view(1, 8, 2, 8).transpose(1, 2)
+        v = v.view(1, 8, 2, 8).transpose(1, 2)
+        a = (q @ k.transpose(-2, -1)) * 0.35355339
+        a = a.softmax(dim=-1)
+        y = torch.matmul(a, v).transpose(1, 2).reshape(1, 8, 16)
+        x = x + self.proj(y)
+        h = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        b = torch.bmm(h, h.transpose(1, 2)) / 4.0 - 1.0
+        return h, 2.0 - b
+
+
 def body(function):
     """The lines of a function's body as written, indented (the `def` line dropped)."""
     return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
@@ -558,6 +588,7 @@ CASES = {
     "upsample_2d": Upsample2d,
     "upsample_1d": Upsample1d,
     "layer_norm_group_norm": Norms,
+    "attention_block": Attention,
 }
 
 

@@ -1,5 +1,6 @@
 //! Element-wise `add` and `mul` of two tensors with NumPy broadcasting (residual connections,
-//! squeeze-and-excitation's `[N, C, 1, 1]` against `[N, C, H, W]`).
+//! squeeze-and-excitation's `[N, C, 1, 1]` against `[N, C, H, W]`), and arithmetic with a
+//! constant (`x * 0.125`, `x / 8`, `x + 1`, `1 - x`).
 
 use super::{expect_inputs, ShapeResult};
 use crate::graph::fmt_shape;
@@ -56,4 +57,12 @@ impl Binary {
             )
         })
     }
+}
+
+/// `y = x * scale + shift` with constants: what `x * c`, `x / c`, `x + c`, `x - c` and `c - x`
+/// become.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Affine {
+    pub scale: f64,
+    pub shift: f64,
 }

@@ -1,4 +1,4 @@
-//! `nn.Linear`: `y = x W^T + b` over the last axis.
+//! `nn.Linear`: `y = x W^T + b` over the last axis; and `torch.matmul` between two activations.
 
 use super::{expect_inputs, ShapeResult};
 
@@ -34,5 +34,40 @@ impl Linear {
                 crate::graph::fmt_shape(x)
             )),
         }
+    }
+}
+
+/// `torch.matmul(a, b)` / `a @ b` / `torch.bmm` between two activations: `[..., M, K] @ [..., K,
+/// N] -> [..., M, N]`, both operands of one rank (at least 2); each operand's leading (batch)
+/// dimensions are the output's or all 1 (one matrix for every batch), the broadcasts attention
+/// and the importer's `bmm` need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMul;
+
+impl MatMul {
+    pub fn infer(&self, inputs: &[&[usize]]) -> ShapeResult {
+        expect_inputs(inputs, 2)?;
+        let (a, b) = (inputs[0], inputs[1]);
+        let r = a.len();
+        let fmt = crate::graph::fmt_shape;
+        let bad = |why: &str| Err(format!("cannot multiply {} by {}: {why}", fmt(a), fmt(b)));
+        if r < 2 || b.len() != r {
+            return bad("both operands need one rank of at least 2");
+        }
+        if a[r - 1] != b[r - 2] {
+            return bad("the inner dimensions differ");
+        }
+        let (ab, bb) = (&a[..r - 2], &b[..r - 2]);
+        let ones = |s: &[usize]| s.iter().all(|&d| d == 1);
+        let batch = if ab == bb || ones(bb) {
+            ab
+        } else if ones(ab) {
+            bb
+        } else {
+            return bad("the batch dimensions must be equal, or all 1 on one side");
+        };
+        let mut out = batch.to_vec();
+        out.extend([a[r - 2], b[r - 1]]);
+        Ok(out)
     }
 }

@@ -15,8 +15,8 @@ mod shape;
 
 pub use activation::{Activation, PRelu, Softmax};
 pub use conv::{check_window, Conv, ConvTranspose, Padding};
-pub use elementwise::{broadcast_shapes, Binary, BinaryKind};
-pub use linear::Linear;
+pub use elementwise::{broadcast_shapes, Affine, Binary, BinaryKind};
+pub use linear::{Linear, MatMul};
 pub use norm::{BatchNorm, GroupNorm, LayerNorm, ScaleShift};
 pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
 pub use resample::{ResampleMode, Target, Upsample};
@@ -47,6 +47,10 @@ pub enum Op {
     /// One range of one axis (`x[:, 2:8]`, a part of `chunk` / `split`).
     Slice(Slice),
     Binary(Binary),
+    /// `x * scale + shift` with constants.
+    Affine(Affine),
+    /// A matrix product of two activations.
+    MatMul(MatMul),
     /// Identity in eval mode; removed by the passes.
     Dropout,
     /// f32 -> int8 in the output value's quantization; inserted by the quantization pass
@@ -115,6 +119,8 @@ impl Op {
             Op::Concat(_) => "cat".into(),
             Op::Slice(_) => "slice".into(),
             Op::Binary(b) => b.kind.name().into(),
+            Op::Affine(_) => "affine".into(),
+            Op::MatMul(_) => "matmul".into(),
             Op::Dropout => "Dropout".into(),
             Op::Quantize => "quantize".into(),
             Op::Dequantize => "dequantize".into(),
@@ -141,7 +147,7 @@ impl Op {
             Op::ScaleShift(op) => op.infer(inputs),
             Op::LayerNorm(op) => op.infer(inputs),
             Op::GroupNorm(op) => op.infer(inputs),
-            Op::Activation(_) | Op::Dropout | Op::Quantize | Op::Dequantize => {
+            Op::Activation(_) | Op::Affine(_) | Op::Dropout | Op::Quantize | Op::Dequantize => {
                 expect_inputs(inputs, 1)?;
                 Ok(inputs[0].to_vec())
             }
@@ -157,6 +163,7 @@ impl Op {
             Op::Concat(op) => op.infer(inputs),
             Op::Slice(op) => op.infer(inputs),
             Op::Binary(op) => op.infer(inputs),
+            Op::MatMul(op) => op.infer(inputs),
         }
     }
 
@@ -203,6 +210,7 @@ impl Op {
                 | Op::Activation(_)
                 | Op::PRelu(_)
                 | Op::Binary(_)
+                | Op::Affine(_)
                 | Op::Dropout
         )
     }

@@ -8,7 +8,7 @@
 //!            | NAME { ',' NAME } '=' expr { ',' expr } NEWLINE -- a module (before) or value(s) (after)
 //!            | 'return' expr { ',' expr } NEWLINE
 //! expr      := term { ('+' | '-') term }
-//! term      := unary { ('*' | '//') unary }
+//! term      := unary { ('*' | '//' | '/' | '@') unary }
 //! unary     := '-' unary | postfix
 //! postfix   := atom { '(' [ arg { ',' arg } [','] ] ')' | '[' subscript { ',' subscript } [','] ']'
 //!                   | '.' NAME }
@@ -282,7 +282,7 @@ impl<'a> Parser<'a> {
     }
 
     fn term(&mut self) -> Result<Expr, SpecError> {
-        self.chain(&['*', '/'], Self::unary)
+        self.chain(&['*', '/', '÷', '@'], Self::unary)
     }
 
     /// `operand { op operand }`, left-nested; each operator is one level of [`MAX_DEPTH`].

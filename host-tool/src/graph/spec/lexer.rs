@@ -155,17 +155,15 @@ pub fn tokenize(text: &str, file: &str) -> Result<Vec<Token>, SpecError> {
             push(Tok::Ellipsis);
             i += 3;
         } else if c == '/' {
-            if chars.get(i + 1) != Some(&'/') {
-                return Err(err(
-                    line,
-                    col,
-                    "unexpected character '/' (constants divide with `//`; tensors cannot be divided)"
-                        .into(),
-                ));
+            // `//` is integer division (Punct '/'); a single `/` true division (Punct '÷').
+            if chars.get(i + 1) == Some(&'/') {
+                push(Tok::Punct('/'));
+                i += 2;
+            } else {
+                push(Tok::Punct('÷'));
+                i += 1;
             }
-            push(Tok::Punct('/'));
-            i += 2;
-        } else if "()[],=:+*-.".contains(c) {
+        } else if "()[],=:+*-.@".contains(c) {
             match c {
                 '(' | '[' => depth += 1,
                 ')' | ']' => depth = depth.saturating_sub(1),

@@ -13,7 +13,7 @@ mod signatures;
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::ops::resolve_dim;
+use super::ops::{resolve_dim, Affine};
 use super::{checked_numel, fmt_shape, Graph, Op, ValueId};
 pub use print::to_spec;
 
@@ -190,11 +190,27 @@ fn varargs_param(method: &str) -> Option<&'static str> {
     }
 }
 
+/// A number constant as f64.
+fn number(l: &Lit) -> Option<f64> {
+    match l {
+        Lit::Int(i) => Some(*i as f64),
+        Lit::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
 /// `a op b` on integer constants (`//` floors, as in Python).
 fn arith(op: char, a: &Lit, b: &Lit) -> Result<Lit, String> {
     let (Lit::Int(a), Lit::Int(b)) = (a, b) else {
         return Err("constant arithmetic is on integers only".into());
     };
+    if op == '÷' {
+        return if *b == 0 {
+            Err("division by zero".into())
+        } else {
+            Ok(Lit::Float(*a as f64 / *b as f64))
+        };
+    }
     let r = match op {
         '+' => a.checked_add(*b),
         '-' => a.checked_sub(*b),
@@ -441,8 +457,12 @@ impl Builder<'_> {
                     (Val::Lit(a), Val::Lit(b)) => {
                         arith(*op, &a, &b).map(Val::Lit).map_err(|m| self.err(e, m))
                     }
-                    (Val::Tensor(a), Val::Tensor(b)) if matches!(op, '+' | '*') => {
-                        let function = if *op == '+' { "add" } else { "mul" };
+                    (Val::Tensor(a), Val::Tensor(b)) if matches!(op, '+' | '*' | '@') => {
+                        let function = match op {
+                            '+' => "add",
+                            '*' => "mul",
+                            _ => "matmul",
+                        };
                         let args = Args::bind(function, &[], vec![], vec![])
                             .map_err(|m| self.err(e, m))?;
                         let op = build(function, &args).map_err(|m| self.err(e, m))?;
@@ -450,17 +470,24 @@ impl Builder<'_> {
                         self.add_node(e, name, None, op, vec![a, b])
                             .map(Val::Tensor)
                     }
+                    (Val::Tensor(x), Val::Lit(c)) if matches!(op, '+' | '-' | '*' | '÷') => {
+                        self.constant_arith(e, *op, x, &c, true)
+                    }
+                    (Val::Lit(c), Val::Tensor(x)) if matches!(op, '+' | '-' | '*') => {
+                        self.constant_arith(e, *op, x, &c, false)
+                    }
                     _ => {
-                        let op = if *op == '/' {
-                            "//".to_string()
-                        } else {
-                            op.to_string()
+                        let op = match op {
+                            '/' => "//".to_string(),
+                            '÷' => "/".to_string(),
+                            _ => op.to_string(),
                         };
                         Err(self.err(
                             e,
                             format!(
-                                "'{op}' is supported between two integers, and between two tensors \
-                                 for '+' and '*' only"
+                                "'{op}' is supported between two integers ('/' as '//'), between \
+                                 two tensors for '+', '*' and '@', and between a tensor and a \
+                                 number for '+', '-', '*' and '/'"
                             ),
                         ))
                     }
@@ -890,6 +917,30 @@ impl Builder<'_> {
     }
 
     /// A fresh name `base_N` for a functional node, distinct from every module name.
+    /// `x op c` (`tensor_first`) or `c op x` with a number `c`: an [`Affine`] node.
+    fn constant_arith(
+        &mut self,
+        e: &Expr,
+        op: char,
+        x: ValueId,
+        c: &Lit,
+        tensor_first: bool,
+    ) -> Result<Val, SpecError> {
+        let c = number(c)
+            .ok_or_else(|| self.err(e, format!("a tensor meets {}, not a number", c.describe())))?;
+        let (scale, shift, base) = match (op, tensor_first) {
+            ('+', _) => (1.0, c, "add"),
+            ('-', true) => (1.0, -c, "sub"),
+            ('-', false) => (-1.0, c, "sub"),
+            ('*', _) => (c, 0.0, "mul"),
+            _ if c != 0.0 => (1.0 / c, 0.0, "div"),
+            _ => return Err(self.err(e, "division by zero".into())),
+        };
+        let name = self.fresh_name(base);
+        let op = Op::Affine(Affine { scale, shift });
+        self.add_node(e, name, None, op, vec![x]).map(Val::Tensor)
+    }
+
     fn fresh_name(&mut self, base: &str) -> String {
         loop {
             let n = self.counters.entry(base.to_string()).or_insert(0);

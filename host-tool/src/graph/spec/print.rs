@@ -362,6 +362,13 @@ fn function(n: &Node, args: &[String], graph: &Graph) -> Result<String, String> 
             index.push(format!("{}:{end}{step}", s.start));
             format!("{x}[{}]", index.join(", "))
         }
+        Op::MatMul(_) => format!("{x} @ {}", args[1]),
+        Op::Affine(f) => match (f.scale, f.shift) {
+            (s, 0.0) => format!("{x} * {s:?}"),
+            (1.0, t) => format!("{x} + {t:?}"),
+            (-1.0, t) => format!("{t:?} - {x}"),
+            (s, t) => format!("{x} * {s:?} + {t:?}"),
+        },
         Op::Binary(b) => match b.kind {
             crate::graph::ops::BinaryKind::Add => format!("{x} + {}", args[1]),
             crate::graph::ops::BinaryKind::Mul => format!("{x} * {}", args[1]),

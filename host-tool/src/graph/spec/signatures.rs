@@ -3,8 +3,8 @@
 
 use crate::graph::ops::{
     Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
-    GroupNorm, LayerNorm, Linear, Op, PRelu, Padding, Permute, Pool, PoolKind, ResampleMode,
-    Reshape, Softmax, Target, Upsample, ZeroPad,
+    GroupNorm, LayerNorm, Linear, MatMul, Op, PRelu, Padding, Permute, Pool, PoolKind,
+    ResampleMode, Reshape, Softmax, Target, Upsample, ZeroPad,
 };
 
 /// A constant argument value.
@@ -19,7 +19,7 @@ pub enum Lit {
 }
 
 impl Lit {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Lit::Int(i) => i.to_string(),
             Lit::Float(f) => f.to_string(),
@@ -197,6 +197,7 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
         "chunk" => ("chunk", vec![req("chunks"), int("dim", 0)]),
         "split" => ("split", vec![req("split_size_or_sections"), int("dim", 0)]),
         "add" => ("add", vec![]),
+        "matmul" | "bmm" => ("matmul", vec![]),
         "mul" => ("mul", vec![]),
         "cat" | "concat" => ("cat", vec![int("dim", 0)]),
         "max_pool1d" | "max_pool2d" => (
@@ -301,7 +302,7 @@ pub fn function_signature(name: &str) -> Option<(&'static str, Vec<Param>)> {
 /// The names of the tensor arguments a function takes before its other arguments.
 pub fn tensor_params(function: &str) -> &'static [&'static str] {
     match function {
-        "add" | "mul" => &["input", "other"],
+        "add" | "mul" | "matmul" | "bmm" => &["input", "other"],
         "cat" | "concat" => &["tensors"],
         _ => &["input"],
     }
@@ -543,6 +544,7 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
             kind: BinaryKind::Mul,
         }),
         "cat" => Op::Concat(Concat { dim: a.int("dim")? }),
+        "matmul" => Op::MatMul(MatMul),
         "Dropout" => {
             let p = a.float("p")?;
             if !(0.0..=1.0).contains(&p) {
