@@ -36,9 +36,12 @@ const STRIDE: usize = COLS + 2;
 /// Row pairs of a band (2,112 bytes of stack).
 const PAIRS: usize = 8;
 
-/// Output columns per pass at stride 1 (half as many at stride 2): the accumulators of two
-/// output rows (512 bytes of stack).
+/// Output columns per pass at stride 1 (half as many at stride 2).
 const COLS: usize = 64;
+
+/// Accumulator pairs (two output rows of a pixel) of the passes a loop runs at once (2 KiB of
+/// stack): at least a pass of [`COLS`] pixels.
+const ACC: usize = 256;
 
 /// A band: [`PAIRS`] row pairs of [`STRIDE`] words.
 type Band = [u32; PAIRS * STRIDE];
@@ -82,7 +85,7 @@ pub(crate) fn conv2d(
         (COLS / 2, 2 * ((PAIRS - 1) / 2))
     };
     let mut band: Band = [0; PAIRS * STRIDE];
-    let mut acc = [[0i32; 2]; COLS];
+    let mut acc = [[0i32; 2]; ACC];
     for o in 0..g.c_out {
         let x = &input[(o / mult) * plane..(o / mult + 1) * plane];
         let k = &weight[o * 9..o * 9 + 9];
@@ -99,6 +102,8 @@ pub(crate) fn conv2d(
             let nc = (g.ow - ox0).min(cols);
             // The band's columns: those the pass's windows read.
             let span = (nc - 1) * s + 3;
+            // Passes (of two output rows) per call of the loop.
+            let per_call = (ACC / nc).max(1);
             let mut oy0 = 0;
             while oy0 < g.oh {
                 let n = per_band.min(g.oh - oy0);
@@ -116,23 +121,27 @@ pub(crate) fn conv2d(
                     zx,
                     zz(zx),
                 );
-                let mut i = 0;
-                while i < n {
-                    let from = if s == 1 { i / 2 } else { i } * STRIDE;
-                    let a = &mut acc[..nc];
+                let mut t0 = 0;
+                while 2 * t0 < n {
+                    let passes = n.div_ceil(2).min(t0 + per_call) - t0;
+                    let from = if s == 1 { t0 } else { 2 * t0 } * STRIDE;
+                    let a = &mut acc[..passes * nc];
                     if s == 1 {
-                        rows_s1(&band[from..], (wa, wb), a);
+                        rows_s1(&band[from..], (wa, wb), nc, a);
                     } else {
-                        rows_s2(&band[from..], (wa, wb), a);
+                        rows_s2(&band[from..], (wa, wb), nc, a);
                     }
-                    let row = |i: usize| (oy0 + i) * g.ow + ox0;
-                    if i + 1 < n {
-                        let (up, lo) = y[row(i)..row(i + 1) + nc].split_at_mut(g.ow);
-                        fin.rows(a, &mut up[..nc], Some(lo));
-                    } else {
-                        fin.rows(a, &mut y[row(i)..row(i) + nc], None);
+                    for (t, a) in a.chunks_exact(nc).enumerate() {
+                        let i = 2 * (t0 + t);
+                        let row = |i: usize| (oy0 + i) * g.ow + ox0;
+                        if i + 1 < n {
+                            let (up, lo) = y[row(i)..row(i + 1) + nc].split_at_mut(g.ow);
+                            fin.rows(a, &mut up[..nc], Some(lo));
+                        } else {
+                            fin.rows(a, &mut y[row(i)..row(i) + nc], None);
+                        }
                     }
-                    i += 2;
+                    t0 += passes;
                 }
                 oy0 += n;
             }
@@ -196,56 +205,64 @@ fn fill_band(
     }
 }
 
-/// Stride 1: `acc[i] = [upper, lower]`, the sums `x * w` of pixel `i` of two output rows
-/// (without the bias), from the row pairs at `band[0..]` (`P`: the upper window's rows 0 and
-/// 1) and `band[STRIDE..]` (`Q`: rows 2 and 3), each `acc.len() + 2` columns.
+/// Stride 1: `acc[t * nc + i] = [upper, lower]`, the sums `x * w` (without the bias) of pixel
+/// `i` of pass `t`'s two output rows, from the row pairs at `band[t * STRIDE..]` (`P`: the
+/// upper window's rows 0 and 1) and one `STRIDE` further (`Q`: rows 2 and 3), each `nc + 2`
+/// columns.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
 #[allow(clippy::indexing_slicing)] // lengths checked on entry
-fn rows_s1(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), acc: &mut [[i32; 2]]) {
+fn rows_s1(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), nc: usize, acc: &mut [[i32; 2]]) {
     use super::ops::{smlabt, smlad, smlatb};
-    let n = acc.len();
-    if band.len() < STRIDE + n + 2 {
+    let passes = acc.len() / nc.max(1);
+    if nc == 0 || passes == 0 || band.len() < passes * STRIDE + nc + 2 {
         return;
     }
-    let (p, q) = (&band[..n + 2], &band[STRIDE..STRIDE + n + 2]);
-    for ((p, q), a) in p.windows(3).zip(q.windows(3)).zip(acc) {
-        let (mut up, mut lo) = (0, 0);
-        for c in 0..3 {
-            up = smlad(p[c], wa[c], up);
-            lo = smlatb(p[c], wa[c], lo);
-            up = smlabt(q[c], wb[c], up);
-            lo = smlad(q[c], wb[c], lo);
+    for (t, acc) in acc.chunks_exact_mut(nc).enumerate() {
+        let (p, q) = (
+            &band[t * STRIDE..][..nc + 2],
+            &band[(t + 1) * STRIDE..][..nc + 2],
+        );
+        for ((p, q), a) in p.windows(3).zip(q.windows(3)).zip(acc) {
+            let (mut up, mut lo) = (0, 0);
+            for c in 0..3 {
+                up = smlad(p[c], wa[c], up);
+                lo = smlatb(p[c], wa[c], lo);
+                up = smlabt(q[c], wb[c], up);
+                lo = smlad(q[c], wb[c], lo);
+            }
+            *a = [up, lo];
         }
-        *a = [up, lo];
     }
 }
 
-/// Stride 2: `acc[i] = [upper, lower]`, pixel `i` of two output rows (pixels two columns
-/// apart), from the row pairs at `band[0..]` (`P`), `band[STRIDE..]` (`Q`: the upper window's
-/// row 2 and the lower one's rows 0 and 1) and `band[2 * STRIDE..]` (`R`: the lower one's row
-/// 2), each `2 * acc.len() + 1` columns.
+/// Stride 2: `acc[t * nc + i] = [upper, lower]`, pixel `i` of pass `t`'s two output rows
+/// (pixels two columns apart), from the row pairs at `band[2 * t * STRIDE..]` (`P`), one
+/// `STRIDE` further (`Q`: the upper window's row 2 and the lower one's rows 0 and 1) and two
+/// (`R`: the lower one's row 2), each `2 * nc + 1` columns.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
 #[allow(clippy::indexing_slicing)] // lengths checked on entry
-fn rows_s2(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), acc: &mut [[i32; 2]]) {
+fn rows_s2(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), nc: usize, acc: &mut [[i32; 2]]) {
     use super::ops::{smlabt, smlad};
-    let n = acc.len();
-    if band.len() < 2 * STRIDE + 2 * n + 1 {
+    let passes = acc.len() / nc.max(1);
+    if nc == 0 || passes == 0 || band.len() < 2 * passes * STRIDE + 2 * nc + 1 {
         return;
     }
-    let row = |j: usize| {
-        band[j * STRIDE..j * STRIDE + 2 * n + 1]
-            .windows(3)
-            .step_by(2)
-    };
-    for (((p, q), r), a) in row(0).zip(row(1)).zip(row(2)).zip(acc) {
-        let (mut up, mut lo) = (0, 0);
-        for c in 0..3 {
-            up = smlad(p[c], wa[c], up);
-            up = smlabt(q[c], wb[c], up);
-            lo = smlad(q[c], wa[c], lo);
-            lo = smlabt(r[c], wb[c], lo);
+    for (t, acc) in acc.chunks_exact_mut(nc).enumerate() {
+        let row = |j: usize| {
+            band[(2 * t + j) * STRIDE..][..2 * nc + 1]
+                .windows(3)
+                .step_by(2)
+        };
+        for (((p, q), r), a) in row(0).zip(row(1)).zip(row(2)).zip(acc) {
+            let (mut up, mut lo) = (0, 0);
+            for c in 0..3 {
+                up = smlad(p[c], wa[c], up);
+                up = smlabt(q[c], wb[c], up);
+                lo = smlad(q[c], wa[c], lo);
+                lo = smlabt(r[c], wb[c], lo);
+            }
+            *a = [up, lo];
         }
-        *a = [up, lo];
     }
 }
 
@@ -253,154 +270,207 @@ fn rows_s2(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), acc: &mut [[i32; 2]]) {
 use arm::{rows_s1, rows_s2};
 
 /// The loops of [`rows_s1`] and [`rows_s2`] in assembly: the six weight words, the two
-/// accumulators, the loaded word and three pointers and counters take the twelve registers
-/// inline assembly can name; each pixel's first product starts its sums (`SMUAD`, `SMULTB`),
-/// so the bias is added with the rescaling.
+/// accumulators, the loaded word, the band and accumulator pointers and the pixel counter take
+/// the twelve registers inline assembly can name; each pixel's first product starts its sums
+/// (`SMUAD`, `SMULTB`), so the bias is added with the rescaling. Between passes the loop keeps
+/// its state (pixels per pass, passes left, the step to the next pass's pairs) in a block of
+/// three words whose address it pushes on the stack.
 #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
 #[allow(unsafe_code)]
 mod arm {
     use super::STRIDE;
 
+    /// The passes' loop around one pass's loop `$pass` (which ends with `{p}` advanced by
+    /// `$consumed` bytes per pixel), to the next pass's pairs `$advance` bytes from a pass's first.
+    macro_rules! passes {
+        ($band:expr, $acc:expr, $nc:expr, $passes:expr, $advance:expr, $consumed:expr, $w:expr, $pass:expr, $($name:ident = $off:expr),*) => {{
+            let (wa, wb): ([u32; 3], [u32; 3]) = $w;
+            let mut state: [u32; 3] = [$nc as u32, $passes as u32, ($advance - $consumed * $nc) as u32];
+            // SAFETY: see the callers: the reads and writes are checked there.
+            unsafe {
+                core::arch::asm!(
+                    "push {{{d}}}",
+                    "ldr {n}, [{d}]",
+                    "2:",
+                    $pass,
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "ldr {d}, [sp]",
+                    "ldr {up}, [{d}, #4]",
+                    "subs {up}, {up}, #1",
+                    "beq 3f",
+                    "str {up}, [{d}, #4]",
+                    "ldr {n}, [{d}]",
+                    "ldr {up}, [{d}, #8]",
+                    "add {p}, {p}, {up}",
+                    "b 2b",
+                    "3:",
+                    "add sp, sp, #4",
+                    $($name = const $off,)*
+                    p = inout(reg) $band.as_ptr() => _,
+                    out = inout(reg) $acc.as_mut_ptr() => _,
+                    d = inout(reg) state.as_mut_ptr() => _,
+                    a0 = in(reg) wa[0],
+                    a1 = in(reg) wa[1],
+                    a2 = in(reg) wa[2],
+                    b0 = in(reg) wb[0],
+                    b1 = in(reg) wb[1],
+                    b2 = in(reg) wb[2],
+                    n = out(reg) _,
+                    up = out(reg) _,
+                    lo = out(reg) _,
+                );
+            }
+        }};
+    }
+
     /// See the portable [`super::rows_s1`].
-    pub(super) fn rows_s1(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), acc: &mut [[i32; 2]]) {
-        let n = acc.len();
-        // The reads below, restated so that no change of a caller can make them unsound:
-        // `n + 2` words from `band[0]` and from `band[STRIDE]`, `n` pairs written.
-        if n == 0 || band.len() < STRIDE + n + 2 {
+    pub(super) fn rows_s1(band: &[u32], w: ([u32; 3], [u32; 3]), nc: usize, acc: &mut [[i32; 2]]) {
+        let passes = acc.len() / nc.max(1);
+        // The reads below, restated so that no change of a caller can make them unsound: for
+        // pass `t < passes`, `nc + 2` words from `band[t * STRIDE]` and `band[(t + 1) * STRIDE]`,
+        // `nc` pairs written from `acc[t * nc]`.
+        if nc == 0 || passes == 0 || band.len() < passes * STRIDE + nc + 2 {
             return;
         }
-        // SAFETY: the checks above; the loop reads words `i..i + 3` and `STRIDE + i..STRIDE + i
-        // + 3` for `i < n`, and writes `acc[i]`.
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                "ldr {d}, [{p}], #4",
-                "smuad {up}, {d}, {a0}",
-                "smultb {lo}, {d}, {a0}",
-                "ldr {d}, [{p}, #{q0}]",
-                "smlabt {up}, {d}, {b0}, {up}",
-                "smlad {lo}, {d}, {b0}, {lo}",
-                "ldr {d}, [{p}]",
-                "smlad {up}, {d}, {a1}, {up}",
-                "smlatb {lo}, {d}, {a1}, {lo}",
-                "ldr {d}, [{p}, #{q1}]",
-                "smlabt {up}, {d}, {b1}, {up}",
-                "smlad {lo}, {d}, {b1}, {lo}",
-                "ldr {d}, [{p}, #4]",
-                "smlad {up}, {d}, {a2}, {up}",
-                "smlatb {lo}, {d}, {a2}, {lo}",
-                "ldr {d}, [{p}, #{q2}]",
-                "smlabt {up}, {d}, {b2}, {up}",
-                "smlad {lo}, {d}, {b2}, {lo}",
-                "strd {up}, {lo}, [{out}], #8",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                q0 = const 4 * STRIDE - 4,
-                q1 = const 4 * STRIDE,
-                q2 = const 4 * STRIDE + 4,
-                p = inout(reg) band.as_ptr() => _,
-                out = inout(reg) acc.as_mut_ptr() => _,
-                n = inout(reg) n => _,
-                a0 = in(reg) wa[0],
-                a1 = in(reg) wa[1],
-                a2 = in(reg) wa[2],
-                b0 = in(reg) wb[0],
-                b1 = in(reg) wb[1],
-                b2 = in(reg) wb[2],
-                up = out(reg) _,
-                lo = out(reg) _,
-                d = out(reg) _,
-                options(nostack),
-            );
-        }
+        // One pixel: `ldr` post-increments `p` by 4, so the other offsets are 4 less.
+        passes!(
+            band,
+            acc,
+            nc,
+            passes,
+            4 * STRIDE,
+            4,
+            w,
+            concat!(
+                "ldr {d}, [{p}], #4\n",
+                "smuad {up}, {d}, {a0}\n",
+                "smultb {lo}, {d}, {a0}\n",
+                "ldr {d}, [{p}, #{q0}]\n",
+                "smlabt {up}, {d}, {b0}, {up}\n",
+                "smlad {lo}, {d}, {b0}, {lo}\n",
+                "ldr {d}, [{p}]\n",
+                "smlad {up}, {d}, {a1}, {up}\n",
+                "smlatb {lo}, {d}, {a1}, {lo}\n",
+                "ldr {d}, [{p}, #{q1}]\n",
+                "smlabt {up}, {d}, {b1}, {up}\n",
+                "smlad {lo}, {d}, {b1}, {lo}\n",
+                "ldr {d}, [{p}, #4]\n",
+                "smlad {up}, {d}, {a2}, {up}\n",
+                "smlatb {lo}, {d}, {a2}, {lo}\n",
+                "ldr {d}, [{p}, #{q2}]\n",
+                "smlabt {up}, {d}, {b2}, {up}\n",
+                "smlad {lo}, {d}, {b2}, {lo}\n",
+                "strd {up}, {lo}, [{out}], #8\n",
+            ),
+            q0 = 4 * STRIDE - 4,
+            q1 = 4 * STRIDE,
+            q2 = 4 * STRIDE + 4
+        );
     }
 
     /// See the portable [`super::rows_s2`].
-    pub(super) fn rows_s2(band: &[u32], (wa, wb): ([u32; 3], [u32; 3]), acc: &mut [[i32; 2]]) {
-        let n = acc.len();
-        // The reads below, restated: `2n + 1` words from `band[0]`, `band[STRIDE]` and
-        // `band[2 * STRIDE]`, `n` pairs written.
-        if n == 0 || band.len() < 2 * STRIDE + 2 * n + 1 {
+    pub(super) fn rows_s2(band: &[u32], w: ([u32; 3], [u32; 3]), nc: usize, acc: &mut [[i32; 2]]) {
+        let passes = acc.len() / nc.max(1);
+        // The reads below, restated: for pass `t < passes`, `2 * nc + 1` words from
+        // `band[2 * t * STRIDE]` and the two pairs after it, `nc` pairs written.
+        if nc == 0 || passes == 0 || band.len() < 2 * passes * STRIDE + 2 * nc + 1 {
             return;
         }
-        // SAFETY: the checks above; the loop reads words `2i..2i + 3` of the three pairs for
-        // `i < n`, and writes `acc[i]`.
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                "ldr {d}, [{p}], #8",
-                "smuad {up}, {d}, {a0}",
-                "ldr {d}, [{p}, #-4]",
-                "smlad {up}, {d}, {a1}, {up}",
-                "ldr {d}, [{p}]",
-                "smlad {up}, {d}, {a2}, {up}",
-                "ldr {d}, [{p}, #{q0}]",
-                "smlabt {up}, {d}, {b0}, {up}",
-                "smuad {lo}, {d}, {a0}",
-                "ldr {d}, [{p}, #{q1}]",
-                "smlabt {up}, {d}, {b1}, {up}",
-                "smlad {lo}, {d}, {a1}, {lo}",
-                "ldr {d}, [{p}, #{q2}]",
-                "smlabt {up}, {d}, {b2}, {up}",
-                "smlad {lo}, {d}, {a2}, {lo}",
-                "ldr {d}, [{p}, #{r0}]",
-                "smlabt {lo}, {d}, {b0}, {lo}",
-                "ldr {d}, [{p}, #{r1}]",
-                "smlabt {lo}, {d}, {b1}, {lo}",
-                "ldr {d}, [{p}, #{r2}]",
-                "smlabt {lo}, {d}, {b2}, {lo}",
-                "strd {up}, {lo}, [{out}], #8",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                q0 = const 4 * STRIDE - 8,
-                q1 = const 4 * STRIDE - 4,
-                q2 = const 4 * STRIDE,
-                r0 = const 8 * STRIDE - 8,
-                r1 = const 8 * STRIDE - 4,
-                r2 = const 8 * STRIDE,
-                p = inout(reg) band.as_ptr() => _,
-                out = inout(reg) acc.as_mut_ptr() => _,
-                n = inout(reg) n => _,
-                a0 = in(reg) wa[0],
-                a1 = in(reg) wa[1],
-                a2 = in(reg) wa[2],
-                b0 = in(reg) wb[0],
-                b1 = in(reg) wb[1],
-                b2 = in(reg) wb[2],
-                up = out(reg) _,
-                lo = out(reg) _,
-                d = out(reg) _,
-                options(nostack),
-            );
-        }
+        // One pixel: `ldr` post-increments `p` by 8, so the other offsets are 8 less.
+        passes!(
+            band,
+            acc,
+            nc,
+            passes,
+            8 * STRIDE,
+            8,
+            w,
+            concat!(
+                "ldr {d}, [{p}], #8\n",
+                "smuad {up}, {d}, {a0}\n",
+                "ldr {d}, [{p}, #-4]\n",
+                "smlad {up}, {d}, {a1}, {up}\n",
+                "ldr {d}, [{p}]\n",
+                "smlad {up}, {d}, {a2}, {up}\n",
+                "ldr {d}, [{p}, #{q0}]\n",
+                "smlabt {up}, {d}, {b0}, {up}\n",
+                "smuad {lo}, {d}, {a0}\n",
+                "ldr {d}, [{p}, #{q1}]\n",
+                "smlabt {up}, {d}, {b1}, {up}\n",
+                "smlad {lo}, {d}, {a1}, {lo}\n",
+                "ldr {d}, [{p}, #{q2}]\n",
+                "smlabt {up}, {d}, {b2}, {up}\n",
+                "smlad {lo}, {d}, {a2}, {lo}\n",
+                "ldr {d}, [{p}, #{r0}]\n",
+                "smlabt {lo}, {d}, {b0}, {lo}\n",
+                "ldr {d}, [{p}, #{r1}]\n",
+                "smlabt {lo}, {d}, {b1}, {lo}\n",
+                "ldr {d}, [{p}, #{r2}]\n",
+                "smlabt {lo}, {d}, {b2}, {lo}\n",
+                "strd {up}, {lo}, [{out}], #8\n",
+            ),
+            q0 = 4 * STRIDE - 8,
+            q1 = 4 * STRIDE - 4,
+            q2 = 4 * STRIDE,
+            r0 = 8 * STRIDE - 8,
+            r1 = 8 * STRIDE - 4,
+            r2 = 8 * STRIDE
+        );
     }
 }
 
 /// A channel's bias, rescaling, zero point and clamp, applied to rows of sums.
+///
+/// For the rescalings by less than 1/2 (`round != 0`) with a shift `sh` of at most 22 (all but
+/// the finest), [`Rescale::apply`]'s high word plus the rounding term is one `SMMLA`, and the
+/// zero point joins the rounding term as `zy << sh`: the high word is below 2^30 in magnitude
+/// (`|acc * m| < 2^62`), so the sum stays below 2^31 and
+/// `(h + round + zy * 2^sh) >> sh == ((h + round) >> sh) + zy`, which cannot saturate.
 #[derive(Clone, Copy)]
 struct Finish {
     bias: i32,
     r: Rescale,
     zy: i32,
     clamp: [i8; 2],
+    /// Whether the `SMMLA` form applies.
+    fast: bool,
+    /// Whether the clamp is the whole int8 range.
+    full: bool,
+    sh: u32,
+    /// `round + (zy << sh)`.
+    round: i32,
 }
 
 impl Finish {
     fn new(bias: i32, r: Rescale, zy: i32, clamp: [i8; 2]) -> Self {
-        Finish { bias, r, zy, clamp }
+        let sh = r.shift as u32 & 31;
+        let fast = r.round != 0 && sh <= 22;
+        Finish {
+            bias,
+            r,
+            zy,
+            clamp,
+            fast,
+            full: clamp == [i8::MIN, i8::MAX],
+            sh,
+            round: if fast { r.round + (zy << sh) } else { 0 },
+        }
     }
 
     /// `up[i] = finish_with(bias + acc[i][0])`, and `lo[i]` the same from `acc[i][1]`.
-    ///
-    /// For the rescalings by less than 1/2 (`round != 0`) with a shift `sh` of at most 22 (all
-    /// but the finest), [`Rescale::apply`]'s high word plus the rounding term is one `SMMLA`,
-    /// and the zero point joins the rounding term as `zy << sh`: the high word is below 2^30 in
-    /// magnitude (`|acc * m| < 2^62`), so the sum stays below 2^31 and
-    /// `(h + round + zy * 2^sh) >> sh == ((h + round) >> sh) + zy`, which cannot saturate.
+    #[inline]
     fn rows(&self, acc: &[[i32; 2]], up: &mut [i8], lo: Option<&mut [i8]>) {
-        let Finish { bias, r, zy, clamp } = *self;
-        let sh = r.shift as u32 & 31;
-        if r.round == 0 || sh > 22 {
+        let Finish {
+            bias,
+            r,
+            zy,
+            clamp,
+            sh,
+            round,
+            ..
+        } = *self;
+        if !self.fast {
             let f = |a: i32| finish_with(a.wrapping_add(bias), r, zy, clamp);
             for (v, a) in up.iter_mut().zip(acc) {
                 *v = f(a[0]);
@@ -410,12 +480,10 @@ impl Finish {
             }
             return;
         }
-        let round = r.round + (zy << sh);
         let scaled = |a: i32| smmla(a.wrapping_add(bias), r.multiplier, round) >> sh;
         let (l, h) = (i32::from(clamp[0]), i32::from(clamp[1]));
-        let full = clamp == [i8::MIN, i8::MAX];
         match lo {
-            Some(lo) if full => {
+            Some(lo) if self.full => {
                 for ((u, v), a) in up.iter_mut().zip(lo).zip(acc) {
                     *u = scaled(a[0]).clamp(-128, 127) as i8;
                     *v = scaled(a[1]).clamp(-128, 127) as i8;
@@ -427,7 +495,7 @@ impl Finish {
                     *v = scaled(a[1]).max(l).min(h) as i8;
                 }
             }
-            None if full => {
+            None if self.full => {
                 for (u, a) in up.iter_mut().zip(acc) {
                     *u = scaled(a[0]).clamp(-128, 127) as i8;
                 }
