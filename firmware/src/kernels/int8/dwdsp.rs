@@ -112,15 +112,8 @@ pub(crate) fn conv2d(
                 let used = if s == 1 { n / 2 + 1 } else { n + 1 } + n % 2;
                 let top = (oy0 * s) as isize - g.pt as isize;
                 let left = (ox0 * s) as isize - g.pl as isize;
-                fill_band(
-                    &mut band[..used * STRIDE],
-                    span,
-                    g,
-                    x,
-                    (top, left),
-                    zx,
-                    zz(zx),
-                );
+                fill_band(&mut band[..used * STRIDE], span, g, x, (top, left), zx);
+                let mut rows = y[oy0 * g.ow..(oy0 + n) * g.ow].chunks_exact_mut(g.ow);
                 let mut t0 = 0;
                 while 2 * t0 < n {
                     let passes = n.div_ceil(2).min(t0 + per_call) - t0;
@@ -131,15 +124,11 @@ pub(crate) fn conv2d(
                     } else {
                         rows_s2(&band[from..], (wa, wb), nc, a);
                     }
-                    for (t, a) in a.chunks_exact(nc).enumerate() {
-                        let i = 2 * (t0 + t);
-                        let row = |i: usize| (oy0 + i) * g.ow + ox0;
-                        if i + 1 < n {
-                            let (up, lo) = y[row(i)..row(i + 1) + nc].split_at_mut(g.ow);
-                            fin.rows(a, &mut up[..nc], Some(lo));
-                        } else {
-                            fin.rows(a, &mut y[row(i)..row(i) + nc], None);
-                        }
+                    // Pass `t`'s rows: the next two of the band's (one for an odd last).
+                    for a in a.chunks_exact(nc) {
+                        let Some(up) = rows.next() else { break };
+                        let lo = rows.next().map(|l| &mut l[ox0..ox0 + nc]);
+                        fin.rows(a, &mut up[ox0..ox0 + nc], lo);
                     }
                     t0 += passes;
                 }
@@ -151,14 +140,8 @@ pub(crate) fn conv2d(
     true
 }
 
-/// The zero point in both halves of a word.
-fn zz(zx: i32) -> u32 {
-    pack(zx, zx)
-}
-
 /// Writes the band's first `band.len() / STRIDE` row pairs, `span` words each: input rows
-/// `top + 2j` and `top + 2j + 1`, columns from `left`, the zero point `zx` (`zz` in both
-/// halves) outside the input.
+/// `top + 2j` and `top + 2j + 1`, columns from `left`, the zero point `zx` outside the input.
 #[allow(clippy::indexing_slicing)] // column range clipped to the band and the input row
 fn fill_band(
     band: &mut [u32],
@@ -167,40 +150,28 @@ fn fill_band(
     x: &[i8],
     (top, left): (isize, isize),
     zx: i32,
-    zz: u32,
 ) {
     let span = span.min(STRIDE);
-    // Band columns `c0..c1` hold input columns `left + c0..left + c1`.
+    // Band columns `c0..c1` hold input columns `lo..hi`.
     let c0 = (-left).clamp(0, span as isize) as usize;
     let c1 = (g.w as isize - left).clamp(c0 as isize, span as isize) as usize;
     let lo = (left + c0 as isize) as usize;
     let hi = lo + (c1 - c0);
-    let input_row = |r: isize| {
-        (r >= 0 && (r as usize) < g.h).then(|| &x[r as usize * g.w..(r as usize + 1) * g.w])
+    // A row of zero points stands for the rows outside the input.
+    let zeros = [zx as i8; STRIDE];
+    let row = |r: isize| match r {
+        r if r >= 0 && (r as usize) < g.h => &x[r as usize * g.w + lo..r as usize * g.w + hi],
+        _ => &zeros[..c1 - c0],
     };
+    let zz = pack(zx, zx);
     for (j, words) in band.chunks_exact_mut(STRIDE).enumerate() {
         let r = top + 2 * j as isize;
         let words = &mut words[..span];
         words[..c0].fill(zz);
         words[c1..].fill(zz);
-        let inner = &mut words[c0..c1];
-        match (input_row(r), input_row(r + 1)) {
-            (Some(a), Some(b)) => {
-                for ((w, &a), &b) in inner.iter_mut().zip(&a[lo..hi]).zip(&b[lo..hi]) {
-                    *w = pack(i32::from(a), i32::from(b));
-                }
-            }
-            (Some(a), None) => {
-                for (w, &a) in inner.iter_mut().zip(&a[lo..hi]) {
-                    *w = pack(i32::from(a), zx);
-                }
-            }
-            (None, Some(b)) => {
-                for (w, &b) in inner.iter_mut().zip(&b[lo..hi]) {
-                    *w = pack(zx, i32::from(b));
-                }
-            }
-            (None, None) => inner.fill(zz),
+        let (a, b) = (row(r), row(r + 1));
+        for ((w, &a), &b) in words[c0..c1].iter_mut().zip(a).zip(b) {
+            *w = pack(i32::from(a), i32::from(b));
         }
     }
 }
