@@ -15,16 +15,16 @@
 //!   in 12 instructions and 6 loads;
 //! - stride 2, one output row from pairs `(r0, r1)` and `(r2, r3)`: `SMLAD` and `SMLABT`.
 //!
-//! A row's accumulators go to a buffer on the stack; a second loop rescales them (for
-//! rescalings by less than 1/2, `SMMLA` adds the rounding term to the product's high word in one
-//! instruction, as [`super::Rescale`] defines).
+//! A row's accumulators go to a buffer on the stack; a second loop rescales them
+//! ([`super::ops::Scale`]: for rescalings by less than 1/2, `SMMLA` adds the rounding term to
+//! the product's high word in one instruction).
 //!
 //! Same bits as the portable loop: the inputs and weights are int8 values, exact in 16 bits,
 //! the products are exact and every instruction accumulates modulo 2^32. The unit tests run this
 //! code on the host with the Rust model of the instructions ([`super::ops`]).
 
-use super::ops::{pack, smmla};
-use super::{channel, finish_with, Ends, Rescale};
+use super::ops::{pack, Scale};
+use super::{channel, Ends, Requant};
 use crate::kernels::conv::Geom;
 use nnblob_format::meta::QCHANNEL_LEN;
 
@@ -96,7 +96,7 @@ pub(crate) fn conv2d(
         let kw = |r: usize, c: usize| i32::from(k[3 * r + c]);
         let wa: [u32; 3] = core::array::from_fn(|c| pack(kw(0, c), kw(1, c)));
         let wb: [u32; 3] = core::array::from_fn(|c| pack(kw(1, c), kw(2, c)));
-        let fin = Finish::new(bias, Rescale::new(ch.requant), zy, clamp);
+        let fin = Finish::new(bias, ch.requant, zy, clamp);
         let mut ox0 = 0;
         while ox0 < g.ow {
             let nc = (g.ow - ox0).min(cols);
@@ -392,57 +392,37 @@ mod arm {
 }
 
 /// A channel's bias, rescaling, zero point and clamp, applied to rows of sums.
-///
-/// For the rescalings by less than 1/2 (`round != 0`) with a shift `sh` of at most 22 (all but
-/// the finest), [`Rescale::apply`]'s high word plus the rounding term is one `SMMLA`, and the
-/// zero point joins the rounding term as `zy << sh`: the high word is below 2^30 in magnitude
-/// (`|acc * m| < 2^62`), so the sum stays below 2^31 and
-/// `(h + round + zy * 2^sh) >> sh == ((h + round) >> sh) + zy`, which cannot saturate.
 #[derive(Clone, Copy)]
 struct Finish {
     bias: i32,
-    r: Rescale,
+    scale: Scale,
     zy: i32,
     clamp: [i8; 2],
-    /// Whether the `SMMLA` form applies.
-    fast: bool,
-    /// Whether the clamp is the whole int8 range.
-    full: bool,
-    sh: u32,
-    /// `round + (zy << sh)`.
-    round: i32,
 }
 
 impl Finish {
-    fn new(bias: i32, r: Rescale, zy: i32, clamp: [i8; 2]) -> Self {
-        let sh = r.shift as u32 & 31;
-        let fast = r.round != 0 && sh <= 22;
+    fn new(bias: i32, requant: Requant, zy: i32, clamp: [i8; 2]) -> Self {
+        let scale = Scale::new(requant, zy);
         Finish {
             bias,
-            r,
+            scale,
             zy,
             clamp,
-            fast,
-            full: clamp == [i8::MIN, i8::MAX],
-            sh,
-            round: if fast { r.round + (zy << sh) } else { 0 },
         }
     }
 
-    /// `up[i] = finish_with(bias + acc[i][0])`, and `lo[i]` the same from `acc[i][1]`.
+    /// `up[i] = finish(bias + acc[i][0])`, and `lo[i]` the same from `acc[i][1]`: through
+    /// [`Scale::fast`] where it applies, `SSAT` for the whole int8 range.
     #[inline]
     fn rows(&self, acc: &[[i32; 2]], up: &mut [i8], lo: Option<&mut [i8]>) {
         let Finish {
             bias,
-            r,
+            scale,
             zy,
             clamp,
-            sh,
-            round,
-            ..
         } = *self;
-        if !self.fast {
-            let f = |a: i32| finish_with(a.wrapping_add(bias), r, zy, clamp);
+        if !scale.is_fast() {
+            let f = |a: i32| scale.apply(a.wrapping_add(bias), zy, clamp);
             for (v, a) in up.iter_mut().zip(acc) {
                 *v = f(a[0]);
             }
@@ -451,10 +431,11 @@ impl Finish {
             }
             return;
         }
-        let scaled = |a: i32| smmla(a.wrapping_add(bias), r.multiplier, round) >> sh;
+        let scaled = |a: i32| scale.fast(a.wrapping_add(bias));
         let (l, h) = (i32::from(clamp[0]), i32::from(clamp[1]));
+        let full = clamp == [i8::MIN, i8::MAX];
         match lo {
-            Some(lo) if self.full => {
+            Some(lo) if full => {
                 for ((u, v), a) in up.iter_mut().zip(lo).zip(acc) {
                     *u = scaled(a[0]).clamp(-128, 127) as i8;
                     *v = scaled(a[1]).clamp(-128, 127) as i8;
@@ -466,7 +447,7 @@ impl Finish {
                     *v = scaled(a[1]).max(l).min(h) as i8;
                 }
             }
-            None if self.full => {
+            None if full => {
                 for (u, a) in up.iter_mut().zip(acc) {
                     *u = scaled(a[0]).clamp(-128, 127) as i8;
                 }

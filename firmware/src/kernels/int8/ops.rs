@@ -4,7 +4,8 @@
 //!
 //! [`smmla`] is one instruction of inline assembly on the Cortex-M4F (the engine's `eabihf`
 //! bare-metal targets), which the compiler schedules like any other arithmetic, and a Rust
-//! model elsewhere. The others are Rust models only, for the host: the fast paths' loops are
+//! model elsewhere; [`Scale`] is the rescaling the fast paths apply with it. The others are
+//! Rust models only, for the host: the fast paths' loops are
 //! assembly on the Cortex-M4F, and their portable twins, written with these models, are what
 //! the unit tests run against the portable kernels.
 //!
@@ -42,6 +43,72 @@ pub(crate) fn smmla(n: i32, m: i32, acc: i32) -> i32 {
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
 pub(crate) fn smmla(n: i32, m: i32, acc: i32) -> i32 {
     acc.wrapping_add(((i64::from(n) * i64::from(m)) >> 32) as i32)
+}
+
+/// A channel's rescaling as the fast paths apply it: `finish(acc, requant, zy, clamp)`.
+///
+/// For the rescalings by less than 1/2 (the [`super::Rescale`] with `round != 0`) and a shift
+/// `sh = s - 32` of at most 22 (all but the finest), `Rescale::apply`'s high word plus the
+/// rounding term is one [`smmla`], and the zero point joins the rounding term as `zy << sh`:
+/// the high word is below 2^30 in magnitude (`|acc * m| < 2^62`), so the sum stays below 2^31
+/// and `(h + round + zy * 2^sh) >> sh == ((h + round) >> sh) + zy`, which cannot saturate.
+/// Other rescalings take [`super::finish`] itself (`round` = 0 marks them: the fast path's
+/// `round + (zy << sh)` is an odd multiple of `2^(sh - 1)`, never 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Scale {
+    multiplier: i32,
+    /// `round + (zy << sh)`, or 0 for the general path.
+    round: i32,
+    /// `sh`, or the requantization's own shift for the general path.
+    shift: i32,
+}
+
+impl Scale {
+    pub(crate) fn new(requant: super::Requant, zy: i32) -> Self {
+        let r = super::Rescale::new(requant);
+        let sh = r.shift as u32 & 31;
+        if r.round != 0 && sh <= 22 {
+            Scale {
+                multiplier: r.multiplier,
+                round: r.round + (zy << sh),
+                shift: sh as i32,
+            }
+        } else {
+            Scale {
+                multiplier: requant.multiplier,
+                round: 0,
+                shift: requant.shift,
+            }
+        }
+    }
+
+    /// Whether [`Scale::fast`] applies.
+    #[inline(always)]
+    pub(crate) fn is_fast(self) -> bool {
+        self.round != 0
+    }
+
+    /// The fast path's value before the clamp (only when [`Scale::is_fast`]).
+    #[inline(always)]
+    pub(crate) fn fast(self, acc: i32) -> i32 {
+        smmla(acc, self.multiplier, self.round) >> (self.shift as u32 & 31)
+    }
+
+    /// `finish(acc, requant, zy, clamp)`.
+    #[inline(always)]
+    pub(crate) fn apply(self, acc: i32, zy: i32, clamp: [i8; 2]) -> i8 {
+        if self.is_fast() {
+            self.fast(acc)
+                .max(i32::from(clamp[0]))
+                .min(i32::from(clamp[1])) as i8
+        } else {
+            let requant = super::Requant {
+                multiplier: self.multiplier,
+                shift: self.shift,
+            };
+            super::finish(acc, requant, zy, clamp)
+        }
+    }
 }
 
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf", target_os = "none")))]
