@@ -516,13 +516,13 @@ mod tests {
         for s in [1, 2] {
             let g = geom((3, 9, 7), 3, [3, 3], [s, s], [1, 1], [1, 2, 1, 0], 3).unwrap();
             for (x, zx) in [(127i8, -128), (-128i8, 127), (5, 5)] {
-                for shift in [20, 31, 32, 33, 40, 62] {
+                for shift in [20i32, 31, 32, 33, 40, 62] {
                     let mut c = case(&mut rng, g);
                     c.input.fill(x);
                     c.weight.fill(-128);
                     c.ends.zx = zx;
                     for r in c.records.chunks_exact_mut(12) {
-                        r[8..12].copy_from_slice(&(shift as i32).to_le_bytes());
+                        r[8..12].copy_from_slice(&shift.to_le_bytes());
                     }
                     let want = portable(&c);
                     let mut got = vec![0; want.len()];
