@@ -13,9 +13,12 @@
 //!   the upper row adds `SMLAD(P, A_c)` (`r0 k0c + r1 k1c`) and `SMLABT(Q, B_c)` (`r2 k2c`),
 //!   the lower one `SMLATB(P, A_c)` (`r1 k0c`) and `SMLAD(Q, B_c)` (`r2 k1c + r3 k2c`): 18 MACs
 //!   in 12 instructions and 6 loads;
-//! - stride 2, one output row from pairs `(r0, r1)` and `(r2, r3)`: `SMLAD` and `SMLABT`.
+//! - stride 2, two output rows at once from pairs `P = (r0, r1)`, `Q = (r2, r3)` and
+//!   `R = (r4, r5)`: the upper row adds `SMLAD(P, A_c)` and `SMLABT(Q, B_c)`, the lower one
+//!   `SMLAD(Q, A_c)` and `SMLABT(R, B_c)`: 18 MACs in 12 instructions and 9 loads.
 //!
-//! A row's accumulators go to a buffer on the stack; a second loop rescales them
+//! The assembly loop runs several passes per call; their accumulators go to a buffer on the
+//! stack, and a second loop rescales them
 //! ([`super::ops::Scale`]: for rescalings by less than 1/2, `SMMLA` adds the rounding term to
 //! the product's high word in one instruction).
 //!
