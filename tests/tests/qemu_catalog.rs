@@ -230,29 +230,34 @@ fn catalog_models_on_the_device_are_bit_identical_to_the_host() {
     }
 }
 
-/// A network of int8 convolutions in the geometries the catalog lacks, with seeded weights: odd
+/// A network of int8 layers in the geometries the catalog lacks, with seeded weights: odd
 /// channel counts, odd pixel counts (the last pair of output pixels of the Cortex-M4F's patch
-/// loop has one pixel), window sums of 45, 63 and 18 taps (groups of four taps and a tail of 1,
-/// 3 and 2), padding, strides of 2, dilation 2, groups of three input channels, a depthwise
-/// and a 1x1 convolution, and one with more taps (585) than the Cortex-M4F's patch holds (which
-/// runs the portable loop there). Calibrated on seeded inputs. Its blob, its first input and
-/// its MACs.
+/// loop has one pixel), window sums of 90, 63 and 18 taps (groups of four taps and a tail of 2,
+/// 3 and 2), padding, strides of 2, dilation 2, groups of three input channels, 3x3 depthwise
+/// convolutions at stride 2 (two outputs per channel, asymmetric padding, an odd number of
+/// output rows) and at stride 1, a 1x1 convolution, one with more taps (585) than the
+/// Cortex-M4F's patch holds (which runs the portable loop there), and a Linear layer of 25
+/// inputs (three groups of 8 for the Cortex-M4F's SMLAD loop and one more) to 41 outputs.
+/// Calibrated on seeded inputs. Its blob, its first input and its MACs.
 fn awkward_int8() -> (Vec<u8>, Vec<f32>, u64) {
     let spec = "\
 input x: [5, 13, 11]
-a = Conv2d(5, 7, 3, stride=2, padding=1)
+g = Conv2d(5, 10, 3, stride=2, padding=(1, 2), groups=5)
+a = Conv2d(10, 7, 3, stride=2, padding=1)
 b = Conv2d(7, 9, 3, padding=2, dilation=2)
 c = Conv2d(9, 6, (2, 3), stride=(1, 2), padding=(1, 0), groups=3)
 d = Conv2d(6, 6, 3, padding=1, groups=6)
 e = Conv2d(6, 65, 1)
 f = Conv2d(65, 5, 3, padding=1)
+h = Linear(25, 41)
 forward:
-    y = relu(a(x))
+    t = relu(g(x))
+    y = relu(a(t))
     z = relu6(b(y))
     u = relu(c(z))
     v = d(u)
     w = relu(e(v))
-    return f(w)
+    return h(flatten(f(w), 0))
 ";
     let graph = parse_spec(spec, "awkward.nnspec", "awkward").expect("parses");
     let shape = graph.shape(graph.inputs[0]).to_vec();

@@ -45,6 +45,10 @@ pub(crate) fn conv2d(
     records: &[u8],
     ends: Ends,
 ) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
+    if super::dwdsp::conv2d(g, input, output, weight, records, ends) {
+        return;
+    }
     let Ends { zx, zy, clamp } = ends;
     let (sh, sw) = (g.sh.max(1), g.sw.max(1));
     let (kh, kw) = (g.kh.max(1), g.kw.max(1));

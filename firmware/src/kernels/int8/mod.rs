@@ -16,7 +16,17 @@ pub(crate) mod depthwise;
     all(target_arch = "arm", target_abi = "eabihf", target_os = "none")
 ))]
 pub(crate) mod dsp;
+#[cfg(any(
+    test,
+    all(target_arch = "arm", target_abi = "eabihf", target_os = "none")
+))]
+pub(crate) mod dwdsp;
 pub(crate) mod linear;
+#[cfg(any(
+    test,
+    all(target_arch = "arm", target_abi = "eabihf", target_os = "none")
+))]
+pub(crate) mod ops;
 pub(crate) mod pool;
 
 use nnblob_format::meta::{Requant, QCHANNEL_LEN};
