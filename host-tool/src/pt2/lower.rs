@@ -1368,45 +1368,28 @@ fn lower_node(lw: &mut Lowering<'_>, n: &ANode) -> NodeResult<()> {
             simple(lw, op)?;
         }
         "aten.mean" => {
-            let x = value(lw, a.tensor("self")?)?;
-            let xs = lw.graph.shape(x).to_vec();
+            let mut v = value(lw, a.tensor("self")?)?;
+            let xs = lw.graph.shape(v).to_vec();
             let mut dims: Vec<usize> = a
                 .ints("dim", &[])?
                 .iter()
                 .map(|&d| resolve_dim(d, xs.len()))
                 .collect::<Result<_, _>>()?;
             dims.sort_unstable();
-            if xs.len() != 4 || dims != [2, 3] {
-                return Err(format!("the mean over dims {dims:?} of a {}-d tensor is not supported yet (the global mean over [2, 3] of a 4-d one is)", xs.len()));
+            dims.dedup();
+            if dims.is_empty() {
+                return Err("a mean over every axis is not supported yet".into());
             }
-            let keep = a.flag("keepdim", false)?;
-            let pooled = format!("{out}.pooled");
-            let op = Op::AdaptivePool(AdaptivePool {
-                kind: PoolKind::Avg,
-                rank: 2,
-                output: [Some(1), Some(1)],
-            });
-            let v = lw.push(
-                &n.name,
-                None,
-                op,
-                vec![x],
-                if keep { &out } else { &pooled },
-                keep,
-            )?;
-            let v = if keep {
-                v
-            } else {
-                let shape = vec![1, xs[1] as i64];
-                lw.push(
-                    &format!("{}.flatten", n.name),
-                    None,
-                    Op::Reshape(Reshape { shape }),
-                    vec![v],
-                    &out,
-                    true,
-                )?
-            };
+            let ops = crate::graph::spec::forms::mean_ops(&xs, &dims, a.flag("keepdim", false)?);
+            let last = ops.len() - 1;
+            for (i, op) in ops.into_iter().enumerate() {
+                let (name, to) = if i == last {
+                    (n.name.clone(), out.clone())
+                } else {
+                    (format!("{}.{i}", n.name), format!("{out}.{i}"))
+                };
+                v = lw.push(&name, None, op, vec![v], &to, i == last)?;
+            }
             lw.slots.insert(out, Slot::Value(v));
         }
         "aten.add" | "aten.add_" | "aten.mul" | "aten.mul_" | "aten.sub" | "aten.div" => {

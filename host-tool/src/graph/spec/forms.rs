@@ -151,7 +151,15 @@ fn mean(a: &Args, x: &[usize]) -> Result<Form, String> {
         .collect::<Result<Vec<_>, _>>()?;
     dims.sort_unstable();
     dims.dedup();
-    let keepdim = a.flag("keepdim")?;
+    Ok(Form::Chain(mean_ops(x, &dims, a.flag("keepdim")?)))
+}
+
+/// The ops of a mean over the sorted, distinct axes `dims` of `x`: the averaged axes moved last
+/// (a `Permute` when they are not), seen as `[1, kept, 1, averaged]`, a global average pool, and
+/// the output's shape (a `Reshape`) — or the pool alone for `[2, 3]` of a 4-d tensor. The spec's
+/// `mean` and the importer's `aten.mean` both write these.
+pub fn mean_ops(x: &[usize], dims: &[usize], keepdim: bool) -> Vec<Op> {
+    let rank = x.len();
     let out: Vec<usize> = (0..rank)
         .filter_map(|i| match (dims.contains(&i), keepdim) {
             (false, _) => Some(x[i]),
@@ -170,7 +178,7 @@ fn mean(a: &Args, x: &[usize]) -> Result<Form, String> {
         vec![x[0], x[1], 1, 1]
     } else {
         let kept: Vec<usize> = (0..rank).filter(|i| !dims.contains(i)).collect();
-        let order: Vec<usize> = kept.iter().chain(&dims).copied().collect();
+        let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
         if order.iter().enumerate().any(|(i, &d)| i != d) {
             ops.push(Op::Permute(Permute { dims: order }));
         }
@@ -183,7 +191,7 @@ fn mean(a: &Args, x: &[usize]) -> Result<Form, String> {
     if pooled != out {
         ops.push(reshape_op(&out));
     }
-    Ok(Form::Chain(ops))
+    ops
 }
 
 /// The slice `start..end` (resolved: `start < end <= size`) with `step >= 1` of axis `dim`.

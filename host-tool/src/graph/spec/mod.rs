@@ -6,7 +6,7 @@
 //! defaults; the `forward:` section applies them and the functional ops to values.
 
 mod ast;
-mod forms;
+pub(crate) mod forms;
 mod lexer;
 mod print;
 mod signatures;
