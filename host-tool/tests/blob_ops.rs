@@ -12,7 +12,7 @@ use nnblob::graph::{bind, parse_spec, Tensor};
 use nnblob_format::meta::OpKind;
 use nnblob_format::BlobView;
 mod op_cases;
-use op_cases::{bound, cases, tensor};
+use op_cases::{bound, cases};
 
 mod blob_common;
 use blob_common::{relative_error, run_engine, with_f16_weights};
@@ -28,18 +28,8 @@ fn every_op_case_runs_on_the_engine_like_torch() {
     let mut kinds = std::collections::HashSet::new();
     let mut refused = Vec::new();
     for (name, case) in cases {
-        let inputs: Vec<Tensor> = case["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor)
-            .collect();
-        let mut want: Vec<Tensor> = case["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor)
-            .collect();
+        let inputs: Vec<Tensor> = op_cases::tensors(&case, "inputs");
+        let mut want: Vec<Tensor> = op_cases::tensors(&case, "outputs");
         let slices: Vec<&[f32]> = inputs.iter().map(|t| t.data.as_slice()).collect();
         let mut graph = bound(&name, &case);
         // The engine has no dilated max pooling: the converter must refuse it by name; the

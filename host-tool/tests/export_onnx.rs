@@ -115,12 +115,7 @@ fn export_of_every_op_case_matches_torch_as_written_and_after_the_passes() {
                 )
             })
             .collect();
-        let want: Vec<Tensor> = case["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(op_cases::tensor)
-            .collect();
+        let want: Vec<Tensor> = op_cases::tensors(case, "outputs");
         let optimized = nnblob::passes::optimize(graph.clone());
         for (stage, g) in [("as written", &graph), ("after the passes", &optimized)] {
             let model = export_and_load(g, tmp.path(), name);

@@ -10,7 +10,7 @@ use nnblob::eval::evaluate;
 use nnblob::graph::Tensor;
 use nnblob::passes::PIPELINE;
 mod op_cases;
-use op_cases::{bound, cases, tensor};
+use op_cases::{bound, cases};
 
 /// max |got - want| / max |want| over every output.
 fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
@@ -37,18 +37,8 @@ fn max_relative_error(got: &[Tensor], want: &[Tensor]) -> f64 {
 fn evaluator_and_every_pass_prefix_match_torch() {
     let cases = cases();
     for (name, case) in cases {
-        let inputs: Vec<Tensor> = case["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor)
-            .collect();
-        let want: Vec<Tensor> = case["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor)
-            .collect();
+        let inputs: Vec<Tensor> = op_cases::tensors(&case, "inputs");
+        let want: Vec<Tensor> = op_cases::tensors(&case, "outputs");
         let names: Vec<Option<String>> = case["output_names"]
             .as_array()
             .unwrap()
@@ -170,12 +160,7 @@ fn every_case_prints_as_a_spec_that_reads_back() {
             .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
         let reread = nnblob::graph::bind(reread, op_cases::state_dict(&case))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let inputs: Vec<Tensor> = case["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor)
-            .collect();
+        let inputs: Vec<Tensor> = op_cases::tensors(&case, "inputs");
         assert_eq!(
             evaluate(&graph, &inputs).unwrap(),
             evaluate(&reread, &inputs).unwrap(),

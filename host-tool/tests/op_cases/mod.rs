@@ -26,6 +26,11 @@ pub fn tensor(v: &Value) -> Tensor {
     Tensor::new(shape, data)
 }
 
+/// The case's `"inputs"` or `"outputs"`, as tensors.
+pub fn tensors(case: &Value, key: &str) -> Vec<Tensor> {
+    case[key].as_array().unwrap().iter().map(tensor).collect()
+}
+
 /// How many cases `make_cases.py` writes: a shorter file lost some.
 const CASES: usize = 21;
 

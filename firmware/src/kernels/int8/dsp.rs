@@ -401,7 +401,7 @@ fn dot(bias: i32, w: &[i8], patch: &Patch, groups: usize) -> (i32, i32) {
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     extern crate std;
-    use super::super::cases::{case, geom, portable, Rng};
+    use super::super::cases::{case, geom, portable, small_rescalings, Rng};
     use std::vec;
 
     /// Odd channel counts, an odd number of pixels (the last pair's second pixel dropped),
@@ -427,11 +427,9 @@ mod tests {
                 continue;
             }
             let mut c = case(&mut rng, g);
-            // Half the cases with rescalings by less than 1/2 (the `SMMLA` path).
+            // Half the cases with rescalings by less than 1/2.
             if taken % 2 == 0 {
-                for r in c.records.chunks_exact_mut(12) {
-                    r[8..12].copy_from_slice(&(rng.int(30, 58) as i32).to_le_bytes());
-                }
+                small_rescalings(&mut rng, &mut c);
             }
             let want = portable(&c);
             let mut got = vec![0; want.len()];

@@ -468,7 +468,7 @@ impl Finish {
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     extern crate std;
-    use super::super::cases::{case, geom, portable, Rng};
+    use super::super::cases::{case, geom, portable, small_rescalings, Rng};
     use std::vec;
 
     /// Strides 1 and 2, padding from none to more than the kernel reaches on each side
@@ -494,11 +494,9 @@ mod tests {
             };
             assert!(super::takes(&g));
             let mut c = case(&mut rng, g);
-            // Half the cases with rescalings by less than 1/2 (the `SMMLA` finish).
+            // Half the cases with rescalings by less than 1/2.
             if i % 2 == 0 {
-                for r in c.records.chunks_exact_mut(12) {
-                    r[8..12].copy_from_slice(&(rng.int(30, 58) as i32).to_le_bytes());
-                }
+                small_rescalings(&mut rng, &mut c);
             }
             let want = portable(&c);
             let mut got = vec![0; want.len()];

@@ -282,6 +282,14 @@ pub(crate) mod cases {
         }
     }
 
+    /// Gives every channel of `c` a rescaling by less than 1/2 (shifts of 30 and up: the
+    /// Cortex-M4F paths' `SMMLA` finish).
+    pub fn small_rescalings(rng: &mut Rng, c: &mut Case) {
+        for r in c.records.chunks_exact_mut(12) {
+            r[8..12].copy_from_slice(&(rng.int(30, 58) as i32).to_le_bytes());
+        }
+    }
+
     /// The portable kernel's output for `c`.
     pub fn portable(c: &Case) -> Vec<i8> {
         let mut out = vec![0; c.g.c_out * c.g.oh * c.g.ow];
