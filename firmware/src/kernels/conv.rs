@@ -599,7 +599,13 @@ fn run_band(
                 for l in 0..lanes {
                     let b = bias.map_or(0.0, |b| b.get(oc0 + l));
                     if let Some(plane) = out.get_mut(l * ohw..l * ohw + span) {
-                        plane.fill(b);
+                        // Four at a time: a fill of unknown length is compiled to a loop of
+                        // single stores.
+                        let mut quads = plane.chunks_exact_mut(4);
+                        for q in &mut quads {
+                            q.copy_from_slice(&[b; 4]);
+                        }
+                        quads.into_remainder().fill(b);
                     }
                 }
             }

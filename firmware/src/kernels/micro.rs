@@ -927,7 +927,9 @@ mod arm {
     }
 
     /// [`super::accumulate_row`] for the tables and strides of [`takes`]; `out` starts at the
-    /// first block's lane 0 (lanes `stride` apart), `x` at its first input.
+    /// first block's lane 0 (lanes `stride` apart), `x` at its first input. Inlined into
+    /// its two callers: a call per row of blocks would save and restore s16-s31 each time.
+    #[inline(always)]
     pub(super) fn accumulate_row(
         out: &mut [f32],
         stride: usize,
