@@ -568,6 +568,9 @@ fn run_band(
         ..*g
     };
     let origin = (at / g.ow * g.sh, at % g.ow * g.sw);
+    // The channels the padded copy holds: tiles of the same channels (parts of their kernel)
+    // read the same copy.
+    let mut copied = None;
     for_each_tile(g, ipg, max_channels, |tile| {
         // The tile's inputs: in place, or the band's padded copy of its channels.
         let (src, geom, taps) = match band {
@@ -575,7 +578,10 @@ fn run_band(
                 let n = tile.ic.1 - tile.ic.0;
                 let len = n * in_band.h * in_band.w + (PIX - 1) * g.sw;
                 let copy = padded.get_mut(..len).unwrap_or_default();
-                pad_channels(g, x, tile.ic.0, origin, &in_band, copy);
+                if copied != Some(tile.ic) {
+                    pad_channels(g, x, tile.ic.0, origin, &in_band, copy);
+                    copied = Some(tile.ic);
+                }
                 let local = Tile { ic: (0, n), ..tile };
                 (&*copy, &in_band, local)
             }

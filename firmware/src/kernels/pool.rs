@@ -98,9 +98,7 @@ fn maximum(g: &Geom, win: &Window, input: &[f32]) -> f32 {
     let mut m = f32::NEG_INFINITY;
     for row in win.rows_of(g, input) {
         for &v in row {
-            if v > m || v.is_nan() {
-                m = v;
-            }
+            m = pick(m, v);
         }
     }
     m
@@ -138,6 +136,16 @@ fn as_row(g: &Geom) -> Geom {
     }
 }
 
+/// The running maximum `m` after `v`, as [`maximum`] takes it: NaN wins.
+#[inline(always)]
+fn pick(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
 /// [`max_pool`] when no window reaches the padding or past the input (false, nothing done,
 /// otherwise): each output the maximum of its `kh x kw` values, row-major, as [`maximum`]
 /// takes them, without computing its window's bounds.
@@ -150,6 +158,25 @@ fn max_pool_inside(g: &Geom, input: &[f32], output: &mut [f32]) -> bool {
     if hw == 0 || ohw == 0 {
         return false;
     }
+    if g.h == 1 && g.kw == g.sw {
+        // Windows side by side along rows: each a chunk of the row.
+        let most = |win: &[f32]| win.iter().fold(f32::NEG_INFINITY, |m, &v| pick(m, v));
+        for (x, out) in input.chunks_exact(hw).zip(output.chunks_exact_mut(ohw)) {
+            match g.kw {
+                2 => {
+                    for (o, win) in out.iter_mut().zip(x.chunks_exact(2)) {
+                        *o = win.iter().fold(f32::NEG_INFINITY, |m, &v| pick(m, v));
+                    }
+                }
+                k => {
+                    for (o, win) in out.iter_mut().zip(x.chunks_exact(k)) {
+                        *o = most(win);
+                    }
+                }
+            }
+        }
+        return true;
+    }
     for (x, out) in input.chunks_exact(hw).zip(output.chunks_exact_mut(ohw)) {
         for (oy, row) in out.chunks_exact_mut(g.ow).enumerate() {
             let top = oy * g.sh * g.w;
@@ -158,9 +185,7 @@ fn max_pool_inside(g: &Geom, input: &[f32], output: &mut [f32]) -> bool {
                 for ky in 0..g.kh {
                     let at = top + ky * g.w + ox * g.sw;
                     for &v in x.get(at..at + g.kw).unwrap_or_default() {
-                        if v > m || v.is_nan() {
-                            m = v;
-                        }
+                        m = pick(m, v);
                     }
                 }
                 *o = m;
