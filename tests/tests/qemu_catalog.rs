@@ -17,7 +17,9 @@
 //! report is kept as a profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
 //!
 //! An int8 network of awkward geometries (seeded weights) runs the same way on the Cortex-M4F,
-//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC.
+//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC; so do two 1-d networks
+//! shaped like a pitch estimator (long kernels at strides 1 to 4, `K x 1` and `1 x K`), from a
+//! spec with seeded weights, fp16 and f32.
 //!
 //! Needs `qemu-system-arm`, `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler,
 //! `nm` and `readelf`:
