@@ -327,3 +327,89 @@ fn padding_is_zeros_not_skipped() {
     check_values(&p, WeightDtype::F32, x.clone(), w.clone(), b.clone());
     check_values(&p, WeightDtype::F16, x, w, b);
 }
+
+/// 1-d convolutions in both orientations — `K x 1` down a map one pixel wide (which the
+/// engine runs as a row) and `1 x K` along a map one row high — with long kernels of even
+/// and odd widths (pairs of taps, single taps, rows split over tiles), strides 1 to 5,
+/// padding, dilation, groups.
+fn conv1d_params() -> impl Strategy<Value = ConvP> {
+    (
+        any::<bool>(),
+        1usize..3,
+        1usize..4,
+        1usize..10,
+        1usize..80,
+        1usize..6,
+        1usize..3,
+        0usize..40,
+        0usize..40,
+        1usize..300,
+    )
+        .prop_filter_map(
+            "window fits",
+            |(column, g, ipg, opg, k, s, d, p0, p1, n)| {
+                let span = d * (k - 1) + 1;
+                (n + p0 + p1 >= span && p0 < span && p1 < span).then(|| {
+                    let p = ConvP {
+                        c: g * ipg,
+                        h: 1,
+                        w: n,
+                        o: g * opg,
+                        k: [1, k],
+                        s: [1, s],
+                        pad: [0, p0, 0, p1],
+                        d: [1, d],
+                        g,
+                    };
+                    match column {
+                        true => ConvP {
+                            h: n,
+                            w: 1,
+                            k: [k, 1],
+                            s: [s, 1],
+                            pad: [p0, 0, p1, 0],
+                            d: [d, 1],
+                            ..p
+                        },
+                        false => p,
+                    }
+                })
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn conv1d_matches_oracle(p in conv1d_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
+    }
+}
+
+#[test]
+fn padded_row_wider_than_the_band_buffer() {
+    // One output row whose padded input row (9,000 values) is longer than the band buffer
+    // under an operating system (8,192): bands of output columns, the first and last reading
+    // the padding. A 64-tap kernel at stride 4, in both orientations.
+    let p = ConvP {
+        c: 1,
+        h: 1,
+        w: 8940,
+        o: 6,
+        k: [1, 64],
+        s: [1, 4],
+        pad: [0, 30, 0, 30],
+        d: [1, 1],
+        g: 1,
+    };
+    check(&p, WeightDtype::F16, true, 23);
+    let column = ConvP {
+        h: p.w,
+        w: 1,
+        k: [64, 1],
+        s: [4, 1],
+        pad: [30, 0, 30, 0],
+        ..p
+    };
+    check(&column, WeightDtype::F32, true, 29);
+}

@@ -17,7 +17,9 @@
 //! report is kept as a profile for `nnblob footprint --profile` under `target/tmp/qemu_catalog/`.
 //!
 //! An int8 network of awkward geometries (seeded weights) runs the same way on the Cortex-M4F,
-//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC.
+//! whose int8 convolutions take the DSP path, the Cortex-M3 and RV32IMAC; so do two 1-d networks
+//! shaped like a pitch estimator (long kernels at strides 1 to 4, `K x 1` and `1 x K`), from a
+//! spec with seeded weights, fp16 and f32.
 //!
 //! Needs `qemu-system-arm`, `qemu-system-riscv32`, the thumb and RISC-V targets, a C compiler,
 //! `nm` and `readelf`:
@@ -189,6 +191,11 @@ fn check(
                 bytes.len(),
                 sizes.arena_bytes(),
             );
+            if board.core == "cortex-m4" {
+                for (i, ((kind, insns), cycles)) in p.ops.iter().zip(&run.op_cycles).enumerate() {
+                    println!("  op {i} {kind}: {insns} instructions, {cycles} est. M4 cycles");
+                }
+            }
         }
     }
 }
@@ -327,6 +334,105 @@ fn awkward_int8_geometries_on_the_device_are_bit_identical_to_the_host() {
         &dir,
         &plugin,
     );
+}
+
+/// A pitch-estimation network's shape, its layers 1-d convolutions written as Conv2d with
+/// `K x 1` kernels down a map one pixel wide (`column`), or as `1 x K` along a map one row
+/// high: a 256-tap first convolution at stride 4 on one input channel (its padded row wider
+/// than the convolution's band buffer), then 32 taps at stride 2 (the column form) or 1 (the
+/// row form), 8 taps at stride 3 to 10 channels (a partial block of output channels), each
+/// with BatchNorm and ReLU, max pools of 2, and a Linear layer. Seeded random weights and
+/// input (`graph::random`). Its blob, input and MACs.
+fn pitch_1d(column: bool, dtype: WeightDtype) -> (Vec<u8>, Vec<f32>, u64) {
+    // `(a, b)` down the column, `(b, a)` along the row.
+    let k = |a: u32, b: u32| match column {
+        true => format!("({a}, {b})"),
+        false => format!("({b}, {a})"),
+    };
+    let (stride2, pad2) = match column {
+        true => (2, 15),
+        false => (1, 16),
+    };
+    let input = match column {
+        true => "[1, 512, 1]",
+        false => "[1, 1, 512]",
+    };
+    let fc_in = if column { 60 } else { 110 };
+    let spec = format!(
+        "\
+input x: {input}
+c1 = Conv2d(1, 8, {}, stride={}, padding={})
+b1 = BatchNorm2d(8)
+p1 = MaxPool2d({})
+c2 = Conv2d(8, 8, {}, stride={}, padding={})
+b2 = BatchNorm2d(8)
+p2 = MaxPool2d({})
+c3 = Conv2d(8, 10, {}, stride={}, padding={})
+b3 = BatchNorm2d(10)
+fc = Linear({fc_in}, 10)
+forward:
+    y = p1(relu(b1(c1(x))))
+    y = p2(relu(b2(c2(y))))
+    y = relu(b3(c3(y)))
+    return fc(flatten(y, 1))
+",
+        k(256, 1),
+        k(4, 1),
+        k(126, 0),
+        k(2, 1),
+        k(32, 1),
+        k(stride2, 1),
+        k(pad2, 0),
+        k(2, 1),
+        k(8, 1),
+        k(3, 1),
+        k(4, 0),
+    );
+    let name = if column { "pitch_column" } else { "pitch_row" };
+    let graph = parse_spec(&spec, &format!("{name}.nnspec"), name).expect("parses");
+    let macs = nnblob::graph::summarize(&graph).total_macs;
+    let sd = nnblob::graph::random::random_state_dict(&graph, 0x7069_7463_6831);
+    let input = nnblob::graph::random::random_inputs(&graph, 0x7069_7463_6832);
+    let bound = bind(graph, sd).expect("binds");
+    let built = blob::build(bound, [0; 32], dtype).expect("compiles");
+    (built.bytes, input[0].data.clone(), macs)
+}
+
+/// [`pitch_1d`] in both orientations, fp16 and f32 weights, on the Cortex-M4F (the assembly
+/// paths for long rows at strides 1 to 4), the Cortex-M3 and RV32IMAC: every output bit
+/// equals the host's.
+#[test]
+#[ignore = "needs QEMU and the bare-metal targets; tests/run.sh runs it"]
+fn pitch_1d_on_the_device_is_bit_identical_to_the_host() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu_catalog_pitch");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = build_plugin(&dir);
+    println!("| model | board | weights | MACs | instructions (plugin) | per MAC | est. M4 cycles per MAC | stack bytes | blob bytes | arena bytes |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for column in [true, false] {
+        let name = if column { "pitch_column" } else { "pitch_row" };
+        for (dtype, label) in [(WeightDtype::F16, "F16"), (WeightDtype::F32, "F32")] {
+            let (bytes, input, macs) = pitch_1d(column, dtype);
+            let model = Model::from_bytes(&bytes).expect("the engine accepts the blob");
+            let bits = host_output_bits(&model, &input);
+            let distinct = bits.iter().collect::<std::collections::BTreeSet<_>>().len();
+            assert_eq!(
+                distinct,
+                bits.len(),
+                "{name}: the outputs should all differ"
+            );
+            let boards: &[&Board] = &[&CORTEX_M4F, &CORTEX_M3, &RISCV32];
+            check(
+                name,
+                (bytes, input, macs),
+                label,
+                boards,
+                false,
+                &dir,
+                &plugin,
+            );
+        }
+    }
 }
 
 /// Networks imported from `torch.export` archives (the Slice of `chunk`, ShuffleNet's channel

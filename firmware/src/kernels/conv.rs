@@ -84,6 +84,26 @@ pub(crate) fn conv2d(
     g.dh = g.dh.max(1);
     g.dw = g.dw.max(1);
     g.groups = g.groups.max(1);
+    if g.w == 1 && g.ow == 1 && g.kw == 1 && g.pl == 0 && g.h > 1 {
+        // A column (a K x 1 kernel down a map one pixel wide) is laid out as a row: run it
+        // as a 1 x K kernel along a map one row high, whose blocks take 4 pixels, not 1.
+        // The taps keep their order.
+        g = Geom {
+            h: 1,
+            w: g.h,
+            oh: 1,
+            ow: g.oh,
+            kh: 1,
+            kw: g.kh,
+            sh: 1,
+            sw: g.sh,
+            dh: 1,
+            dw: g.dh,
+            pt: 0,
+            pl: g.pt,
+            ..g
+        };
+    }
     let unpadded = g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
     if g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && unpadded {
         // Pointwise: a matrix product over the pixels, which are one contiguous row.
@@ -312,20 +332,22 @@ fn fill_patch(
 }
 
 /// Fills `table` with the offsets of the tile's taps from a block's first input, in `g`'s
-/// input: one entry per kernel row when its taps are 3 consecutive inputs at pixel stride 1
-/// or 2 (the micro-kernel adds them from one load), else one per tap.
+/// input: at dilation 1, one entry per kernel row when its taps are 3 consecutive inputs at
+/// pixel stride 1 or 2, one per pair of taps when the row has an even width and the stride is
+/// at most 4 (the micro-kernel adds an entry's taps from one load); else one per tap.
 fn in_place_taps(g: &Geom, tile: &Tile, table: &mut TapTable) {
-    let rows = tile.cols() == 3 && (g.sw == 1 || g.sw == 2) && g.dw == 1;
-    table.clear(if rows { 3 } else { 1 });
+    let cols = tile.cols();
+    let run = match (cols, g.sw, g.dw) {
+        (3, 1 | 2, 1) => 3,
+        (c, 1..=4, 1) if c % 2 == 0 => 2,
+        _ => 1,
+    };
+    table.clear(run);
     for ic in 0..tile.ic.1 - tile.ic.0 {
         for ky in 0..tile.ky.1 - tile.ky.0 {
             let row = ic * g.h * g.w + ky * g.dh * g.w;
-            if rows {
-                table.push(row);
-            } else {
-                for kx in 0..tile.cols() {
-                    table.push(row + kx * g.dw);
-                }
+            for kx in (0..cols).step_by(run) {
+                table.push(row + kx * g.dw);
             }
         }
     }
@@ -483,10 +505,9 @@ fn run(
     padded: &mut [f32],
 ) {
     let ipg = g.c_in / g.groups;
-    let opg = g.c_out / g.groups;
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let hw = g.h * g.w;
     let band = Band::plan(g, ipg);
-    let (mut in_place, mut patched) = (TapTable::new(), TapTable::new());
+    let mut tables = (TapTable::new(), TapTable::new());
     for grp in 0..g.groups {
         let Some(x) = input.get(grp * ipg * hw..(grp + 1) * ipg * hw) else {
             return;
@@ -494,69 +515,125 @@ fn run(
         let mut oy0 = 0;
         while oy0 < g.oh {
             let rows = band.map_or(g.oh, |b| b.rows.min(g.oh - oy0));
-            let max_channels = band.map_or(usize::MAX, |b| b.channels);
-            // The band's geometry: its copy's rows and columns, unpadded.
-            let in_band = Geom {
-                h: (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
-                w: (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1,
-                oh: rows,
-                pt: 0,
-                pl: 0,
-                ..*g
-            };
-            for_each_tile(g, ipg, max_channels, |tile| {
-                // The tile's inputs: in place, or the band's padded copy of its channels.
-                let (src, geom, taps) = match band {
-                    Some(_) => {
-                        let n = tile.ic.1 - tile.ic.0;
-                        let len = n * in_band.h * in_band.w + (PIX - 1) * g.sw;
-                        let copy = padded.get_mut(..len).unwrap_or_default();
-                        pad_channels(g, x, tile.ic.0, oy0 * g.sh, &in_band, copy);
-                        let local = Tile { ic: (0, n), ..tile };
-                        (&*copy, &in_band, local)
-                    }
-                    None => (x, g, tile),
-                };
-                in_place_taps(geom, &taps, &mut in_place);
-                let first_tile = tile.ic.0 == 0 && tile.ky.0 == 0 && tile.kx.0 == 0;
-                let mut first = 0;
-                while first < opg {
-                    let lanes = LANES.min(opg - first);
-                    let oc0 = grp * opg + first;
-                    // The band's output rows of the block's channels: lane `l` at `l * ohw`.
-                    let at = oc0 * ohw + oy0 * g.ow;
-                    let Some(out) = output.get_mut(at..at + (lanes - 1) * ohw + rows * g.ow) else {
-                        return;
-                    };
-                    if first_tile {
-                        // The sums start from the bias.
-                        for l in 0..lanes {
-                            let b = bias.map_or(0.0, |b| b.get(oc0 + l));
-                            if let Some(plane) = out.get_mut(l * ohw..l * ohw + rows * g.ow) {
-                                plane.fill(b);
-                            }
-                        }
-                    }
-                    let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
-                    decode_tile(g, weight, grp, first, &tile, wt);
-                    let tables = (&in_place, &mut patched);
-                    tile_pass(geom, src, out, wt, &taps, lanes, ohw, tables, patch);
-                    first += lanes;
-                }
-            });
+            let mut ox0 = 0;
+            while ox0 < g.ow {
+                let cols = band.map_or(g.ow, |b| b.cols.min(g.ow - ox0));
+                let at = (oy0 * g.ow + ox0, rows, cols);
+                let bufs = (&mut *wbuf, &mut *patch, &mut *padded);
+                run_band(g, x, output, weight, bias, grp, band, at, bufs, &mut tables);
+                ox0 += cols;
+            }
             oy0 += rows;
         }
     }
 }
 
+/// The buffers of [`run`]: decoded weights, the patch, the padded copy.
+type Buffers<'a> = (
+    &'a mut [f32; TILE_LEN],
+    &'a mut [f32; PATCH_LEN],
+    &'a mut [f32],
+);
+
+/// One band of group `grp`'s output (`x`: the group's input channels): `rows` output rows of
+/// `cols` pixels from output pixel `at` of the planes, tile by tile, each tile's inputs
+/// read in place (no band: `at` is 0 and the band the whole output) or from the band's padded
+/// copy.
+#[allow(clippy::too_many_arguments)]
+fn run_band(
+    g: &Geom,
+    x: &[f32],
+    output: &mut [f32],
+    weight: Matrix<'_>,
+    bias: Option<Vector<'_>>,
+    grp: usize,
+    band: Option<Band>,
+    (at, rows, cols): (usize, usize, usize),
+    (wbuf, patch, padded): Buffers<'_>,
+    (in_place, patched): &mut (TapTable, TapTable),
+) {
+    let ipg = g.c_in / g.groups;
+    let opg = g.c_out / g.groups;
+    let ohw = g.oh * g.ow;
+    let max_channels = band.map_or(usize::MAX, |b| b.channels);
+    // The band's geometry: its copy's rows and columns, unpadded; the padded input row
+    // and column it starts at.
+    let in_band = Geom {
+        h: (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+        w: (cols - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+        oh: rows,
+        ow: cols,
+        pt: 0,
+        pl: 0,
+        ..*g
+    };
+    let origin = (at / g.ow * g.sh, at % g.ow * g.sw);
+    // The channels the padded copy holds: tiles of the same channels (parts of their kernel)
+    // read the same copy.
+    let mut copied = None;
+    for_each_tile(g, ipg, max_channels, |tile| {
+        // The tile's inputs: in place, or the band's padded copy of its channels.
+        let (src, geom, taps) = match band {
+            Some(_) => {
+                let n = tile.ic.1 - tile.ic.0;
+                let len = n * in_band.h * in_band.w + (PIX - 1) * g.sw;
+                let copy = padded.get_mut(..len).unwrap_or_default();
+                if copied != Some(tile.ic) {
+                    pad_channels(g, x, tile.ic.0, origin, &in_band, copy);
+                    copied = Some(tile.ic);
+                }
+                let local = Tile { ic: (0, n), ..tile };
+                (&*copy, &in_band, local)
+            }
+            None => (x, g, tile),
+        };
+        in_place_taps(geom, &taps, in_place);
+        let first_tile = tile.ic.0 == 0 && tile.ky.0 == 0 && tile.kx.0 == 0;
+        // The band's pixels of a plane: its rows, the last one `cols` long.
+        let span = (rows - 1) * g.ow + cols;
+        let mut first = 0;
+        while first < opg {
+            let lanes = LANES.min(opg - first);
+            let oc0 = grp * opg + first;
+            // The band's output pixels of the block's channels: lane `l` at `l * ohw`.
+            let at = oc0 * ohw + at;
+            let Some(out) = output.get_mut(at..at + (lanes - 1) * ohw + span) else {
+                return;
+            };
+            if first_tile {
+                // The sums start from the bias.
+                for l in 0..lanes {
+                    let b = bias.map_or(0.0, |b| b.get(oc0 + l));
+                    if let Some(plane) = out.get_mut(l * ohw..l * ohw + span) {
+                        // Four at a time: a fill of unknown length is compiled to a loop of
+                        // single stores.
+                        let mut quads = plane.chunks_exact_mut(4);
+                        for q in &mut quads {
+                            q.copy_from_slice(&[b; 4]);
+                        }
+                        quads.into_remainder().fill(b);
+                    }
+                }
+            }
+            let wt = wbuf.get_mut(..tile.len() * LANES).unwrap_or_default();
+            decode_tile(g, weight, grp, first, &tile, wt);
+            let tables = (&*in_place, &mut *patched);
+            tile_pass(geom, src, out, wt, &taps, lanes, ohw, tables, patch);
+            first += lanes;
+        }
+    });
+}
+
 /// Output pixels of a band, at least, where they fit.
 const BAND_PIXELS: usize = 64;
 
-/// How a padded convolution is cut into bands of output rows whose inputs, for a tile of
-/// input channels, fit [`PADDED_LEN`] with their padding.
+/// How a padded convolution is cut into bands of output rows (or, for a single output row
+/// too wide, of output columns) whose inputs, for a tile of input channels, fit
+/// [`PADDED_LEN`] with their padding.
 #[derive(Clone, Copy)]
 struct Band {
     rows: usize,
+    cols: usize,
     channels: usize,
 }
 
@@ -564,14 +641,25 @@ impl Band {
     /// The plan for a padded convolution (`None` for an unpadded one, or when not even one
     /// padded input row fits): bands of at least [`BAND_PIXELS`] output pixels where they
     /// fit (the weights are decoded again for every band), then as many channels per tile as
-    /// fit, then as many more output rows as fit, spread evenly.
+    /// fit, then as many more output rows as fit, spread evenly. A convolution of one output
+    /// row whose padded row does not fit is cut into bands of output columns, a multiple of
+    /// [`PIX`], spread evenly.
     fn plan(g: &Geom, ipg: usize) -> Option<Band> {
-        let width = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+        let width = |cols: usize| (cols - 1) * g.sw + (g.kw - 1) * g.dw + 1;
         let height = |rows: usize| (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-        let padded = g.pt > 0 || g.pl > 0 || height(g.oh) > g.h || width > g.w;
+        let padded = g.pt > 0 || g.pl > 0 || height(g.oh) > g.h || width(g.ow) > g.w;
         // Room for the planes; the unstored pixels of the last block may read past them.
         let room = PADDED_LEN.checked_sub((PIX - 1) * g.sw)?;
-        let plane = |rows: usize| height(rows) * width;
+        let mut cols = g.ow;
+        if g.oh == 1 && height(1) * width(g.ow) > room {
+            let fit = (room / height(1)).checked_sub(width(1))? / g.sw + 1;
+            let most = fit / PIX * PIX;
+            if most == 0 {
+                return None;
+            }
+            cols = g.ow.div_ceil(g.ow.div_ceil(most)).next_multiple_of(PIX);
+        }
+        let plane = |rows: usize| height(rows) * width(cols);
         let most = (MAX_TAPS / (g.kh * g.kw).max(1)).clamp(1, ipg.max(1));
         let mut rows = BAND_PIXELS.div_ceil(g.ow).min(g.oh);
         while rows > 1 && plane(rows) > room {
@@ -586,25 +674,35 @@ impl Band {
         }
         Some(Band {
             rows: g.oh.div_ceil(g.oh.div_ceil(rows)),
+            cols,
             channels,
         })
     }
 }
 
 /// Copies input channels `c0..` (as many as `dst` holds planes of `band.h × band.w`) with
-/// their padding, from padded input row `top`: plane row `r`, column `c` holds input row
-/// `top + r - pt`, column `c - pl`, or zero. What is left of `dst` after the planes is zeroed.
-fn pad_channels(g: &Geom, x: &[f32], c0: usize, top: usize, band: &Geom, dst: &mut [f32]) {
+/// their padding, from padded input row `top` and column `left`: plane row `r`, column `c`
+/// holds input row `top + r - pt`, column `left + c - pl`, or zero. What is left of `dst`
+/// after the planes is zeroed.
+fn pad_channels(
+    g: &Geom,
+    x: &[f32],
+    c0: usize,
+    (top, left): (usize, usize),
+    band: &Geom,
+    dst: &mut [f32],
+) {
     let (hw, wp) = (g.h * g.w, band.w);
-    // Columns of a plane row that hold input columns.
-    let lead = g.pl.min(wp);
-    let end = (g.pl + g.w).min(wp);
+    // Columns of a plane row that hold input columns, and the first of those input columns.
+    let lead = g.pl.saturating_sub(left).min(wp);
+    let end = (g.pl + g.w).saturating_sub(left).clamp(lead, wp);
+    let ix0 = (left + lead).saturating_sub(g.pl);
     let mut planes = dst.chunks_exact_mut(band.h * wp);
     for (c, plane) in (c0..).zip(&mut planes) {
         for (r, row) in plane.chunks_exact_mut(wp).enumerate() {
             let iy = (top + r).wrapping_sub(g.pt);
             let src = match iy < g.h {
-                true => x.get(c * hw + iy * g.w..c * hw + (iy + 1) * g.w),
+                true => x.get(c * hw + iy * g.w + ix0..c * hw + (iy + 1) * g.w),
                 false => None,
             };
             let (head, rest) = row.split_at_mut(lead);

@@ -5,11 +5,12 @@
 //!
 //! The portable loop runs everywhere. On Arm cores with a single-precision FPU and the
 //! hard-float ABI (Cortex-M4F, M7, M33, ...) an assembly loop runs instead for pixel strides 1
-//! and 2: it keeps the 16 accumulators in registers and loads four weights, and at stride 1
-//! four inputs, with one instruction each; for a 3-wide kernel row it loads the inputs the
-//! row reads for four pixels once for its three taps (six at stride 1, nine at stride 2).
+//! to 4: it keeps the 16 accumulators in registers and loads four weights, and at stride 1
+//! four inputs, with one instruction each; for a 3-wide kernel row (strides 1 and 2) it loads
+//! the inputs the row reads for four pixels once for its three taps (six at stride 1, nine at
+//! stride 2), for a pair of neighbouring taps (rows of an even width) once for both.
 //! [`accumulate_row`] runs a row of blocks in one call, their partial sums loaded from and
-//! stored to the output planes by the loop itself. Both give the same bits: `VMLA.F32` rounds
+//! stored to the output planes by the loop itself; [`accumulate`] runs it on one block. Both give the same bits: `VMLA.F32` rounds
 //! the product before adding it (it is not a fused multiply-add), exactly like `acc += w * x`,
 //! and each accumulator sees the taps in the same order. The QEMU tests compare the two, bit
 //! for bit.
@@ -48,8 +49,9 @@ pub(crate) type Block = [[f32; PIX]; LANES];
 
 /// The offsets of a tile's taps from a block's first input, in tap order, and their maximum,
 /// which bounds every read of [`accumulate`]. Each entry stands for `run` consecutive taps
-/// one input apart (1, or 3 for the kernel rows of a 3-wide kernel at dilation 1 and stride 1
-/// or 2, which the assembly loop adds from one load of their inputs).
+/// one input apart (1; 3 for the kernel rows of a 3-wide kernel at dilation 1 and stride 1
+/// or 2; 2 for the pairs of taps of rows of an even width at dilation 1 and strides 1 to 4:
+/// the assembly loop adds an entry's taps from one load of their inputs).
 pub(crate) struct TapTable {
     offs: [usize; MAX_TAPS],
     len: usize,
@@ -140,8 +142,9 @@ pub(crate) fn accumulate(
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if (sw == 1 || sw == 2) && taps.run == 1 {
-        arm::accumulate(acc, x, sw, taps, wt);
+    if arm::takes(taps.run, sw) {
+        // The block is a row of one block whose lanes lie `PIX` apart.
+        arm::accumulate_row(acc.as_flattened_mut(), PIX, 1, x, sw, taps, wt);
         return true;
     }
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -177,7 +180,7 @@ pub(crate) fn accumulate_row(
         return false;
     };
     #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
-    if (sw == 1 || sw == 2) && (taps.run == 1 || taps.run == 3) {
+    if arm::takes(taps.run, sw) {
         if let Some(out) = out.get_mut(at..) {
             arm::accumulate_row(out, stride, blocks, x, sw, taps, wt);
         }
@@ -619,7 +622,7 @@ mod x86 {
 #[cfg(all(target_arch = "arm", target_abi = "eabihf", target_os = "none"))]
 #[allow(unsafe_code)]
 mod arm {
-    use super::{Block, TapTable, LANES, PIX};
+    use super::{TapTable, LANES, PIX};
 
     /// The 16 multiply-accumulates of one tap: its weights in registers `$w0..$w3`, the
     /// four pixels' inputs in `$x0..$x3`, `acc[l][j]` in `s(16 + 4l + j)`.
@@ -796,7 +799,94 @@ mod arm {
         };
     }
 
-    /// The loads of a tap's four inputs at stride 1 and 2.
+    /// The loop over pairs of taps one input apart (kernel rows of an even width at
+    /// dilation 1) at stride 1: one load of the five inputs the pair reads for four pixels
+    /// (s8-s12), its eight weights in one load.
+    macro_rules! pairs_s1_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            entries_loop!(
+                $offs,
+                $n,
+                concat!(
+                    "vldmia {p}, {{s8-s12}}\n",
+                    "vldmia ",
+                    $w,
+                    "!, {{s0-s7}}\n",
+                    mla_4x4!("s0", "s1", "s2", "s3", "s8", "s9", "s10", "s11"),
+                    mla_4x4!("s4", "s5", "s6", "s7", "s9", "s10", "s11", "s12"),
+                )
+            )
+        };
+    }
+
+    /// Pairs of taps at stride 2: the eight inputs `x[0..8]` (s8-s15), pixel `j`'s under
+    /// tap `k` in `s(8 + 2j + k)`.
+    macro_rules! pairs_s2_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            entries_loop!(
+                $offs,
+                $n,
+                concat!(
+                    "vldmia {p}, {{s8-s15}}\n",
+                    "vldmia ",
+                    $w,
+                    "!, {{s0-s7}}\n",
+                    mla_4x4!("s0", "s1", "s2", "s3", "s8", "s10", "s12", "s14"),
+                    mla_4x4!("s4", "s5", "s6", "s7", "s9", "s11", "s13", "s15"),
+                )
+            )
+        };
+    }
+
+    /// Pairs of taps at stride 3: the eleven inputs `x[0..11]` (s4-s14), pixel `j`'s under
+    /// tap `k` in `s(4 + 3j + k)`, a tap's four weights at a time.
+    macro_rules! pairs_s3_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            entries_loop!(
+                $offs,
+                $n,
+                concat!(
+                    "vldmia {p}, {{s4-s14}}\n",
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s4", "s7", "s10", "s13"),
+                    weights_4!($w),
+                    mla_4x4!("s0", "s1", "s2", "s3", "s5", "s8", "s11", "s14"),
+                )
+            )
+        };
+    }
+
+    /// Pairs of taps at stride 4: each pixel's two inputs with one doubleword load (d4-d7,
+    /// which are s8-s15: pixel `j`'s under tap `k` in `s(8 + 2j + k)`).
+    macro_rules! pairs_s4_loop {
+        ($offs:literal, $w:literal, $n:literal) => {
+            entries_loop!(
+                $offs,
+                $n,
+                concat!(
+                    "vldr d4, [{p}]\n vldr d5, [{p}, #16]\n",
+                    "vldr d6, [{p}, #32]\n vldr d7, [{p}, #48]\n",
+                    "vldmia ",
+                    $w,
+                    "!, {{s0-s7}}\n",
+                    mla_4x4!("s0", "s1", "s2", "s3", "s8", "s10", "s12", "s14"),
+                    mla_4x4!("s4", "s5", "s6", "s7", "s9", "s11", "s13", "s15"),
+                )
+            )
+        };
+    }
+
+    /// The loads of a tap's four inputs at strides 1 to 4.
+    macro_rules! load_s4 {
+        () => {
+            "vldr s8, [{p}]\n vldr s9, [{p}, #16]\n vldr s10, [{p}, #32]\n vldr s11, [{p}, #48]"
+        };
+    }
+    macro_rules! load_s3 {
+        () => {
+            "vldr s8, [{p}]\n vldr s9, [{p}, #12]\n vldr s10, [{p}, #24]\n vldr s11, [{p}, #36]"
+        };
+    }
     macro_rules! load_s2 {
         () => {
             "vldr s8, [{p}]\n vldr s9, [{p}, #8]\n vldr s10, [{p}, #16]\n vldr s11, [{p}, #24]"
@@ -819,7 +909,7 @@ mod arm {
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s12") _, out("s13") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
                     out("s16") _, out("s17") _, out("s18") _, out("s19") _,
                     out("s20") _, out("s21") _, out("s22") _, out("s23") _,
                     out("s24") _, out("s25") _, out("s26") _, out("s27") _,
@@ -830,44 +920,16 @@ mod arm {
         };
     }
 
-    /// [`super::accumulate`] for `sw` 1 or 2; `x` starts at the block's base.
-    pub(super) fn accumulate(acc: &mut Block, x: &[f32], sw: usize, taps: &TapTable, wt: &[f32]) {
-        // The checks the reads below rely on, restated here (in constant time: the table's
-        // maximum bounds every offset, an invariant of its private fields) so that no change
-        // of a caller can make them unsound: at least one tap, `LANES` weights per tap, and
-        // every input a tap reads inside `x`.
-        let offs = taps.offsets();
-        if !taps.reads_fit(x.len(), 0, sw, 1, wt.len()) {
-            return;
-        }
-        // The accumulators are 16 consecutive f32s, read and written with one instruction
-        // each way; the loop reads `x` at the offsets and `wt` from its start, `LANES` per tap.
-        let acc = acc.as_flattened_mut();
-        macro_rules! run {
-            ($load:expr) => {
-                block_asm!(
-                    "vldmia {acc}, {{s16-s31}}",
-                    taps_loop!("{offs}", "{w}", "{n}", $load),
-                    "vstmia {acc}, {{s16-s31}}";
-                    acc = in(reg) acc.as_mut_ptr(),
-                    x = in(reg) x.as_ptr(),
-                    offs = inout(reg) offs.as_ptr() => _,
-                    w = inout(reg) wt.as_ptr() => _,
-                    n = inout(reg) offs.len() => _,
-                    p = out(reg) _,
-                )
-            };
-        }
-        match sw {
-            1 => run!(load_s1!()),
-            2 => run!(load_s2!()),
-            // The caller sends no other stride; reading as one of the above could overrun.
-            _ => {}
-        }
+    /// Whether the loops below take tables of `run`-tap entries at pixel stride `sw`: single
+    /// taps and pairs at strides 1 to 4, kernel rows of three at strides 1 and 2.
+    pub(super) fn takes(run: usize, sw: usize) -> bool {
+        matches!((run, sw), (1 | 2, 1..=4) | (3, 1 | 2))
     }
 
-    /// [`super::accumulate_row`] for `sw` 1 or 2; `out` starts at the first block's lane 0,
-    /// `x` at its first input.
+    /// [`super::accumulate_row`] for the tables and strides of [`takes`]; `out` starts at the
+    /// first block's lane 0 (lanes `stride` apart), `x` at its first input. Inlined into
+    /// its two callers: a call per row of blocks would save and restore s16-s31 each time.
+    #[inline(always)]
     pub(super) fn accumulate_row(
         out: &mut [f32],
         stride: usize,
@@ -926,6 +988,12 @@ mod arm {
         match (taps.run, sw) {
             (1, 1) => run!(taps_loop!("r3", "r4", "r5", load_s1!()), "16"),
             (1, 2) => run!(taps_loop!("r3", "r4", "r5", load_s2!()), "32"),
+            (1, 3) => run!(taps_loop!("r3", "r4", "r5", load_s3!()), "48"),
+            (1, 4) => run!(taps_loop!("r3", "r4", "r5", load_s4!()), "64"),
+            (2, 1) => run!(pairs_s1_loop!("r3", "r4", "r5"), "16"),
+            (2, 2) => run!(pairs_s2_loop!("r3", "r4", "r5"), "32"),
+            (2, 3) => run!(pairs_s3_loop!("r3", "r4", "r5"), "48"),
+            (2, 4) => run!(pairs_s4_loop!("r3", "r4", "r5"), "64"),
             (3, 1) => run!(rows3_loop!("r3", "r4", "r5"), "16"),
             (3, 2) => run!(rows3_s2_loop!("r3", "r4", "r5"), "32"),
             // The caller sends no other kind; reading as one of the above could overrun.

@@ -98,9 +98,7 @@ fn maximum(g: &Geom, win: &Window, input: &[f32]) -> f32 {
     let mut m = f32::NEG_INFINITY;
     for row in win.rows_of(g, input) {
         for &v in row {
-            if v > m || v.is_nan() {
-                m = v;
-            }
+            m = pick(m, v);
         }
     }
     m
@@ -109,7 +107,92 @@ fn maximum(g: &Geom, win: &Window, input: &[f32]) -> f32 {
 /// Max pooling.
 #[allow(clippy::indexing_slicing)] // geometry validated
 pub(crate) fn max_pool(g: &Geom, input: &[f32], output: &mut [f32]) {
-    for_each_window(g, |win| output[win.out] = maximum(g, &win, input));
+    let g = &as_row(g);
+    if !max_pool_inside(g, input, output) {
+        for_each_window(g, |win| output[win.out] = maximum(g, &win, input));
+    }
+}
+
+/// A pooling down a map one pixel wide (a `k x 1` window, no column padding) as the same
+/// pooling along a map one row high, which has the same layout: each window covers the same
+/// values in the same order.
+fn as_row(g: &Geom) -> Geom {
+    let [top, left, bottom, right] = g.pad;
+    if g.w == 1 && g.ow == 1 && g.kw == 1 && left == 0 && right == 0 && g.h > 1 {
+        Geom {
+            h: 1,
+            w: g.h,
+            oh: 1,
+            ow: g.oh,
+            kh: 1,
+            kw: g.kh,
+            sh: 1,
+            sw: g.sh,
+            pad: [0, top, 0, bottom],
+            ..*g
+        }
+    } else {
+        *g
+    }
+}
+
+/// The running maximum `m` after `v`, as [`maximum`] takes it: NaN wins.
+#[inline(always)]
+fn pick(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
+/// [`max_pool`] when no window reaches the padding or past the input (false, nothing done,
+/// otherwise): each output the maximum of its `kh x kw` values, row-major, as [`maximum`]
+/// takes them, without computing its window's bounds.
+fn max_pool_inside(g: &Geom, input: &[f32], output: &mut [f32]) -> bool {
+    let reach = |o: usize, s: usize, k: usize| (o.max(1) - 1) * s + k;
+    if g.pad != [0; 4] || reach(g.oh, g.sh, g.kh) > g.h || reach(g.ow, g.sw, g.kw) > g.w {
+        return false;
+    }
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    if hw == 0 || ohw == 0 {
+        return false;
+    }
+    if g.h == 1 && g.kw == g.sw {
+        // Windows side by side along rows: each a chunk of the row.
+        let most = |win: &[f32]| win.iter().fold(f32::NEG_INFINITY, |m, &v| pick(m, v));
+        for (x, out) in input.chunks_exact(hw).zip(output.chunks_exact_mut(ohw)) {
+            match g.kw {
+                2 => {
+                    for (o, win) in out.iter_mut().zip(x.chunks_exact(2)) {
+                        *o = win.iter().fold(f32::NEG_INFINITY, |m, &v| pick(m, v));
+                    }
+                }
+                k => {
+                    for (o, win) in out.iter_mut().zip(x.chunks_exact(k)) {
+                        *o = most(win);
+                    }
+                }
+            }
+        }
+        return true;
+    }
+    for (x, out) in input.chunks_exact(hw).zip(output.chunks_exact_mut(ohw)) {
+        for (oy, row) in out.chunks_exact_mut(g.ow).enumerate() {
+            let top = oy * g.sh * g.w;
+            for (ox, o) in row.iter_mut().enumerate() {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..g.kh {
+                    let at = top + ky * g.w + ox * g.sw;
+                    for &v in x.get(at..at + g.kw).unwrap_or_default() {
+                        m = pick(m, v);
+                    }
+                }
+                *o = m;
+            }
+        }
+    }
+    true
 }
 
 /// The mean of a window: its row-major sum divided by the divisor.
