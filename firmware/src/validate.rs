@@ -469,8 +469,9 @@ impl Checker<'_, '_> {
                 let (it, ot) = (self.tensor(r.input)?, self.tensor(r.output)?);
                 let [c, h, w] = self.nchw(&it, r.input)?;
                 let [oc, oh, ow] = self.nchw(&ot, r.output)?;
+                // No empty axis: an empty output of a vast height would still loop over it.
                 self.ensure(
-                    c == oc && h > 0 && w > 0 && oh > 0 && ow > 0,
+                    c == oc && c > 0 && h > 0 && w > 0 && oh > 0 && ow > 0,
                     self.shape(r.output),
                 )?;
                 let scale_ok = r.scale.iter().all(|s| s.is_finite() && *s >= 0.0);

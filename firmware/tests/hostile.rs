@@ -451,6 +451,15 @@ fn resizes_are_checked_field_by_field() {
         refused(ResizeMode::Linear, &|r| r.output = 0),
         Error::OpOverlap { op: 0, tensor: 0 }
     );
+    // No channels and a vast map (an empty output the kernel would still walk, row by row;
+    // the fuzzer's `regressions/resize-empty-channels-vast-map`).
+    let mut m = resizer(ResizeMode::Nearest);
+    let shapes: [&[u32]; 2] = [&[1, 0, 3, 4], &[1, 0, 1 << 20, 1 << 20]];
+    (m.tensors, m.arena_bytes) = common::tensors(&shapes);
+    assert_eq!(
+        Model::from_bytes(&m.to_vec().unwrap()).unwrap_err(),
+        Error::OpShape { op: 0, tensor: 1 }
+    );
 }
 
 /// A GroupNorm `[1, 4, 3, 5]`: 2 groups of 2 channels, one weight and bias per channel.
@@ -535,8 +544,7 @@ fn matrix_products_are_checked_shape_by_shape() {
     assert_eq!(out[15 + 2 * 5 + 4].to_bits(), want.to_bits());
     let refused = |shapes: [&[u32]; 3]| {
         let mut m = matmul();
-        m.tensors = common::tensors(&shapes).0;
-        m.arena_bytes = common::tensors(&shapes).1;
+        (m.tensors, m.arena_bytes) = common::tensors(&shapes);
         Model::from_bytes(&m.to_vec().unwrap()).unwrap_err()
     };
     let shape = Error::OpShape { op: 0, tensor: 2 };
@@ -555,6 +563,15 @@ fn matrix_products_are_checked_shape_by_shape() {
         shape
     );
     assert_eq!(refused([&[1, 2, 3, 4], &[4, 5], &[1, 2, 3, 5]]), shape);
+    // Empty matrices: the kernel walks rows of k and n values.
+    assert_eq!(
+        refused([&[1, 2, 3, 0], &[1, 1, 0, 5], &[1, 2, 3, 5]]),
+        shape
+    );
+    assert_eq!(
+        refused([&[1, 2, 3, 4], &[1, 1, 4, 0], &[1, 2, 3, 0]]),
+        shape
+    );
 }
 
 /// Writes seed blobs for the fuzzer when `NNBLOB_WRITE_FUZZ_SEEDS` names a folder.

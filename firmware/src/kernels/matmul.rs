@@ -18,7 +18,8 @@ pub(crate) struct Geom {
 
 impl Geom {
     /// The product's sizes from its tensors: one rank (at least 2), the inner dimensions equal,
-    /// each operand's batch dimensions the output's or all 1; `None` when they do not form one.
+    /// no size 0, each operand's batch dimensions the output's or all 1; `None` when they do not
+    /// form one.
     pub fn of(a: &Tensor, b: &Tensor, out: &Tensor) -> Option<Geom> {
         let r = usize::from(a.rank);
         if r < 2 || b.rank != a.rank || out.rank != a.rank {
@@ -26,7 +27,8 @@ impl Geom {
         }
         let last_two = |t: &Tensor| Some((*t.dims.get(r - 2)?, *t.dims.get(r - 1)?));
         let ((m, k), (k2, n)) = (last_two(a)?, last_two(b)?);
-        if k2 != k || last_two(out)? != (m, n) {
+        // No empty matrix: the kernel walks rows of `k` and `n` values.
+        if k2 != k || last_two(out)? != (m, n) || m == 0 || k == 0 || n == 0 {
             return None;
         }
         let batch = out.dims.get(..r - 2)?;
