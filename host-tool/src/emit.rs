@@ -619,7 +619,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rodata_bytes: 2024,
         capi_text_bytes: 96162,
         capi_rodata_bytes: 8420,
-        stack_bytes: Some(6784),
+        stack_bytes: Some(6804),
     },
     EngineTarget {
         name: "riscv32",
