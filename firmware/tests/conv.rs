@@ -101,6 +101,11 @@ proptest! {
     fn conv_matches_oracle(p in conv_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
         check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
     }
+
+    #[test]
+    fn conv1d_matches_oracle(p in conv1d_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
+        check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
+    }
 }
 
 #[test]
@@ -376,14 +381,6 @@ fn conv1d_params() -> impl Strategy<Value = ConvP> {
                 })
             },
         )
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-    #[test]
-    fn conv1d_matches_oracle(p in conv1d_params(), f16 in any::<bool>(), bias in any::<bool>(), seed in any::<u64>()) {
-        check(&p, if f16 { WeightDtype::F16 } else { WeightDtype::F32 }, bias, seed);
-    }
 }
 
 #[test]
