@@ -20,6 +20,12 @@ fn relu6(x: f32) -> f32 {
     }
 }
 
+/// The logistic function, as the `Sigmoid` activation and the recurrent cells' gates compute it.
+#[inline]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
 #[inline]
 fn scalar(act: &Act<'_>, x: f32, slope: f32) -> f32 {
     match act {
@@ -39,7 +45,7 @@ fn scalar(act: &Act<'_>, x: f32, slope: f32) -> f32 {
                 x * slope
             }
         }
-        Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
+        Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => libm::tanhf(x),
         Activation::Silu => x / (1.0 + libm::expf(-x)),
         Activation::Hardswish => x * relu6(x + 3.0) / 6.0,

@@ -22,6 +22,9 @@ pub enum Error {
     OpType { op: u32, tensor: u32 },
     /// The op's output overlaps one of its inputs in the arena in a way the kernel cannot do.
     OpOverlap { op: u32, tensor: u32 },
+    /// A recurrent layer's state tensor is used by another op, is a model input or output, or
+    /// shares bytes with another tensor: it must stay untouched between runs.
+    StateShared { op: u32, tensor: u32 },
     /// An input (`input: true`) or output of the model is not of the element type the entry
     /// point takes ([`crate::Model::run_quantized`] takes int8 ones only).
     IoType { index: u32, input: bool },
@@ -72,6 +75,11 @@ impl fmt::Display for Error {
                     "op {op}: its output overlaps input tensor {tensor} in the arena"
                 )
             }
+            Error::StateShared { op, tensor } => write!(
+                f,
+                "op {op}: its recurrent state, tensor {tensor}, is shared with another tensor or op \
+                 (a state must be kept apart between runs)"
+            ),
             Error::ArenaTooSmall { needed, got } => {
                 write!(f, "arena too small: {needed} f32 needed, {got} given")
             }

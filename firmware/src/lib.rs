@@ -248,6 +248,31 @@ fn split<'x, T: Elem>(
     ))
 }
 
+/// The byte ranges of `tensors` as separate mutable slices, in the order given; they must be
+/// pairwise disjoint (validation checked it for the ops that use this).
+fn parts_mut<'x, const N: usize>(
+    mut arena: &'x mut [u8],
+    tensors: &[Tensor; N],
+) -> Result<[&'x mut [u8]; N], Error> {
+    let mut order: [usize; N] = core::array::from_fn(|i| i);
+    order.sort_unstable_by_key(|&i| tensors.get(i).map_or(0, |t| t.offset));
+    let mut parts: [&'x mut [u8]; N] = core::array::from_fn(|_| Default::default());
+    let mut base = 0;
+    for i in order {
+        let (Some(t), Some(part)) = (tensors.get(i), parts.get_mut(i)) else {
+            return Err(Error::Internal);
+        };
+        let skip = t.offset.checked_sub(base).ok_or(Error::Internal)?;
+        let rest = core::mem::take(&mut arena);
+        let (_, rest) = rest.split_at_mut_checked(skip).ok_or(Error::Internal)?;
+        let (bytes, rest) = rest.split_at_mut_checked(t.bytes).ok_or(Error::Internal)?;
+        *part = bytes;
+        arena = rest;
+        base = t.offset + t.bytes;
+    }
+    Ok(parts)
+}
+
 /// The output, holding a copy of `src` (nothing copied when `src` is the output itself).
 fn in_place<'x, T: Elem>(
     arena: &'x mut [u8],
@@ -293,6 +318,7 @@ impl<'a> Model<'a> {
             }
             .check(&op)?;
         }
+        validate::check_states(&view)?;
         Ok(Model { view })
     }
 
@@ -383,6 +409,57 @@ impl<'a> Model<'a> {
         arena: &mut [f32],
         profiler: &mut impl Profiler,
     ) -> Result<(), Error> {
+        self.reset_state(arena)?;
+        self.step_profiled(inputs, outputs, arena, profiler)
+    }
+
+    /// Whether the model keeps a state between runs (it has GRU or LSTM layers): then
+    /// [`Model::step`] continues from where the last run left it.
+    pub fn has_state(&self) -> bool {
+        self.states().next().is_some()
+    }
+
+    /// Bytes of the arena that hold the recurrent state (0 without GRU / LSTM layers).
+    pub fn state_bytes(&self) -> usize {
+        self.states().map(|t| t.bytes).sum()
+    }
+
+    /// The state tensors of the recurrent layers (load-time validation resolved them).
+    fn states(&self) -> impl Iterator<Item = Tensor> + '_ {
+        self.view.ops().filter_map(|op| match op {
+            Ok(Op::Recurrent(r)) => self.t(r.state).ok(),
+            _ => None,
+        })
+    }
+
+    /// Zeroes the recurrent state in `arena`: the next [`Model::step`] starts a new sequence,
+    /// as [`Model::run`] always does.
+    pub fn reset_state(&self, arena: &mut [f32]) -> Result<(), Error> {
+        let arena = self.arena_bytes_of(arena)?;
+        for t in self.states() {
+            arena.get_mut(t.range()).ok_or(Error::Internal)?.fill(0);
+        }
+        Ok(())
+    }
+
+    /// Runs a model with one input and one output from the recurrent state `arena` holds:
+    /// the previous [`Model::step`]'s, or zero after [`Model::reset_state`]. A recurrent
+    /// network converted for one frame (`--input-shape` with a time length of 1) then takes
+    /// a sequence frame by frame, with the bits of the whole-sequence run. Without recurrent
+    /// layers it is [`Model::run`]. The arena must not be changed between steps.
+    pub fn step(&self, input: &[f32], output: &mut [f32], arena: &mut [f32]) -> Result<(), Error> {
+        self.step_profiled(&[input], &mut [output], arena, &mut NoProfiler)
+    }
+
+    /// [`Model::step`] with any number of inputs and outputs, calling `profiler` around every
+    /// op.
+    pub fn step_profiled(
+        &self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        arena: &mut [f32],
+        profiler: &mut impl Profiler,
+    ) -> Result<(), Error> {
         self.check_io(inputs, outputs, None)?;
         let arena = self.arena_bytes_of(arena)?;
         for (io, buf) in self.view.inputs().zip(inputs) {
@@ -417,6 +494,7 @@ impl<'a> Model<'a> {
         profiler: &mut impl Profiler,
     ) -> Result<(), Error> {
         self.check_io(inputs, outputs, Some(ElemType::I8))?;
+        self.reset_state(arena)?;
         let arena = self.arena_bytes_of(arena)?;
         for (io, buf) in self.view.inputs().zip(inputs) {
             let t = Tensor::get(&self.view, io.tensor)?;
@@ -513,6 +591,43 @@ impl<'a> Model<'a> {
 
     fn t(&self, i: u32) -> Result<Tensor, Error> {
         Tensor::get(&self.view, i).map_err(|_| Error::Internal)
+    }
+
+    /// A GRU / LSTM layer; not inlined into [`Model::exec`], so that its four tensors take
+    /// stack only while a recurrent layer runs.
+    #[inline(never)]
+    fn exec_recurrent(
+        &self,
+        c: &nnblob_format::meta::Recurrent<nnblob_format::meta::MatrixRef, VectorRef>,
+        w: Weights<'_>,
+        arena: &mut [u8],
+    ) -> Result<(), Error> {
+        let vector = |v: VectorRef| w.vector(v).ok_or(Error::Internal);
+        let it = self.t(c.input)?;
+        let tensors = [it, self.t(c.output)?, self.t(c.state)?, self.t(c.scratch)?];
+        let [x, y, state, scratch] = parts_mut(arena, &tensors)?;
+        let (d0, d1) = (dim(&it, 0), dim(&it, 1));
+        let (batch, steps) = if c.batch_first { (d0, d1) } else { (d1, d0) };
+        let g = kernels::recurrent::Geom {
+            cell: c.cell,
+            batch,
+            steps,
+            input: dim(&it, 2),
+            hidden: c.hidden as usize,
+            batch_first: c.batch_first,
+            reverse: c.reverse,
+        };
+        let p = kernels::recurrent::Params {
+            weight_ih: w.matrix(c.weight_ih).ok_or(Error::Internal)?,
+            weight_hh: w.matrix(c.weight_hh).ok_or(Error::Internal)?,
+            bias_ih: c.bias_ih.map(vector).transpose()?,
+            bias_hh: c.bias_hh.map(vector).transpose()?,
+        };
+        let [it, ot, st, sc] = &tensors;
+        let (x, y) = (typed_mut(it, x)?, typed_mut(ot, y)?);
+        let (state, scratch) = (typed_mut(st, state)?, typed_mut(sc, scratch)?);
+        kernels::recurrent::recurrent(&g, &p, x, y, state, scratch);
+        Ok(())
     }
 
     fn exec(&self, op: &WireOp<'_>, w: Weights<'_>, arena: &mut [u8]) -> Result<(), Error> {
@@ -629,6 +744,7 @@ impl<'a> Model<'a> {
                 let (r, out) = split(arena, &ot)?;
                 kernels::matmul::matmul(&g, r.get(&at)?, r.get(&bt)?, out);
             }
+            Op::Recurrent(c) => self.exec_recurrent(c, w, arena)?,
             Op::Norm(n) => {
                 let ot = self.t(n.output)?;
                 let g = kernels::norm::Geom {

@@ -5,8 +5,8 @@
 use crate::weights::Weights;
 use crate::{Error, Tensor};
 use nnblob_format::meta::{
-    Activation, Broadcast, ByteRef, ConvGeometry, ElemType, MatrixRef, Op, Requant, ResizeMode,
-    VectorRef, WireOp, QCHANNEL_LEN,
+    Activation, Broadcast, ByteRef, ConvGeometry, ElemType, MatrixRef, Op, Recurrent, Requant,
+    ResizeMode, VectorRef, WireOp, QCHANNEL_LEN,
 };
 use nnblob_format::BlobView;
 
@@ -34,7 +34,8 @@ fn types(op: &WireOp<'_>) -> Types {
         | Op::Mul(_)
         | Op::Softmax { .. }
         | Op::Norm(_)
-        | Op::MatMul { .. } => Types::F32,
+        | Op::MatMul { .. }
+        | Op::Recurrent(_) => Types::F32,
         Op::Resize(r) if r.mode == ResizeMode::Linear => Types::F32,
         Op::QConv2d(_) | Op::QLinear(_) | Op::QAdd(_) => Types::I8,
         Op::Quantize { .. } => Types::Convert(ElemType::F32, ElemType::I8),
@@ -62,6 +63,7 @@ fn for_each_input(
         Op::ConvTranspose2d(c) => f(c.input),
         Op::Resize(r) => f(r.input),
         Op::Norm(n) => f(n.input),
+        Op::Recurrent(r) => f(r.input),
         Op::MatMul { a, b, .. } => {
             f(*a)?;
             f(*b)
@@ -287,6 +289,64 @@ impl Checker<'_, '_> {
     fn same_shape(&self, a: &Tensor, b: &Tensor, bi: u32) -> Result<(), Error> {
         self.ensure(a.rank == b.rank && a.dims == b.dims, self.shape(bi))
     }
+    /// Shapes, weights and overlaps of a GRU / LSTM layer (the state's isolation from the rest
+    /// of the model is [`check_states`]'s).
+    fn recurrent(&self, r: &Recurrent<MatrixRef, VectorRef>) -> Result<(), Error> {
+        let (it, ot) = (self.tensor(r.input)?, self.tensor(r.output)?);
+        let (st, sc) = (self.tensor(r.state)?, self.tensor(r.scratch)?);
+        let h = r.hidden as usize;
+        self.ensure(h > 0, self.param("hidden"))?;
+        let [d0, d1, i, _] = it.dims;
+        self.ensure(it.rank == 3 && it.count > 0, self.shape(r.input))?;
+        let batch = if r.batch_first { d0 } else { d1 };
+        self.ensure(
+            ot.rank == 3 && ot.dims == [d0, d1, h, 1],
+            self.shape(r.output),
+        )?;
+        let f32s = |t: &Tensor, ti: u32| {
+            self.ensure(
+                t.elem == ElemType::F32,
+                Error::OpType {
+                    op: self.op,
+                    tensor: ti,
+                },
+            )
+        };
+        f32s(&st, r.state)?;
+        f32s(&sc, r.scratch)?;
+        let vectors = r.cell.state_vectors();
+        self.ensure(
+            st.rank == 3 && st.dims == [vectors, batch, h, 1],
+            self.shape(r.state),
+        )?;
+        let gates = r.cell.gates() * h;
+        self.ensure(
+            Some(sc.count) == gates.checked_mul(2),
+            self.shape(r.scratch),
+        )?;
+        self.matrix(&r.weight_ih, gates.checked_mul(i), "weight_ih")?;
+        self.matrix(&r.weight_hh, gates.checked_mul(h), "weight_hh")?;
+        if let Some(b) = &r.bias_ih {
+            self.vector(b, gates, "bias_ih")?;
+        }
+        if let Some(b) = &r.bias_hh {
+            self.vector(b, gates, "bias_hh")?;
+        }
+        // Four separate buffers: the kernel holds them all at once.
+        let all = [
+            (r.input, it),
+            (r.output, ot),
+            (r.state, st),
+            (r.scratch, sc),
+        ];
+        for (k, (_, a)) in all.iter().enumerate() {
+            for (bi, b) in all.iter().skip(k + 1) {
+                self.disjoint((*bi, b), a, false)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A `[1, C, H, W]` tensor.
     fn nchw(&self, t: &Tensor, ti: u32) -> Result<[usize; 3], Error> {
         self.ensure(t.rank == 4 && t.dims[0] == 1, self.shape(ti))?;
@@ -445,6 +505,7 @@ impl Checker<'_, '_> {
                 self.disjoint((*a, &at), &ot, false)?;
                 self.disjoint((*b, &bt), &ot, false)
             }
+            Op::Recurrent(r) => self.recurrent(r),
             Op::Norm(n) => {
                 let (it, ot) = (self.tensor(n.input)?, self.tensor(n.output)?);
                 self.ensure(it.dims == ot.dims, self.shape(n.output))?;
@@ -621,4 +682,47 @@ impl Checker<'_, '_> {
             }
         }
     }
+}
+
+/// The recurrent states of a model, once every op is checked: each state tensor belongs to one
+/// op and shares no byte with any other tensor, nor is it a model input or output, so that
+/// nothing but its op changes it between runs.
+pub(crate) fn check_states(view: &BlobView<'_>) -> Result<(), Error> {
+    for (k, op) in view.ops().enumerate() {
+        let Op::Recurrent(r) = op? else { continue };
+        let shared = Error::StateShared {
+            op: u32::try_from(k).unwrap_or(u32::MAX),
+            tensor: r.state,
+        };
+        let st = Tensor::get(view, r.state)?;
+        for j in (0..view.tensor_count()).filter(|&j| j != r.state) {
+            if overlaps(&st, &Tensor::get(view, j)?) {
+                return Err(shared);
+            }
+        }
+        let io = view
+            .inputs()
+            .chain(view.outputs())
+            .any(|io| io.tensor == r.state);
+        let mut used = false;
+        for (m, other) in view.ops().enumerate() {
+            let other = other?;
+            let mut uses = |t: u32| {
+                used |= t == r.state;
+                Ok(())
+            };
+            for_each_input(&other, &mut uses)?;
+            uses(other.output())?;
+            if let Op::Recurrent(o) = &other {
+                uses(o.scratch)?;
+                if m != k {
+                    uses(o.state)?;
+                }
+            }
+        }
+        if io || used {
+            return Err(shared);
+        }
+    }
+    Ok(())
 }

@@ -243,6 +243,7 @@ fn refused_op(e: &nnblob_firmware::Error) -> Option<u32> {
         | E::OpParam { op, .. }
         | E::OpWeight { op, .. }
         | E::OpOverlap { op, .. }
+        | E::StateShared { op, .. }
         | E::OpType { op, .. } => Some(op),
         _ => None,
     }
@@ -291,6 +292,7 @@ pub fn optimize_and_describe(graph: Graph) -> (Graph, String) {
 pub fn lower(graph: &Graph, plan: &Plan, dtype: WeightDtype) -> Result<Lowered, BlobError> {
     let mut l = Lowering {
         graph,
+        extra_offset: &plan.extra_offset,
         tensors: Vec::new(),
         tensor_of: vec![None; graph.values.len()],
         ops: Vec::new(),
@@ -307,8 +309,8 @@ pub fn lower(graph: &Graph, plan: &Plan, dtype: WeightDtype) -> Result<Lowered, 
             l.tensor_of[v] = Some(l.push_tensor(&value.shape, u32_of(offset)?, value.quant)?);
         }
     }
-    for node in &graph.nodes {
-        l.node(node)?;
+    for (i, node) in graph.nodes.iter().enumerate() {
+        l.node(i, node)?;
     }
     let io = |vs: &[ValueId]| -> Result<Vec<(String, u32)>, BlobError> {
         vs.iter()
@@ -394,6 +396,8 @@ fn broadcast_kind(out: &[usize], b: &[usize]) -> Option<Broadcast> {
 
 struct Lowering<'g> {
     graph: &'g Graph,
+    /// The plan's offsets of every node's extra buffers.
+    extra_offset: &'g [Vec<usize>],
     tensors: Vec<TensorRepr>,
     tensor_of: Vec<Option<u32>>,
     ops: Vec<OwnedOp>,
@@ -458,7 +462,25 @@ impl Lowering<'_> {
         self.op_layers.push(node.name.clone());
     }
 
-    fn node(&mut self, node: &Node) -> Result<(), BlobError> {
+    /// Tensors for the extra buffers of node `index` ([`Op::extras`]), in their order.
+    fn extras(&mut self, index: usize, node: &Node) -> Result<Vec<u32>, BlobError> {
+        let extras = node.op.extras(self.graph.shape(node.output));
+        let offsets = self.extra_offset.get(index).map_or(&[][..], Vec::as_slice);
+        if offsets.len() != extras.len() {
+            return Err(BlobError::Unsupported {
+                layer: node.name.clone(),
+                op: node.op.kind(),
+                message: "the arena plan gives its extra buffers no place".into(),
+            });
+        }
+        extras
+            .iter()
+            .zip(offsets)
+            .map(|(e, &offset)| self.push_tensor(&e.shape, u32_of(offset)?, None))
+            .collect()
+    }
+
+    fn node(&mut self, index: usize, node: &Node) -> Result<(), BlobError> {
         let g = self.graph;
         let p = &node.params;
         if p.len() != node.op.params().len() {
@@ -617,6 +639,28 @@ impl Lowering<'_> {
                     scale: vec![f.scale as f32; channels],
                     shift: vec![f.shift as f32; channels],
                     act: take_act(),
+                }))
+            }
+            Op::Recurrent(r) => {
+                let extras = self.extras(index, node)?;
+                let [state, scratch] = extras[..] else {
+                    return Err(unsupported(
+                        "a recurrent layer has two extra buffers".into(),
+                    ));
+                };
+                Some(wire::Op::Recurrent(wire::Recurrent {
+                    input: self.tensor(x()?)?,
+                    output: out,
+                    state,
+                    scratch,
+                    cell: r.cell,
+                    hidden: u32_of(r.hidden_size)?,
+                    batch_first: r.batch_first,
+                    reverse: r.reverse,
+                    weight_ih: p[0].data.clone(),
+                    weight_hh: p[1].data.clone(),
+                    bias_ih: p.get(2).map(|t| t.data.clone()),
+                    bias_hh: p.get(3).map(|t| t.data.clone()),
                 }))
             }
             Op::MatMul(_) => Some(wire::Op::MatMul {

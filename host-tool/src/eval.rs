@@ -6,10 +6,10 @@
 
 use crate::graph::ops::{
     broadcast_shapes, pool_chw, resolve_dim, Activation, AdaptivePool, BinaryKind, Conv,
-    ConvTranspose, Op, Pool, PoolKind, Upsample,
+    ConvTranspose, Op, Pool, PoolKind, Recurrent, Upsample,
 };
 use crate::graph::{fmt_shape, numel, Graph, Node, Tensor};
-use nnblob_format::meta::{resize_taps, ResizeMode};
+use nnblob_format::meta::{resize_taps, Cell, ResizeMode};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
@@ -212,6 +212,7 @@ pub fn run_node(node: &Node, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             .iter()
             .map(|&v| (f64::from(v) * f.scale + f.shift) as f32)
             .collect(),
+        Op::Recurrent(r) => recurrent(r, p, ins[0]),
         Op::MatMul(_) => {
             let (a, b) = (ins[0], ins[1]);
             let r = a.shape.len();
@@ -595,6 +596,72 @@ fn softmax(x: &Tensor, dim: usize) -> Vec<f32> {
             let sum: f64 = (0..n).map(|k| (x.data[at(k)] as f64 - max).exp()).sum();
             for k in 0..n {
                 y[at(k)] = ((x.data[at(k)] as f64 - max).exp() / sum) as f32;
+            }
+        }
+    }
+    y
+}
+
+/// A GRU / LSTM layer from a zero state: PyTorch's equations with `h` and `c` kept in f64 from
+/// step to step, each output rounded once.
+fn recurrent(r: &Recurrent, p: &[Tensor], x: &Tensor) -> Vec<f32> {
+    let (h, i, g) = (r.hidden_size, r.input_size, r.cell.gates());
+    let (batch, steps) = r.batch_steps(&x.shape);
+    let row = |t: usize, b: usize| {
+        if r.batch_first {
+            b * steps + t
+        } else {
+            t * batch + b
+        }
+    };
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    // `bias + weight · v` for every gate row.
+    let gates = |w: &Tensor, bias: Option<&Tensor>, v: &[f64]| -> Vec<f64> {
+        (0..g * h)
+            .map(|o| {
+                let dot: f64 = v
+                    .iter()
+                    .zip(&w.data[o * v.len()..(o + 1) * v.len()])
+                    .map(|(&a, &b)| a * f64::from(b))
+                    .sum();
+                dot + bias.map_or(0.0, |b| f64::from(b.data[o]))
+            })
+            .collect()
+    };
+    let (b_ih, b_hh) = (p.get(2), p.get(3));
+    let mut y = vec![0.0f32; steps * batch * h];
+    for b in 0..batch {
+        let (mut hs, mut cs) = (vec![0.0f64; h], vec![0.0f64; h]);
+        for s in 0..steps {
+            let t = if r.reverse { steps - 1 - s } else { s };
+            let at = row(t, b);
+            let xt: Vec<f64> = x.data[at * i..(at + 1) * i]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let (gx, gh) = (gates(&p[0], b_ih, &xt), gates(&p[1], b_hh, &hs));
+            for j in 0..h {
+                let sum = |k: usize| gx[k * h + j] + gh[k * h + j];
+                match r.cell {
+                    Cell::Gru => {
+                        let (rg, z) = (sigmoid(sum(0)), sigmoid(sum(1)));
+                        let n = (gx[2 * h + j] + rg * gh[2 * h + j]).tanh();
+                        hs[j] = n + z * (hs[j] - n);
+                    }
+                    Cell::Lstm => {
+                        let (ig, f, gg, o) = (
+                            sigmoid(sum(0)),
+                            sigmoid(sum(1)),
+                            sum(2).tanh(),
+                            sigmoid(sum(3)),
+                        );
+                        cs[j] = f * cs[j] + ig * gg;
+                        hs[j] = o * cs[j].tanh();
+                    }
+                }
+            }
+            for (dst, &v) in y[at * h..(at + 1) * h].iter_mut().zip(&hs) {
+                *dst = v as f32;
             }
         }
     }

@@ -22,7 +22,11 @@
 //!   pooled axis one `Slice` + `ReduceMax` per bin and a `Concat`;
 //! - ZeroPad2d → `Pad`; flatten and reshape → `Reshape` to the static output shape; permute →
 //!   `Transpose`; cat → `Concat`; add/mul → `Add`/`Mul` (same broadcasting); Softmax → `Softmax`;
-//!   Dropout (eval mode) → `Identity`.
+//!   Dropout (eval mode) → `Identity`;
+//! - one layer and direction of GRU / LSTM → `GRU` (`linear_before_reset=1`) / `LSTM` with the
+//!   gate blocks in ONNX's order, then `Squeeze` of the directions axis (and `Transpose`s for
+//!   batch-first layers); a reverse direction runs forward between two time reversals
+//!   (`Slice` of step -1).
 //!
 //! A node carrying a fused activation (only after the passes) gets that activation as a
 //! following node, so a compiled graph exports too.
@@ -33,8 +37,9 @@ use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
-use crate::graph::ops::{Activation, BinaryKind, Op, PoolKind, ResampleMode, Target};
+use crate::graph::ops::{Activation, BinaryKind, Op, PoolKind, Recurrent, ResampleMode, Target};
 use crate::graph::{Graph, GraphError, Node, Tensor};
+use nnblob_format::meta::Cell;
 
 /// The ONNX operator set the export targets (the one `torch.onnx.export` defaults to).
 pub const OPSET: i64 = 17;
@@ -186,6 +191,109 @@ impl<'g> Builder<'g> {
         self.push("Add", name, &[&scaled, &shift], output, vec![]);
     }
 
+    /// A GRU / LSTM layer: ONNX's `GRU` (`linear_before_reset=1`, PyTorch's form) or `LSTM`,
+    /// forward, on the time-major layout (time reversed around it for a reverse direction); its gate blocks reordered from PyTorch's
+    /// (`r z n`, `i f g o`) to ONNX's (`z r h`, `i o f c`); the directions axis of `Y`
+    /// squeezed; transposes around it when the layer is batch-first.
+    fn recurrent(&mut self, node: &Node, r: &Recurrent, x: &str, output: &str) {
+        let name = node.name.as_str();
+        let (h, i) = (r.hidden_size, r.input_size);
+        let order: &[usize] = match r.cell {
+            Cell::Gru => &[1, 0, 2],
+            Cell::Lstm => &[0, 3, 1, 2],
+        };
+        let rows = order.len() * h;
+        // PyTorch's gate blocks (`h` rows each) in ONNX's order.
+        let reorder = |data: &[f32], cols: usize| -> Vec<f32> {
+            order
+                .iter()
+                .flat_map(|&k| &data[k * h * cols..(k + 1) * h * cols])
+                .copied()
+                .collect()
+        };
+        let p = &node.params;
+        let w = self.float_const(&format!("{name}.W"), &[1, rows, i], &reorder(&p[0].data, i));
+        let rr = self.float_const(&format!("{name}.R"), &[1, rows, h], &reorder(&p[1].data, h));
+        let bias: Vec<f32> = match (p.get(2), p.get(3)) {
+            (Some(bi), Some(bh)) => [reorder(&bi.data, 1), reorder(&bh.data, 1)].concat(),
+            _ => vec![0.0; 2 * rows],
+        };
+        let b = self.float_const(&format!("{name}.B"), &[1, 2 * rows], &bias);
+        let seq = if r.batch_first {
+            let t = self.fresh(&format!("{name}.time_major"));
+            self.push(
+                "Transpose",
+                &t,
+                &[x],
+                &t,
+                vec![Attr::ints("perm", &[1, 0, 2])],
+            );
+            t
+        } else {
+            x.to_string()
+        };
+        // The reverse direction as the forward one on the sequence reversed in time, then its
+        // output reversed back: what `direction=reverse` means, which tract does not read.
+        let seq = if r.reverse {
+            let reversed = self.fresh(&format!("{name}.x_reversed"));
+            self.reverse_time(name, &seq, &reversed);
+            reversed
+        } else {
+            seq
+        };
+        let y = self.fresh(&format!("{name}.Y"));
+        let mut attrs = vec![Attr::int("hidden_size", h as i64)];
+        let op = match r.cell {
+            Cell::Gru => {
+                attrs.push(Attr::int("linear_before_reset", 1));
+                "GRU"
+            }
+            Cell::Lstm => "LSTM",
+        };
+        self.push(op, name, &[&seq, &w, &rr, &b], &y, attrs);
+        let axes = self.int_const(&format!("{name}.directions"), &[1]);
+        // Y squeezed, reversed back in time, made batch-first: the last step writes `output`.
+        let last = match (r.reverse, r.batch_first) {
+            (false, false) => 0,
+            (true, false) => 1,
+            (_, true) => 2,
+        };
+        let name_of = |b: &mut Self, step: usize, what: &str| match step == last {
+            true => output.to_string(),
+            false => b.fresh(&format!("{name}.{what}")),
+        };
+        let squeezed = name_of(self, 0, "Y_squeezed");
+        let squeeze = self.fresh(&format!("{name}.squeeze"));
+        self.push("Squeeze", &squeeze, &[&y, &axes], &squeezed, vec![]);
+        let mut y = squeezed;
+        if r.reverse {
+            let reversed = name_of(self, 1, "Y_reversed");
+            self.reverse_time(name, &y, &reversed);
+            y = reversed;
+        }
+        if r.batch_first {
+            let perm = vec![Attr::ints("perm", &[1, 0, 2])];
+            let transpose = self.fresh(&format!("{name}.batch_first"));
+            self.push("Transpose", &transpose, &[&y], output, perm);
+        }
+    }
+
+    /// `out = x[::-1]` on axis 0 (time, in the time-major layout): a `Slice` of step -1.
+    fn reverse_time(&mut self, name: &str, x: &str, out: &str) {
+        let starts = self.int_const(&format!("{name}.rev_starts"), &[-1]);
+        let ends = self.int_const(&format!("{name}.rev_ends"), &[i64::MIN]);
+        let axes = self.int_const(&format!("{name}.rev_axes"), &[0]);
+        let steps = self.int_const(&format!("{name}.rev_steps"), &[-1]);
+        let node = self.fresh(&format!("{name}.reverse"));
+        self.push(
+            "Slice",
+            &node,
+            &[x, &starts, &ends, &axes, &steps],
+            out,
+            vec![],
+        );
+    }
+
     /// Emits the ONNX nodes of one graph node.
     fn node(&mut self, node: &Node) -> Result<(), ExportError> {
         let graph = self.graph;
@@ -288,6 +396,7 @@ impl<'g> Builder<'g> {
                 );
             }
             Op::ScaleShift(_) => self.channel_affine(node, name, &x, &output, in_shape.len()),
+            Op::Recurrent(r) => self.recurrent(node, r, &x, &output),
             Op::MatMul(_) => {
                 let b = self.value_names[node.inputs[1]].clone();
                 self.push("MatMul", name, &[&x, &b], &output, vec![]);

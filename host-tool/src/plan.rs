@@ -24,18 +24,24 @@
 //!
 //! Sizes are in bytes: 4 per f32 element, 1 per int8 one ([`crate::graph::Value::quant`]), each
 //! buffer rounded up to a multiple of 4 so that every tensor starts 4-byte aligned (the engine's
-//! f32 views need it). Limits: there is no scratch memory for kernels (the kernels the firmware
-//! runs need none); inputs and outputs live in the arena too.
+//! f32 views need it).
+//! - **Extra buffers.** An op may need buffers besides its values ([`crate::graph::Op::extras`]):
+//!   a recurrent layer's state, live at every step (it persists between runs, so it shares memory
+//!   with nothing), and its scratch row, live at the layer's step only. They are placed like the
+//!   others and counted in the lower bound. Inputs and outputs live in the arena too.
 
 use std::fmt::Write;
 
+use crate::graph::ops::ExtraKind;
 use crate::graph::{fmt_shape, numel, Graph, ValueId};
 
-/// Memory shared by one or more values.
+/// Memory shared by one or more values, or an op's extra buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Buffer {
-    /// Values stored here, in definition order.
+    /// Values stored here, in definition order (none for an extra buffer).
     pub values: Vec<ValueId>,
+    /// For an op's extra buffer ([`crate::graph::Op::extras`]): the node and the extra's index.
+    pub extra: Option<(usize, usize)>,
     /// Size in bytes (a multiple of 4).
     pub len: usize,
     /// First and last step (inclusive) at which the buffer holds live data.
@@ -51,6 +57,9 @@ pub struct Plan {
     /// `value_offset[v]`: the byte offset where value `v` starts in the arena, or `None` for
     /// values the graph no longer uses.
     pub value_offset: Vec<Option<usize>>,
+    /// `extra_offset[node]`: the byte offsets of the node's extra buffers, in the order of
+    /// [`crate::graph::Op::extras`].
+    pub extra_offset: Vec<Vec<usize>>,
     /// Arena size in bytes.
     pub arena: usize,
     /// The largest total of buffer sizes live at one step, in bytes.
@@ -129,6 +138,7 @@ fn buffers(graph: &Graph) -> (Vec<Buffer>, Vec<Option<usize>>) {
             buffer_of[v] = Some(bufs.len());
             bufs.push(Buffer {
                 values: vec![v],
+                extra: None,
                 len: value_bytes(graph, v),
                 first,
                 last,
@@ -164,6 +174,23 @@ fn buffers(graph: &Graph) -> (Vec<Buffer>, Vec<Option<usize>>) {
                 buffer_of[out] = Some(b);
             }
             _ => open(out, &mut bufs, &mut buffer_of),
+        }
+        // A state lives at every step, so it shares memory with nothing; a scratch buffer
+        // only at the node's.
+        let end = graph.nodes.len() - 1;
+        for (k, e) in n.op.extras(graph.shape(out)).iter().enumerate() {
+            let (first, last) = match e.kind {
+                ExtraKind::State => (0, end),
+                ExtraKind::Scratch => (step, step),
+            };
+            bufs.push(Buffer {
+                values: Vec::new(),
+                extra: Some((step, k)),
+                len: 4 * numel(&e.shape),
+                first,
+                last,
+                offset: 0,
+            });
         }
     }
     (bufs, buffer_of)
@@ -251,8 +278,15 @@ pub fn plan(graph: &Graph) -> Plan {
         .iter()
         .map(|b| b.map(|b| bufs[b].offset))
         .collect();
+    let mut extra_offset = vec![Vec::new(); graph.nodes.len()];
+    for b in &bufs {
+        if let Some((node, _)) = b.extra {
+            extra_offset[node].push(b.offset);
+        }
+    }
     let plan = Plan {
         lower_bound: lower_bound(&bufs),
+        extra_offset,
         buffers: bufs,
         value_offset,
         arena,
@@ -299,11 +333,12 @@ pub fn dump(graph: &Graph, plan: &Plan) -> String {
     let mut order: Vec<&Buffer> = plan.buffers.iter().collect();
     order.sort_by_key(|b| (b.first, b.offset));
     for b in order {
-        let names: Vec<String> = b
+        let mut names: Vec<String> = b
             .values
             .iter()
             .map(|&v| format!("{} {}", graph.values[v].name, fmt_shape(graph.shape(v))))
             .collect();
+        names.extend(b.extra.map(|(node, k)| extra_name(graph, node, k)));
         let _ = writeln!(
             s,
             "[{:>9}, {:>9})  steps {:>3}..={:<3}  {}",
@@ -322,4 +357,11 @@ pub fn dump(graph: &Graph, plan: &Plan) -> String {
         plan.arena as f64 / plan.lower_bound.max(1) as f64
     );
     s
+}
+
+/// `gru.l0 state [1, 1, 32]`: an extra buffer as the dump and the footprint name it.
+pub fn extra_name(graph: &Graph, node: usize, k: usize) -> String {
+    let n = &graph.nodes[node];
+    let e = &n.op.extras(graph.shape(n.output))[k];
+    format!("{} {} {}", n.name, e.kind.name(), fmt_shape(&e.shape))
 }

@@ -7,6 +7,7 @@
 //! `forward` returns by a plain name (`return logits, feat`) has that name, after every pass too.
 
 use nnblob::eval::evaluate;
+use nnblob::graph::ops::Op;
 use nnblob::graph::Tensor;
 use nnblob::passes::PIPELINE;
 mod op_cases;
@@ -155,7 +156,19 @@ fn passes_leave_the_expected_ops() {
 fn every_case_prints_as_a_spec_that_reads_back() {
     for (name, case) in cases() {
         let graph = bound(&name, &case);
-        let text = nnblob::graph::to_spec(&graph, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // A recurrent module of several layers or directions is several nodes, which the
+        // printer does not gather back into one declaration yet: it says so.
+        let stacked = graph
+            .nodes
+            .iter()
+            .any(|n| matches!(&n.op, Op::Recurrent(r) if r.num_layers > 1 || r.bidirectional));
+        let printed = nnblob::graph::to_spec(&graph, &[]);
+        if stacked {
+            let e = printed.expect_err(&name);
+            assert!(e.contains("has no spec form yet"), "{name}: {e}");
+            continue;
+        }
+        let text = printed.unwrap_or_else(|e| panic!("{name}: {e}"));
         let reread = nnblob::graph::parse_spec(&text, &name, &name)
             .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
         let reread = nnblob::graph::bind(reread, op_cases::state_dict(&case))

@@ -42,11 +42,12 @@ pub const HEADER_LEN: usize = field::WEIGHTS_LEN.end;
 /// The four magic bytes.
 pub const MAGIC: [u8; 4] = *b"NNBL";
 /// The format version this crate writes.
-pub const VERSION: u16 = 5;
+pub const VERSION: u16 = 6;
 /// The oldest version this crate reads. Version 2 appended an op (`Slice`); version 3 gave
 /// tensors an element type and quantization (int8), measured the arena and tensor offsets in
 /// bytes and appended the int8 ops; version 4 appended two ops (`AdaptiveMaxPool2d`,
-/// `ConvTranspose2d`), version 5 one (`Resize`). Older blobs
+/// `ConvTranspose2d`), version 5 three (`Resize`, `Norm`, `MatMul`), version 6 one
+/// (`Recurrent`, with a state kept between runs). Older blobs
 /// read unchanged: their tensor records are converted on access (f32, offsets times 4). An op
 /// newer than its blob's version is refused ([`Error::OpNotInVersion`]).
 pub const MIN_VERSION: u16 = 1;

@@ -352,6 +352,75 @@ pub struct Norm<V> {
     pub bias: Option<V>,
 }
 
+/// The cell of a recurrent layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cell {
+    /// PyTorch's `GRU`: gates `r, z, n` (3 per hidden unit), state `h`.
+    Gru,
+    /// PyTorch's `LSTM`: gates `i, f, g, o` (4 per hidden unit), state `h` then `c`.
+    Lstm,
+}
+
+impl Cell {
+    /// Gate pre-activations per hidden unit: the rows of each weight matrix per unit.
+    pub const fn gates(self) -> usize {
+        match self {
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+
+    /// Vectors of `hidden` values the state holds: `h` (GRU), `h` and `c` (LSTM).
+    pub const fn state_vectors(self) -> usize {
+        match self {
+            Cell::Gru => 1,
+            Cell::Lstm => 2,
+        }
+    }
+}
+
+/// One direction of one layer of a GRU or an LSTM over a sequence (format version 6), with
+/// PyTorch's equations and gate order. `G` is [`Cell::gates`], `H` is `hidden`.
+///
+/// At each time step (increasing, or decreasing when `reverse`) and for each sequence of the
+/// batch, in that order: `gx = bias_ih + weight_ih · x_t` and `gh = bias_hh + weight_hh · h`,
+/// each as a [`Linear`] layer sums (products added in increasing input index, from the bias or
+/// 0), into `scratch`; then per unit `j`, with `σ(v) = 1 / (1 + exp(-v))`:
+/// - GRU: `r = σ(gx_r + gh_r)`, `z = σ(gx_z + gh_z)`, `n = tanh(gx_n + r · gh_n)`,
+///   `h' = n + z · (h - n)` (PyTorch's form);
+/// - LSTM: `i = σ(gx_i + gh_i)`, `f = σ(gx_f + gh_f)`, `g = tanh(gx_g + gh_g)`,
+///   `o = σ(gx_o + gh_o)`, `c' = f · c + i · g`, `h' = o · tanh(c')`.
+///
+/// `h'` is the output's frame `t`; `h` is the previous frame's output, or the state's `h` at the
+/// first step. After the last step the state holds the final `h` (and `c`), which is where the
+/// next stepping run continues (the engine's `Model::step`); a plain run starts from a zero
+/// state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recurrent<M, V> {
+    /// f32 `[B, T, I]` when `batch_first`, else `[T, B, I]`.
+    pub input: u32,
+    /// f32, the input's layout with `H` for `I`: the hidden state after every step.
+    pub output: u32,
+    /// f32 `[S, B, H]` with `S` = [`Cell::state_vectors`]: the recurrent state, kept between
+    /// runs; no other op or tensor may touch its bytes.
+    pub state: u32,
+    /// f32, `2 * G * H` elements: `gx` then `gh` of one step; nothing outlives the op in it.
+    pub scratch: u32,
+    pub cell: Cell,
+    /// `H`.
+    pub hidden: u32,
+    pub batch_first: bool,
+    /// Steps taken from the last frame to the first (the reverse half of a bidirectional layer).
+    pub reverse: bool,
+    /// `[G * H][I]`, row-major, PyTorch's `weight_ih_l{k}`.
+    pub weight_ih: M,
+    /// `[G * H][H]`, PyTorch's `weight_hh_l{k}`.
+    pub weight_hh: M,
+    /// `G * H` elements.
+    pub bias_ih: Option<V>,
+    pub bias_hh: Option<V>,
+}
+
 /// int8 2-D convolution (format version 3): `[1, C, H, W]` int8 -> `[1, O, OH, OW]` int8.
 ///
 /// `acc[o] = bias[o] + sum (x - x_zero_point) * w`, then
@@ -664,6 +733,7 @@ pub enum Op<M, V, L, B> {
         b: u32,
         output: u32,
     },
+    Recurrent(Recurrent<M, V>),
 }
 
 /// An op as stored in a blob.
@@ -697,6 +767,7 @@ pub enum OpKind {
     Resize,
     Norm,
     MatMul,
+    Recurrent,
 }
 
 impl OpKind {
@@ -711,6 +782,7 @@ impl OpKind {
             | OpKind::QAdd => 3,
             OpKind::AdaptiveMaxPool2d | OpKind::ConvTranspose2d => 4,
             OpKind::Resize | OpKind::Norm | OpKind::MatMul => 5,
+            OpKind::Recurrent => 6,
             _ => 1,
         }
     }
@@ -743,6 +815,7 @@ impl OpKind {
             OpKind::Resize => "Resize",
             OpKind::Norm => "Norm",
             OpKind::MatMul => "MatMul",
+            OpKind::Recurrent => "Recurrent",
         }
     }
 }
@@ -796,6 +869,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::Resize(_) => OpKind::Resize,
             Op::Norm(_) => OpKind::Norm,
             Op::MatMul { .. } => OpKind::MatMul,
+            Op::Recurrent(_) => OpKind::Recurrent,
         }
     }
 
@@ -825,6 +899,7 @@ impl<M, V, L, B> Op<M, V, L, B> {
             Op::Resize(r) => r.output,
             Op::Norm(n) => n.output,
             Op::MatMul { output, .. } => *output,
+            Op::Recurrent(r) => r.output,
         }
     }
 
@@ -975,6 +1050,20 @@ impl<M, V, L, B> Op<M, V, L, B> {
                 bias: n.bias.map(v).transpose()?,
             }),
             Op::MatMul { a, b, output } => Op::MatMul { a, b, output },
+            Op::Recurrent(r) => Op::Recurrent(Recurrent {
+                input: r.input,
+                output: r.output,
+                state: r.state,
+                scratch: r.scratch,
+                cell: r.cell,
+                hidden: r.hidden,
+                batch_first: r.batch_first,
+                reverse: r.reverse,
+                weight_ih: m(OpKind::Recurrent, r.weight_ih)?,
+                weight_hh: m(OpKind::Recurrent, r.weight_hh)?,
+                bias_ih: r.bias_ih.map(&mut *v).transpose()?,
+                bias_hh: r.bias_hh.map(v).transpose()?,
+            }),
         })
     }
 }

@@ -54,7 +54,7 @@ fn header_bytes_are_pinned() {
     let blob = tiny(WeightDtype::F16).to_vec().unwrap();
     assert_eq!(HEADER_LEN, 36);
     assert_eq!(&blob[field::MAGIC], b"NNBL");
-    assert_eq!(&blob[field::VERSION], &[5, 0]);
+    assert_eq!(&blob[field::VERSION], &[6, 0]);
     assert_eq!(&blob[field::FLAGS], &[1, 0], "f16 weights");
     assert_eq!(&blob[field::HEADER_LEN], &[36, 0]);
     assert_eq!(&blob[field::RESERVED], &[0, 0]);

@@ -126,6 +126,7 @@ typedef struct nnb_model {
 #define NNB_ERR_OP_PARAM (-33)             /* an op parameter zero, inconsistent or too large */
 #define NNB_ERR_OP_WEIGHT (-34)            /* a weight outside its section or of a wrong length */
 #define NNB_ERR_OP_OVERLAP (-35)           /* an op's output overlaps its input in the arena */
+#define NNB_ERR_STATE_SHARED (-42)         /* a recurrent state shares bytes with another tensor */
 /* A run (nnb_run). */
 #define NNB_ERR_ARENA_TOO_SMALL (-36)      /* arena_bytes < nnb_arena_bytes(model) */
 #define NNB_ERR_IO_COUNT (-37)             /* not expected from this API: a library bug */

@@ -140,6 +140,9 @@ codes! {
     NNB_ERR_INTERNAL = -40, c"internal engine error";
     /// An engine error newer than this list.
     NNB_ERR_UNKNOWN = -41, c"unknown engine error";
+    /// A recurrent layer's state is shared with another tensor or op (it must persist between
+    /// runs).
+    NNB_ERR_STATE_SHARED = -42, c"a recurrent state is shared with another tensor or op";
 }
 
 /// The code of an engine error: one per variant, and per variant of the format's errors.
@@ -166,6 +169,7 @@ pub fn code(e: Error) -> c_int {
         Error::OpParam { .. } => NNB_ERR_OP_PARAM,
         Error::OpWeight { .. } => NNB_ERR_OP_WEIGHT,
         Error::OpOverlap { .. } => NNB_ERR_OP_OVERLAP,
+        Error::StateShared { .. } => NNB_ERR_STATE_SHARED,
         Error::ArenaTooSmall { .. } => NNB_ERR_ARENA_TOO_SMALL,
         Error::IoCount { .. } => NNB_ERR_IO_COUNT,
         Error::InputLen { .. } => NNB_ERR_INPUT_LEN,

@@ -12,6 +12,7 @@ pub(crate) mod matmul;
 mod micro;
 pub(crate) mod norm;
 pub(crate) mod pool;
+pub(crate) mod recurrent;
 pub(crate) mod resize;
 pub(crate) mod shape;
 pub mod simd;

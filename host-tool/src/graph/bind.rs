@@ -322,7 +322,7 @@ pub fn expected_keys(graph: &Graph) -> Vec<(String, Vec<usize>)> {
     let mut keys = Vec::new();
     for n in &graph.nodes {
         let Some(module) = &n.module else { continue };
-        if !seen.insert(module.clone()) {
+        if !seen.insert(params_id(module, &n.op)) {
             continue;
         }
         for (suffix, shape) in n.op.params() {
@@ -330,6 +330,14 @@ pub fn expected_keys(graph: &Graph) -> Vec<(String, Vec<usize>)> {
         }
     }
     keys
+}
+
+/// What names a node's parameters: its module and its first suffix. A module called twice
+/// shares them; the layers of a GRU or LSTM, one module, each have their own
+/// (`weight_ih_l0`, `weight_ih_l1`, ...).
+fn params_id(module: &str, op: &crate::graph::Op) -> (String, &'static str) {
+    let first = op.params().first().map_or("", |p| p.0);
+    (module.to_string(), first)
 }
 
 fn is_ignored(key: &str) -> bool {
@@ -401,15 +409,16 @@ pub fn bind(mut graph: Graph, sd: StateDict) -> Result<Graph, BindError> {
         err.renamed = prefix_renames(&err.missing, &expected);
         return Err(err);
     }
-    let mut first_call: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut first_call: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     for i in 0..graph.nodes.len() {
         let Some(module) = graph.nodes[i].module.clone() else {
             continue;
         };
-        let params = match first_call.get(&module) {
+        let id = params_id(&module, &graph.nodes[i].op);
+        let params = match first_call.get(&id) {
             Some(&j) => graph.nodes[j].params.clone(),
             None => {
-                first_call.insert(module.clone(), i);
+                first_call.insert(id, i);
                 let suffixes = graph.nodes[i].op.params();
                 let mut params = Vec::with_capacity(suffixes.len());
                 for (suffix, _) in suffixes {

@@ -36,13 +36,19 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
-/// The graph with every Conv/Linear weight rounded to f16 and back: what an fp16 blob computes
+/// The graph with every weight matrix (Conv, Linear, GRU/LSTM) rounded to f16 and back: what an fp16 blob computes
 /// (its vectors stay f32).
 pub fn with_f16_weights(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     for n in &mut g.nodes {
-        if matches!(n.op, Op::Conv(_) | Op::ConvTranspose(_) | Op::Linear(_)) {
-            for w in &mut n.params[0].data {
+        // The parameters the blob stores as weight matrices.
+        let matrices = match n.op {
+            Op::Conv(_) | Op::ConvTranspose(_) | Op::Linear(_) => 1,
+            Op::Recurrent(_) => 2,
+            _ => 0,
+        };
+        for p in &mut n.params[..matrices] {
+            for w in &mut p.data {
                 *w = half::f16::from_f32(*w).to_f32();
             }
         }

@@ -544,6 +544,54 @@ class Attention(nn.Module):
         return h, 2.0 - b
 
 
+class GruKeywordSpotter(nn.Module):
+    """A GRU keyword spotter as a user writes it: MFCC frames batch-first, the last step's
+    output classified, the final state returned too."""
+    inputs = [(12, 10)]
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(10, 16, batch_first=True)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        out, h = self.gru(x)
+        logits = self.fc(out[:, -1])
+        return logits, h
+
+
+class LstmStack(nn.Module):
+    """Two LSTM layers on a time-major sequence (the input permuted), dropout between them (a
+    no-op in eval mode); the sequence, h_n and a regression head on the last layer's h_n."""
+    inputs = [(9, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, num_layers=2, dropout=0.1)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        seq = x.permute(1, 0, 2)
+        y, (h, c) = self.lstm(seq)
+        return y, h, self.head(h[-1])
+
+
+class Bidirectional(nn.Module):
+    """Bidirectional recurrent layers: a 2-layer GRU without biases and a 1-layer LSTM, both
+    batch-first (the second layer reads both directions of the first)."""
+    inputs = [(7, 5)]
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(5, 6, num_layers=2, bias=False, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        y, h = self.gru(x)
+        z, _ = self.lstm(x)
+        return y, h, z
+
+
 def body(function):
     """The lines of a function's body as written, indented (the `def` line dropped)."""
     return textwrap.dedent(inspect.getsource(function)).splitlines()[1:]
@@ -589,6 +637,9 @@ CASES = {
     "upsample_1d": Upsample1d,
     "layer_norm_group_norm": Norms,
     "attention_block": Attention,
+    "gru_keyword_spotter": GruKeywordSpotter,
+    "lstm_stack_time_major": LstmStack,
+    "bidirectional_gru_lstm": Bidirectional,
 }
 
 

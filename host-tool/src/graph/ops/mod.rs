@@ -10,6 +10,7 @@ mod elementwise;
 mod linear;
 mod norm;
 mod pool;
+mod recurrent;
 mod resample;
 mod shape;
 
@@ -19,6 +20,7 @@ pub use elementwise::{broadcast_shapes, Affine, Binary, BinaryKind};
 pub use linear::{Linear, MatMul};
 pub use norm::{BatchNorm, GroupNorm, LayerNorm, ScaleShift};
 pub use pool::{pool_chw, AdaptivePool, Pool, PoolKind};
+pub use recurrent::{Recurrent, MAX_LAYERS as MAX_RECURRENT_LAYERS};
 pub use resample::{ResampleMode, Target, Upsample};
 pub use shape::{resolve_dim, Concat, Flatten, Permute, Reshape, Slice, ZeroPad};
 
@@ -51,6 +53,8 @@ pub enum Op {
     Affine(Affine),
     /// A matrix product of two activations.
     MatMul(MatMul),
+    /// One layer and direction of a GRU or an LSTM.
+    Recurrent(Recurrent),
     /// Identity in eval mode; removed by the passes.
     Dropout,
     /// f32 -> int8 in the output value's quantization; inserted by the quantization pass
@@ -58,6 +62,32 @@ pub enum Op {
     Quantize,
     /// int8 -> f32; inserted by the quantization pass, an identity for the f32 evaluator.
     Dequantize,
+}
+
+/// A buffer an op needs besides its values ([`Op::extras`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extra {
+    pub kind: ExtraKind,
+    /// f32 elements.
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraKind {
+    /// Kept from one run to the next (a recurrent state): live at every step, shared with
+    /// nothing.
+    State,
+    /// Working memory during the op's own step only.
+    Scratch,
+}
+
+impl ExtraKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtraKind::State => "state",
+            ExtraKind::Scratch => "scratch",
+        }
+    }
 }
 
 pub(crate) type ShapeResult = Result<Vec<usize>, String>;
@@ -121,6 +151,7 @@ impl Op {
             Op::Binary(b) => b.kind.name().into(),
             Op::Affine(_) => "affine".into(),
             Op::MatMul(_) => "matmul".into(),
+            Op::Recurrent(r) => r.name().into(),
             Op::Dropout => "Dropout".into(),
             Op::Quantize => "quantize".into(),
             Op::Dequantize => "dequantize".into(),
@@ -164,6 +195,7 @@ impl Op {
             Op::Slice(op) => op.infer(inputs),
             Op::Binary(op) => op.infer(inputs),
             Op::MatMul(op) => op.infer(inputs),
+            Op::Recurrent(op) => op.infer(inputs),
         }
     }
 
@@ -179,12 +211,35 @@ impl Op {
             Op::GroupNorm(op) => op.params(),
             Op::ScaleShift(op) => vec![("scale", vec![op.channels]), ("shift", vec![op.channels])],
             Op::PRelu(op) => vec![("weight", vec![op.num_parameters])],
+            Op::Recurrent(op) => op.params(),
             _ => Vec::new(),
         }
     }
 
-    /// Multiply-accumulates of one inference: convolutions and linear layers only (the count
-    /// PyTorch profilers report as MACs).
+    /// The f32 buffers the op needs beyond its inputs and output (recurrent layers only): the
+    /// planner places them and the lowering gives them tensors.
+    pub fn extras(&self, output: &[usize]) -> Vec<Extra> {
+        match self {
+            Op::Recurrent(r) => {
+                let (batch, _) = r.batch_steps(output);
+                let gates = r.cell.gates() * r.hidden_size;
+                vec![
+                    Extra {
+                        kind: ExtraKind::State,
+                        shape: vec![r.cell.state_vectors(), batch, r.hidden_size],
+                    },
+                    Extra {
+                        kind: ExtraKind::Scratch,
+                        shape: vec![2, gates],
+                    },
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Multiply-accumulates of one inference: convolutions, linear layers and the gates of
+    /// recurrent layers (the count PyTorch profilers report as MACs; matmuls are not counted).
     pub fn macs(&self, output: &[usize]) -> u64 {
         let out = super::numel(output) as u64;
         match self {
@@ -196,6 +251,7 @@ impl Op {
                 out * (c.in_channels / c.groups) as u64 * taps / (c.stride[0] * c.stride[1]) as u64
             }
             Op::Linear(l) => out * l.in_features as u64,
+            Op::Recurrent(r) => r.macs(output),
             _ => 0,
         }
     }

@@ -62,6 +62,13 @@ pub enum Subscript {
     Ellipsis,
 }
 
+/// What an assignment binds: a name, or names unpacked from a tuple (`(h, c)`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Name(String),
+    Tuple(Vec<Target>),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     Input {
@@ -69,9 +76,9 @@ pub enum Stmt {
         dims: Vec<i64>,
     },
     Forward,
-    /// `name = value`, or `a, b = value` (unpacking a tuple).
+    /// `name = value`, or `a, b = value` / `y, (h, c) = value` (unpacking a tuple).
     Assign {
-        targets: Vec<String>,
+        targets: Vec<Target>,
         value: Expr,
     },
     Return(Vec<Expr>),
@@ -236,13 +243,9 @@ impl<'a> Parser<'a> {
                     Stmt::Return(values)
                 }
                 Tok::Name(_) => {
-                    let mut targets = Vec::new();
-                    loop {
-                        let name = self.name("a name to assign to")?;
-                        targets.push(name.strip_prefix("self.").unwrap_or(&name).to_string());
-                        if !self.eat(',') {
-                            break;
-                        }
+                    let mut targets = vec![self.target()?];
+                    while self.eat(',') {
+                        targets.push(self.target()?);
                     }
                     self.expect('=', "'=' (a statement is `name = ...`, `input ...`, `forward:` or `return ...`)")?;
                     // `a, b = x, y`: a tuple without brackets.
@@ -275,6 +278,22 @@ impl<'a> Parser<'a> {
                 col: t.col,
             });
         }
+    }
+
+    /// A name to assign to, or a parenthesized tuple of them.
+    fn target(&mut self) -> Result<Target, SpecError> {
+        if self.eat('(') {
+            let mut items = vec![self.target()?];
+            while self.eat(',') {
+                items.push(self.target()?);
+            }
+            self.expect(')', "')' after the names to unpack")?;
+            return Ok(Target::Tuple(items));
+        }
+        let name = self.name("a name to assign to")?;
+        Ok(Target::Name(
+            name.strip_prefix("self.").unwrap_or(&name).to_string(),
+        ))
     }
 
     fn expr(&mut self) -> Result<Expr, SpecError> {

@@ -13,11 +13,12 @@ mod signatures;
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::ops::{resolve_dim, Affine};
+use super::ops::{resolve_dim, Affine, Concat, Recurrent, Reshape, Slice};
 use super::{checked_numel, fmt_shape, Graph, Op, ValueId};
+use nnblob_format::meta::Cell;
 pub use print::to_spec;
 
-use ast::{Expr, ExprKind, Stmt, Subscript};
+use ast::{Expr, ExprKind, Stmt, Subscript, Target};
 use forms::{Form, IndexItem};
 use signatures::{build, function_signature, module_signature, tensor_params, Args, Lit};
 
@@ -91,7 +92,7 @@ pub fn parse_spec(text: &str, file: &str, name: &str) -> Result<Graph, SpecError
                 in_forward = true;
             }
             Stmt::Assign { targets, value } if !in_forward => match &targets[..] {
-                [name] => b.declare(name.clone(), &value, s.line, s.col)?,
+                [Target::Name(name)] => b.declare(name.clone(), &value, s.line, s.col)?,
                 _ => {
                     return Err(err(
                         "a module declaration names one module: `name = Module(...)`".into(),
@@ -170,6 +171,8 @@ enum Val {
     Tensor(ValueId),
     Lit(Lit),
     List(Vec<Val>),
+    /// A result nnblob cannot compute (an LSTM's `c_n`): an error where it is used.
+    Unsupported(String),
 }
 
 /// What a call calls.
@@ -301,11 +304,15 @@ impl Builder<'_> {
     }
 
     /// `a = value` or `a, b = value` in forward.
-    fn assign(&mut self, e: &Expr, targets: Vec<String>, v: Val) -> Result<(), SpecError> {
-        if let [name] = &targets[..] {
-            self.vars.insert(name.clone(), v);
-            return Ok(());
-        }
+    fn assign(&mut self, e: &Expr, targets: Vec<Target>, v: Val) -> Result<(), SpecError> {
+        let targets = match <[Target; 1]>::try_from(targets) {
+            Ok([Target::Name(name)]) => {
+                self.vars.insert(name, v);
+                return Ok(());
+            }
+            Ok([Target::Tuple(items)]) => items,
+            Err(targets) => targets,
+        };
         let items = match v {
             Val::List(items) => items,
             Val::Lit(Lit::Tuple(items)) => items.into_iter().map(Val::Lit).collect(),
@@ -328,8 +335,8 @@ impl Builder<'_> {
                 format!("{what} values to unpack (expected {expected}, got {got})"),
             ));
         }
-        for (name, item) in targets.into_iter().zip(items) {
-            self.vars.insert(name, item);
+        for (target, item) in targets.into_iter().zip(items) {
+            self.assign(e, vec![target], item)?;
         }
         Ok(())
     }
@@ -417,6 +424,7 @@ impl Builder<'_> {
     fn value(&mut self, e: &Expr) -> Result<ValueId, SpecError> {
         match self.eval(e)? {
             Val::Tensor(v) => Ok(v),
+            Val::Unsupported(why) => Err(self.err(e, why)),
             _ => Err(self.err(e, "expected a tensor".into())),
         }
     }
@@ -515,6 +523,9 @@ impl Builder<'_> {
     fn path_value(&mut self, e: &Expr, path: &str) -> Result<Option<Val>, SpecError> {
         let path = path.strip_prefix("self.").unwrap_or(path);
         if let Some(v) = self.vars.get(path) {
+            if let Val::Unsupported(why) = v {
+                return Err(self.err(e, why.clone()));
+            }
             return Ok(Some(v.clone()));
         }
         let Some((prefix, attr)) = path.rsplit_once('.') else {
@@ -598,6 +609,7 @@ impl Builder<'_> {
                 Err(m) => Err(self.err(e, m)),
             },
             Val::Lit(_) => Err(self.err(e, "a constant cannot be indexed".into())),
+            Val::Unsupported(why) => Err(self.err(e, why)),
         }
     }
 
@@ -678,6 +690,9 @@ impl Builder<'_> {
             } else {
                 format!("{module}#{calls}")
             };
+            if let Op::Recurrent(r) = op {
+                return self.recurrent(e, &name, &module, r, input);
+            }
             let has_params = !op.params().is_empty();
             let module_name = has_params.then(|| module.to_string());
             return self
@@ -909,11 +924,112 @@ impl Builder<'_> {
                 .into_iter()
                 .map(|v| match v {
                     Val::Tensor(v) => Ok(v),
+                    Val::Unsupported(why) => Err(self.err(e, why)),
                     _ => Err(self.err(e, "expected a list of tensors".into())),
                 })
                 .collect(),
             Val::Lit(_) => Err(self.err(e, "expected a tensor".into())),
+            Val::Unsupported(why) => Err(self.err(e, why)),
         }
+    }
+
+    /// A call of a GRU / LSTM module: a node per layer and direction (named `name` for a
+    /// single one, else `name.l0`, `name.l0_reverse`, ...), the two directions of a layer
+    /// concatenated on the features, and PyTorch's result `(output, h_n)` — `(output, (h_n,
+    /// c_n))` for an LSTM, whose `c_n` is refused where it is used. `h_n` is each node's last
+    /// step (its first frame for a reverse direction), stacked as `[layers * directions,
+    /// batch, hidden]`.
+    fn recurrent(
+        &mut self,
+        e: &Expr,
+        name: &str,
+        module: &str,
+        first: Recurrent,
+        input: ValueId,
+    ) -> Result<Val, SpecError> {
+        let directions = if first.bidirectional { 2 } else { 1 };
+        let single = first.num_layers == 1 && directions == 1;
+        let mut x = input;
+        let mut last_steps = Vec::new();
+        for layer in 0..first.num_layers {
+            let mut halves = Vec::new();
+            for reverse in [false, true].into_iter().take(directions) {
+                let op = Recurrent {
+                    layer,
+                    reverse,
+                    input_size: if layer == 0 {
+                        first.input_size
+                    } else {
+                        first.hidden_size * directions
+                    },
+                    ..first.clone()
+                };
+                let node = match (single, reverse) {
+                    (true, _) => name.to_string(),
+                    (false, false) => format!("{name}.l{layer}"),
+                    (false, true) => format!("{name}.l{layer}_reverse"),
+                };
+                let y = self.add_node(
+                    e,
+                    node.clone(),
+                    Some(module.into()),
+                    Op::Recurrent(op),
+                    vec![x],
+                )?;
+                let (time, steps) = if first.batch_first {
+                    (1, self.graph.shape(y)[1])
+                } else {
+                    (0, self.graph.shape(y)[0])
+                };
+                let at = if reverse { 0 } else { steps as i64 - 1 };
+                let step = Op::Slice(Slice {
+                    dim: time,
+                    start: at,
+                    end: at + 1,
+                    step: 1,
+                });
+                let hidden = [1, -1, first.hidden_size as i64];
+                let ops = vec![
+                    step,
+                    Op::Reshape(Reshape {
+                        shape: hidden.to_vec(),
+                    }),
+                ];
+                last_steps.push(self.chain(e, &format!("{node}.h_n"), ops, vec![y])?);
+                halves.push(y);
+            }
+            x = match halves[..] {
+                [y] => y,
+                _ => self.add_node(
+                    e,
+                    format!("{name}.l{layer}.cat"),
+                    None,
+                    Op::Concat(Concat { dim: 2 }),
+                    halves,
+                )?,
+            };
+        }
+        let h_n = match last_steps[..] {
+            [h] => h,
+            _ => self.add_node(
+                e,
+                format!("{name}.h_n"),
+                None,
+                Op::Concat(Concat { dim: 0 }),
+                last_steps,
+            )?,
+        };
+        let state = match first.cell {
+            Cell::Gru => Val::Tensor(h_n),
+            Cell::Lstm => Val::List(vec![
+                Val::Tensor(h_n),
+                Val::Unsupported(format!(
+                    "'{module}' returns c_n, the LSTM's final cell state, which nnblob does not \
+                     compute yet: use the output or h_n"
+                )),
+            ]),
+        };
+        Ok(Val::List(vec![Val::Tensor(x), state]))
     }
 
     /// A fresh name `base_N` for a functional node, distinct from every module name.
@@ -980,7 +1096,7 @@ impl Builder<'_> {
     }
 }
 
-const SUPPORTED_MODULES: &str = "Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Linear, BatchNorm1d, BatchNorm2d, ReLU, ReLU6, LeakyReLU, PReLU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU, Softmax, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, ZeroPad2d, Flatten, Dropout";
+const SUPPORTED_MODULES: &str = "Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Linear, GRU, LSTM, BatchNorm1d, BatchNorm2d, ReLU, ReLU6, LeakyReLU, PReLU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU, Softmax, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, ZeroPad2d, Flatten, Dropout";
 const SUPPORTED_FUNCTIONS: &str = "relu, relu6, leaky_relu, sigmoid, tanh, silu, hardswish, hardsigmoid, gelu, softmax, flatten, reshape, permute, transpose, unsqueeze, squeeze, mean, chunk, split, add, mul, cat, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, pad, dropout";
 /// Methods of a tensor beyond the functions (`x.relu()` is `relu(x)`).
 const TENSOR_METHODS: &[&str] = &["contiguous", "size", "dim", "view"];

@@ -48,6 +48,8 @@ pub fn to_spec(graph: &Graph, header: &[String]) -> Result<String, String> {
             .map(|&v| names.get(v, &graph.values[v].name))
             .collect();
         let call = match owner(n) {
+            // A recurrent module returns `(output, h_n)`; the graph holds the output.
+            Some(module) if matches!(n.op, Op::Recurrent(_)) => format!("{module}({})[0]", args[0]),
             Some(module) => format!("{module}({})", args[0]),
             None => function(n, &args, graph)?,
         };
@@ -229,6 +231,27 @@ fn constructor(n: &Node) -> Result<String, String> {
             g.eps
         ),
         Op::PRelu(p) => format!("PReLU({})", p.num_parameters),
+        Op::Recurrent(r) => {
+            if r.num_layers > 1 || r.bidirectional {
+                return Err(format!(
+                    "a {} of several layers or both directions has no spec form yet (its layers \
+                     are separate nodes of one module): write its declaration by hand",
+                    r.name()
+                ));
+            }
+            format!(
+                "{}({}, {}{}{})",
+                r.name(),
+                r.input_size,
+                r.hidden_size,
+                if r.bias { "" } else { ", bias=False" },
+                if r.batch_first {
+                    ", batch_first=True"
+                } else {
+                    ""
+                }
+            )
+        }
         Op::ScaleShift(_) => return Err(
             "a folded BatchNorm (ScaleShift) has no spec form: print the graph before the passes"
                 .into(),

@@ -3,9 +3,10 @@
 
 use crate::graph::ops::{
     Activation, AdaptivePool, BatchNorm, Binary, BinaryKind, Concat, Conv, ConvTranspose, Flatten,
-    GroupNorm, LayerNorm, Linear, MatMul, Op, PRelu, Padding, Permute, Pool, PoolKind,
-    ResampleMode, Reshape, Softmax, Target, Upsample, ZeroPad,
+    GroupNorm, LayerNorm, Linear, MatMul, Op, PRelu, Padding, Permute, Pool, PoolKind, Recurrent,
+    ResampleMode, Reshape, Softmax, Target, Upsample, ZeroPad, MAX_RECURRENT_LAYERS,
 };
+use nnblob_format::meta::Cell;
 
 /// A constant argument value.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,6 +120,21 @@ pub fn module_signature(name: &str) -> Option<Vec<Param>> {
             float("eps", 1e-5),
             boolean("affine", true),
         ],
+        "GRU" | "LSTM" => {
+            let mut p = vec![
+                req("input_size"),
+                req("hidden_size"),
+                int("num_layers", 1),
+                boolean("bias", true),
+                boolean("batch_first", false),
+                float("dropout", 0.0),
+                boolean("bidirectional", false),
+            ];
+            if name == "LSTM" {
+                p.push(int("proj_size", 0));
+            }
+            p
+        }
         "ReLU" | "ReLU6" | "SiLU" | "Hardswish" | "Hardsigmoid" => inplace(),
         "LeakyReLU" => vec![float("negative_slope", 0.01), boolean("inplace", false)],
         "PReLU" => vec![int("num_parameters", 1), float("init", 0.25)],
@@ -464,6 +480,7 @@ pub fn build(kind: &str, a: &Args) -> Result<Op, String> {
     Ok(match kind {
         "Conv1d" | "Conv2d" => Op::Conv(conv(kind, a)?),
         "ConvTranspose1d" | "ConvTranspose2d" => Op::ConvTranspose(conv_transpose(kind, a)?),
+        "GRU" | "LSTM" => Op::Recurrent(recurrent(kind, a)?),
         "Linear" => Op::Linear(Linear {
             in_features: a.size("in_features")?,
             out_features: a.size("out_features")?,
@@ -747,6 +764,30 @@ fn layer_norm(kind: &str, a: &Args) -> Result<LayerNorm, String> {
         eps: eps(a)?,
         affine,
         bias,
+    })
+}
+
+/// `GRU` / `LSTM`: the module's first node (layer 0, forward); the spec's call adds the others.
+/// `dropout` acts between layers in training only, so any value is taken.
+fn recurrent(kind: &str, a: &Args) -> Result<Recurrent, String> {
+    let num_layers = a.size("num_layers")?;
+    if !(1..=MAX_RECURRENT_LAYERS).contains(&num_layers) {
+        return Err(a.bad("num_layers", &format!("1 to {MAX_RECURRENT_LAYERS}")));
+    }
+    if kind == "LSTM" {
+        a.require("proj_size", Lit::Int(0), "no projection (proj_size=0)")?;
+    }
+    a.float("dropout")?;
+    Ok(Recurrent {
+        cell: if kind == "GRU" { Cell::Gru } else { Cell::Lstm },
+        input_size: a.size("input_size")?,
+        hidden_size: a.size("hidden_size")?,
+        bias: a.flag("bias")?,
+        batch_first: a.flag("batch_first")?,
+        layer: 0,
+        reverse: false,
+        num_layers,
+        bidirectional: a.flag("bidirectional")?,
     })
 }
 
