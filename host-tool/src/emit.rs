@@ -592,7 +592,9 @@ pub struct EngineTarget {
 /// `tests/tests/qemu_device.rs` require every model's stack to stay within them).
 /// `cortex-m0plus`'s stack is measured on the BBC micro:bit's Cortex-M0, which runs the same
 /// ARMv6-M code, over the device test's micro network: the only one that fits its 16 KiB of RAM.
-/// `riscv32`'s is measured on QEMU's `virt` machine with an RV32IMAC core.
+/// `riscv32`'s is measured on QEMU's `virt` machine with an RV32IMAC core. Format version 6's
+/// larger op record (`Recurrent`) took 28 more bytes of the run's stack on the RV32 core; the
+/// stack figures are the deepest measured before it plus 64 bytes until they are re-measured.
 pub const ENGINE_TARGETS: [EngineTarget; 4] = [
     EngineTarget {
         name: "cortex-m4",
@@ -601,7 +603,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rodata_bytes: 2068,
         capi_text_bytes: 109042,
         capi_rodata_bytes: 9250,
-        stack_bytes: Some(9920),
+        stack_bytes: Some(9984),
     },
     EngineTarget {
         name: "cortex-m3",
@@ -610,7 +612,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rodata_bytes: 2068,
         capi_text_bytes: 98924,
         capi_rodata_bytes: 8574,
-        stack_bytes: Some(6464),
+        stack_bytes: Some(6528),
     },
     EngineTarget {
         name: "cortex-m0plus",
@@ -619,7 +621,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rodata_bytes: 2068,
         capi_text_bytes: 103202,
         capi_rodata_bytes: 8574,
-        stack_bytes: Some(6804),
+        stack_bytes: Some(6868),
     },
     EngineTarget {
         name: "riscv32",
@@ -628,7 +630,7 @@ pub const ENGINE_TARGETS: [EngineTarget; 4] = [
         rodata_bytes: 2852,
         capi_text_bytes: 113640,
         capi_rodata_bytes: 9582,
-        stack_bytes: Some(6272),
+        stack_bytes: Some(6336),
     },
 ];
 
